@@ -1,0 +1,76 @@
+"""Strict Ed25519 (RFC 8032 with libsodium's checks), hex in and out.
+
+Verification never raises: malformed hex, wrong lengths, small-order keys or a
+non-canonical signature are simply "invalid", so a verifier cannot be crashed by the
+record it is checking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from nacl.exceptions import CryptoError
+from nacl.signing import SigningKey, VerifyKey
+
+SEED_BYTES = 32
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+
+
+def signing_key_from_seed(seed: bytes) -> SigningKey:
+    """Build a signing key from a 32-byte seed (``ValueError`` otherwise)."""
+    if not isinstance(seed, bytes) or len(seed) != SEED_BYTES:
+        raise ValueError(f"an Ed25519 seed is {SEED_BYTES} bytes")
+    return SigningKey(seed)
+
+
+def generate_signing_key() -> SigningKey:
+    """A fresh random signing key."""
+    return SigningKey.generate()
+
+
+def public_key_hex(key: SigningKey) -> str:
+    """Lowercase hex of the 32-byte verify key."""
+    return bytes(key.verify_key).hex()
+
+
+def sign(message: bytes, key: SigningKey) -> str:
+    """Lowercase hex of the 64-byte detached signature of ``message``."""
+    return bytes(key.sign(message).signature).hex()
+
+
+def _strict_hex(value: object, size: int) -> bytes | None:
+    if not isinstance(value, str) or len(value) != 2 * size:
+        return None
+    if value != value.lower():
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None
+
+
+def verify_signature(message: bytes, signature_hex: object, public_key_hex: object) -> bool:
+    """True iff ``signature_hex`` is a valid signature of ``message`` by the key."""
+    signature = _strict_hex(signature_hex, SIGNATURE_BYTES)
+    key = _strict_hex(public_key_hex, PUBLIC_KEY_BYTES)
+    if signature is None or key is None or not isinstance(message, bytes):
+        return False
+    try:
+        VerifyKey(key).verify(message, signature)
+    except (CryptoError, ValueError, TypeError):
+        return False
+    return True
+
+
+def key_fingerprint(public_key_hex: str) -> str:
+    """A short, stable label for a public key: ``ed25519:`` + 16 hex of its SHA-256.
+
+    Derived from the key bytes so that two keys never share a label by chance of a
+    common prefix; the full key is always shown next to it where it matters.
+    """
+    try:
+        raw = bytes.fromhex(public_key_hex)
+    except ValueError:
+        raw = public_key_hex.encode("utf-8", "replace")
+    return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
