@@ -34,7 +34,7 @@ _LAZY: dict[str, str] = {
     "VerifyStatusLicenseError": "ario_mlflow.errors",
 }
 
-__all__ = ["SPEC_VERSION", "__version__", *_LAZY]
+__all__ = ["SPEC_VERSION", "__version__", *sorted(_LAZY)]  # noqa: PLE0604
 
 
 def __getattr__(name: str) -> Any:

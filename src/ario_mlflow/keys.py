@@ -136,7 +136,9 @@ def load_or_create_key_files(private_path: Path, public_path: Path | None) -> Si
         try:
             ensure_private_dir(private_path.parent)
         except OSError as exc:
-            raise SigningKeyError(f"cannot create key directory {private_path.parent}: {exc}") from None
+            raise SigningKeyError(
+                f"cannot create key directory {private_path.parent}: {exc}"
+            ) from None
         candidate = generate_signing_key()
         private_doc, _ = _key_documents(candidate)
         try:

@@ -19,7 +19,7 @@ def installed_version() -> str:
         return "unknown"
 
 
-class ArioContextProvider(RunContextProvider):  # type: ignore[misc]
+class ArioContextProvider(RunContextProvider):
     """Marks runs as provenance-enabled so auditors can tell which runs to expect proofs for."""
 
     def in_context(self) -> bool:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Union
+from typing import TypeAlias
 
-DeepHashable = Union[bytes, list["DeepHashable"]]
+DeepHashable: TypeAlias = "bytes | list[DeepHashable]"
 
 
 def _sha384(data: bytes) -> bytes:

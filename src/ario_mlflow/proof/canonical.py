@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -123,13 +124,20 @@ def _serialize(value: Any, out: list[str], depth: int) -> None:
         _serialize(_as_plain(value), out, depth)
 
 
+_PLAIN_TYPES: tuple[Any, ...] = (str, int, float, dict, list, tuple)
+
+
 def _as_plain(value: Any) -> Any:
-    """The plain JSON type behind a subclass (``numpy.float64``, ``OrderedDict``, enums)."""
+    """The plain JSON value behind a subclass or scalar (``numpy.int64``, ``OrderedDict``)."""
     if isinstance(value, bool):
         return bool(value)
-    for plain in (str, int, float, dict, list, tuple):
+    for plain in _PLAIN_TYPES:
         if isinstance(value, plain):
             return plain(value)
+    if isinstance(value, numbers.Integral):  # numpy.int64 and friends
+        return int(value)
+    if isinstance(value, numbers.Real):  # numpy.float32 and friends
+        return float(value)
     raise _Stop
 
 
@@ -138,13 +146,17 @@ def _locate_problem(value: Any, path: str, depth: int) -> None:
     try:
         value = value if value is None else _as_plain(value)
     except _Stop:
-        raise UnsupportedTypeError(f"{type(value).__name__} is not a JSON type", path=path) from None
+        raise UnsupportedTypeError(
+            f"{type(value).__name__} is not a JSON type", path=path
+        ) from None
     kind = type(value)
     if kind is str:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise LoneSurrogateError("string holds an unpaired UTF-16 surrogate", path=path) from None
+            raise LoneSurrogateError(
+                "string holds an unpaired UTF-16 surrogate", path=path
+            ) from None
         return
     if kind is dict or kind is list or kind is tuple:
         if depth >= MAX_DEPTH:

@@ -16,7 +16,5 @@ def sha256_hex(data: bytes) -> str:
 def is_sha256_hex(value: object) -> bool:
     """True for a 64-character lowercase hex string."""
     return (
-        isinstance(value, str)
-        and len(value) == 64
-        and all(c in "0123456789abcdef" for c in value)
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
     )
