@@ -14,6 +14,9 @@ from ario_mlflow.proof.spec import SPEC_VERSION
 
 # name -> module that defines it
 _LAZY: dict[str, str] = {
+    "ArioVerifyClient": "ario_mlflow.arweave.verify_client",
+    "VerifyStatusClient": "ario_mlflow.verify_status_client",
+    "VerifyStatus": "ario_mlflow.verify_status_client",
     "ArioError": "ario_mlflow.errors",
     "ConfigError": "ario_mlflow.errors",
     "SigningKeyError": "ario_mlflow.errors",

@@ -14,9 +14,10 @@ from ario_mlflow.errors import WalletLoadError
 
 _LAZY = {
     "ArweaveAnchor": "ario_mlflow.arweave.anchor",
+    "ArioVerifyClient": "ario_mlflow.arweave.verify_client",
 }
 
-__all__ = ["ArweaveAnchor", "WalletLoadError"]
+__all__ = ["ArioVerifyClient", "ArweaveAnchor", "WalletLoadError"]
 
 
 def __getattr__(name: str) -> Any:

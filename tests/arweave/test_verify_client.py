@@ -1,0 +1,800 @@
+"""ArioVerifyClient against scripted ar.io Verify servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+from requests.adapters import HTTPAdapter
+
+from ario_mlflow.arweave import http
+from ario_mlflow.arweave.verify_client import ArioVerifyClient
+from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.hashing import sha256_hex
+from ario_mlflow.proof.rsa_pss import derive_operator_address, public_jwk, sign_rsa_pss_sha256
+
+TX = "jwjbN4Td6nNdc-cGovoEGLiCQPThwhWt1TLIoM1JrqA"
+OTHER_TX = "Q" * 43
+ENVELOPE = b'{"event_type":"training_complete","spec_version":"ario.mlflow/v1"}'
+ENVELOPE_HASH = sha256_hex(ENVELOPE)
+OTHER_HASH = sha256_hex(b"some other bytes")
+NETWORK = "submit_verification network/HTTP error: "
+PARSE = "submit_verification response parse error: "
+
+
+# --- a scripted loopback server ---------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False  # accept the request and never answer
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Loopback:
+    """ThreadingHTTPServer on 127.0.0.1 answering each route from a script of replies.
+
+    The last reply of a route repeats; unscripted routes answer 404.
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], list[Reply]] = {}
+        self.seen: list[Seen] = []
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def script(self, method: str, path: str, *replies: Reply) -> None:
+        with self._lock:
+            self.routes[(method, path)] = list(replies)
+
+    def requests_to(self, method: str, path: str) -> list[Seen]:
+        return [s for s in self.seen if (s.method, s.path) == (method, path)]
+
+    def _next(self, seen: Seen) -> Reply:
+        with self._lock:
+            self.seen.append(seen)
+            replies = self.routes.get((seen.method, seen.path))
+            if not replies:
+                return Reply(404, {"error": "not scripted"})
+            return replies.pop(0) if len(replies) > 1 else replies[0]
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        loopback = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                reply = loopback._next(Seen(self.command, self.path, dict(self.headers), body))
+                if reply.hang:
+                    loopback.release.wait(10)
+                    return
+                payload = reply.body
+                if not isinstance(payload, (bytes, str)):
+                    payload = json.dumps(payload)
+                data = payload.encode() if isinstance(payload, str) else payload
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def server() -> Iterator[Loopback]:
+    srv = Loopback()
+    srv.script("GET", "/health", Reply(200, {"status": "ok"}))
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose socket accepts connections (backlog) and never says anything."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield int(sock.getsockname()[1])
+    sock.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARIO_MLFLOW_ARIO_VERIFY_URL", raising=False)
+
+
+def make_client(base: str, **kwargs: Any) -> ArioVerifyClient:
+    options: dict[str, Any] = {
+        "retry_backoff_factor": 0,
+        "health_timeout": 1.0,
+        "submit_timeout": 1.0,
+    }
+    options.update(kwargs)
+    return ArioVerifyClient(base, **options)
+
+
+# --- response builders ------------------------------------------------------------------
+
+
+def result_body(
+    *,
+    level: Any = 2,
+    status: Any = "confirmed",
+    data_hash: Any = ENVELOPE_HASH,
+    attestation: Any = None,
+) -> dict[str, Any]:
+    """A VerificationResult shaped like the ar.io Verify OpenAPI's."""
+    return {
+        "verificationId": "vrf_01",
+        "timestamp": "2026-01-02T03:04:05Z",
+        "txId": TX,
+        "level": level,
+        "existence": {
+            "status": status,
+            "blockHeight": 1_500_000,
+            "blockTimestamp": 1,
+            "blockId": "b",
+        },
+        "authenticity": {"status": "hash_verified", "dataHash": data_hash, "hashMatch": True},
+        "owner": {"address": "owner-address", "publicKey": None, "addressVerified": True},
+        "metadata": {"dataSize": len(ENVELOPE), "contentType": "application/json", "tags": []},
+        "bundle": {"isBundled": True, "rootTransactionId": "root"},
+        "gatewayAssessment": None,
+        "attestation": attestation,
+        "links": {
+            "dashboard": "/verify/vrf_01",
+            "pdf": "/api/v1/verify/vrf_01/pdf",
+            "rawData": None,
+        },
+    }
+
+
+def make_attestation(
+    key: rsa.RSAPrivateKey, *, signer: rsa.RSAPrivateKey | None = None, **payload_fields: Any
+) -> dict[str, Any]:
+    """An attestation in the project's format, signed by ``signer`` (default ``key``)."""
+    jwk = public_jwk(key.public_key())
+    operator = derive_operator_address(jwk["n"])
+    payload: dict[str, Any] = {
+        "attested_at": "2026-01-02T03:04:05Z",
+        "tx_id": TX,
+        "data_hash": ENVELOPE_HASH,
+        "data_size": len(ENVELOPE),
+        "block_height": 1_500_000,
+        "block_timestamp": 1_767_323_045,
+        "operator": operator,
+        "owner_address": "owner-address",
+        "gateway": "127.0.0.1",
+        "signature_verified": True,
+        "level": 2,
+        "attestation_version": 1,
+    }
+    payload.update(payload_fields)
+    message = canonical_json(payload)
+    return {
+        "operator": operator,
+        "gateway": "127.0.0.1",
+        "attestedAt": payload["attested_at"],
+        "payload": payload,
+        "payloadHash": sha256_hex(message),
+        "signature": sign_rsa_pss_sha256(message, signer or key),
+        "operatorPublicKey": jwk,
+    }
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, rsa.RSAPrivateKey]:
+    return {
+        "operator": rsa.generate_private_key(65537, 2048),
+        "other": rsa.generate_private_key(65537, 2048),
+        "e3": rsa.generate_private_key(3, 2048),
+    }
+
+
+def serve_result(server: Loopback, *bodies: Any) -> None:
+    server.script(
+        "POST", "/api/v1/verify", *(b if isinstance(b, Reply) else Reply(200, b) for b in bodies)
+    )
+
+
+# --- construction and health ------------------------------------------------------------
+
+
+def test_health_200_enables(server: Loopback) -> None:
+    client = make_client(server.url + "/")
+    assert client.enabled is True
+    assert client.base_url == server.url
+    assert client.last_error is None
+    assert [s.path for s in server.seen] == ["/health"]
+
+
+def test_base_url_from_environment(server: Loopback, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARIO_MLFLOW_ARIO_VERIFY_URL", server.url + "/")
+    client = ArioVerifyClient(retry_backoff_factor=0, health_timeout=1.0)
+    assert client.base_url == server.url
+    assert client.enabled is True
+
+
+def test_explicit_base_url_beats_environment(
+    server: Loopback, monkeypatch: pytest.MonkeyPatch, closed_port: int
+) -> None:
+    monkeypatch.setenv("ARIO_MLFLOW_ARIO_VERIFY_URL", f"http://127.0.0.1:{closed_port}")
+    assert make_client(server.url).base_url == server.url
+
+
+def test_disabled_without_url() -> None:
+    client = ArioVerifyClient()
+    assert client.enabled is False
+    assert client.base_url == ""
+    assert client.last_error is None
+    assert client.submit_verification(TX) is None
+    assert client.last_error == "ar.io Verify client not enabled"
+
+
+def test_health_non_200_disables(server: Loopback) -> None:
+    server.script("GET", "/health", Reply(404, "no"))
+    client = make_client(server.url)
+    assert client.enabled is False
+    assert client.last_error == "health check failed: HTTP 404"
+
+
+def test_health_connection_refused_disables(closed_port: int) -> None:
+    client = make_client(f"http://127.0.0.1:{closed_port}", max_retries=0)
+    assert client.enabled is False
+    assert client.last_error is not None
+    assert client.last_error.startswith("health check network error: ConnectionError")
+
+
+def test_health_that_never_answers_is_bounded(silent_port: int) -> None:
+    started = time.monotonic()
+    client = make_client(f"http://127.0.0.1:{silent_port}", health_timeout=0.3)
+    assert time.monotonic() - started < 1.5
+    assert client.enabled is False
+    assert client.last_error is not None
+    assert client.last_error.startswith("health check network error: ")
+
+
+def test_retry_adapter_matches_reference(server: Loopback) -> None:
+    client = ArioVerifyClient(server.url, max_retries=2, retry_backoff_factor=0.5)
+    for scheme in ("http://", "https://"):
+        adapter = client._session.get_adapter(scheme + "example")
+        assert isinstance(adapter, HTTPAdapter)
+        retry = adapter.max_retries
+        assert retry.total == 2
+        assert retry.backoff_factor == 0.5
+        assert set(retry.status_forcelist or ()) == {429, 500, 502, 503, 504}
+        assert {"GET", "POST"} <= set(retry.allowed_methods or ())
+        assert retry.respect_retry_after_header is True
+
+
+def test_injected_session_is_used_as_is(server: Loopback) -> None:
+    calls: list[str] = []
+
+    class Recording(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, *a: Any, **kw: Any) -> Any:
+            calls.append(f"{method!s} {url!s}")
+            return super().request(method, url, *a, **kw)
+
+    session = Recording()
+    serve_result(server, result_body())
+    client = ArioVerifyClient(server.url, session=session)
+    assert client._session is session
+    assert client.submit_verification(TX) is not None
+    assert calls == [f"GET {server.url}/health", f"POST {server.url}/api/v1/verify"]
+
+
+def test_userinfo_in_base_url_is_never_logged(
+    closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="ario_mlflow")
+    client = make_client(f"http://alice:hunter2@127.0.0.1:{closed_port}", max_retries=0)
+    assert client.enabled is False
+    assert "hunter2" not in caplog.text
+    assert "hunter2" not in (client.last_error or "")
+    assert "***@127.0.0.1" in caplog.text
+
+
+# --- submit_verification: request and normalization --------------------------------------
+
+
+def test_submit_posts_tx_id_and_normalizes(server: Loopback) -> None:
+    serve_result(server, result_body())
+    client = make_client(server.url)
+    result = client.submit_verification(TX)
+    (post,) = server.requests_to("POST", "/api/v1/verify")
+    assert json.loads(post.body) == {"txId": TX}
+    assert post.headers["Content-Type"] == "application/json"
+    assert result == {
+        "verification_id": "vrf_01",
+        "status": "confirmed",
+        "attestation_level": 2,
+        "report_url": f"{server.url}/verify/vrf_01",
+        "pdf_url": f"{server.url}/api/v1/verify/vrf_01/pdf",
+        "attested_by": None,
+        "attested_at": None,
+        "data_hash": ENVELOPE_HASH,
+        "attestation": None,
+        "attestation_signature_valid": None,
+        "data_hash_matches": None,
+    }
+    assert client.last_error is None
+
+
+def test_null_sub_objects_are_empty(server: Loopback) -> None:
+    body = result_body(level=None)
+    for key in ("existence", "authenticity", "links", "attestation", "owner"):
+        body[key] = None
+    serve_result(server, body)
+    result = make_client(server.url).submit_verification(TX, expected_data_hash=ENVELOPE_HASH)
+    assert result is not None
+    assert result["status"] == "unknown"
+    assert result["attestation_level"] is None
+    assert result["report_url"] is None
+    assert result["pdf_url"] is None
+    assert result["attested_by"] is None
+    assert result["data_hash"] is None
+    assert result["attestation_signature_valid"] is None
+    assert result["data_hash_matches"] is None
+
+
+def test_missing_sub_objects_are_empty(server: Loopback) -> None:
+    serve_result(server, {"verificationId": "v", "level": 1})
+    result = make_client(server.url).submit_verification(TX)
+    assert result is not None
+    assert (result["status"], result["attestation_level"], result["report_url"]) == (
+        "unknown",
+        1,
+        None,
+    )
+
+
+def test_absolute_links_are_kept(server: Loopback) -> None:
+    body = result_body()
+    body["links"] = {"dashboard": "https://verify.example/r/1", "pdf": "http://pdf.example/1.pdf"}
+    serve_result(server, body)
+    result = make_client(server.url).submit_verification(TX)
+    assert result is not None
+    assert result["report_url"] == "https://verify.example/r/1"
+    assert result["pdf_url"] == "http://pdf.example/1.pdf"
+
+
+def test_attestation_gateway_and_time_are_reported(
+    server: Loopback, keys: dict[str, rsa.RSAPrivateKey]
+) -> None:
+    serve_result(server, result_body(attestation=make_attestation(keys["operator"])))
+    result = make_client(server.url).submit_verification(TX)
+    assert result is not None
+    assert result["attested_by"] == "127.0.0.1"
+    assert result["attested_at"] == "2026-01-02T03:04:05Z"
+
+
+@pytest.mark.parametrize("level", ["2", 2.0, True, [2]])
+def test_non_integer_level_is_none(server: Loopback, level: Any) -> None:
+    serve_result(server, result_body(level=level))
+    result = make_client(server.url).submit_verification(TX)
+    assert result is not None
+    assert result["attestation_level"] is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html>oops</html>", b"", b"[1, 2]", b'"text"', json.dumps({"existence": "confirmed"})],
+    ids=["html", "empty", "array", "string", "sub-object-not-object"],
+)
+def test_bad_bodies_are_parse_errors(server: Loopback, body: Any) -> None:
+    serve_result(server, Reply(200, body))
+    client = make_client(server.url)
+    assert client.submit_verification(TX) is None
+    assert client.last_error is not None
+    assert client.last_error.startswith(PARSE)
+
+
+def test_bad_arguments_raise(server: Loopback) -> None:
+    client = make_client(server.url)
+    with pytest.raises(ValueError, match="tx_id"):
+        client.submit_verification("")
+    with pytest.raises(ValueError, match="expected_data_hash"):
+        client.submit_verification(TX, expected_data_hash="abc")
+    assert server.requests_to("POST", "/api/v1/verify") == []
+
+
+# --- submit_verification: server errors ---------------------------------------------------
+
+
+def test_500_then_200_is_retried(server: Loopback) -> None:
+    serve_result(server, Reply(500, "boom"), result_body())
+    client = make_client(server.url, max_retries=2)
+    result = client.submit_verification(TX)
+    assert result is not None
+    assert result["attestation_level"] == 2
+    assert len(server.requests_to("POST", "/api/v1/verify")) == 2
+
+
+def test_persistent_503_gives_up(server: Loopback) -> None:
+    serve_result(server, Reply(503, "down"))
+    client = make_client(server.url, max_retries=2)
+    assert client.submit_verification(TX) is None
+    assert client.last_error == NETWORK + "HTTP 503 Service Unavailable"
+    assert len(server.requests_to("POST", "/api/v1/verify")) == 3
+
+
+def test_retry_after_is_honoured(server: Loopback) -> None:
+    serve_result(server, Reply(429, "slow down", {"Retry-After": "1"}), result_body())
+    client = make_client(server.url)
+    started = time.monotonic()
+    assert client.submit_verification(TX) is not None
+    assert 0.9 <= time.monotonic() - started < 5
+
+
+def test_retry_after_is_capped(server: Loopback, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http, "MAX_RETRY_AFTER", 0.3)
+    serve_result(server, Reply(503, "later", {"Retry-After": "3600"}), result_body())
+    client = make_client(server.url)
+    started = time.monotonic()
+    assert client.submit_verification(TX) is not None
+    assert 0.25 <= time.monotonic() - started < 3
+
+
+def test_malformed_retry_after_falls_back_to_backoff(server: Loopback) -> None:
+    serve_result(server, Reply(429, "x", {"Retry-After": "soon-ish"}), result_body())
+    client = make_client(server.url)
+    assert client.submit_verification(TX) is not None
+    assert client.last_error is None
+
+
+def test_404_is_not_retried(server: Loopback) -> None:
+    serve_result(server, Reply(404, "unknown tx"))
+    client = make_client(server.url)
+    assert client.submit_verification(TX) is None
+    assert client.last_error == NETWORK + "HTTP 404 Not Found"
+    assert len(server.requests_to("POST", "/api/v1/verify")) == 1
+
+
+def test_connection_refused(server: Loopback) -> None:
+    client = make_client(server.url, max_retries=1)
+    assert client.enabled
+    server.close()
+    assert client.submit_verification(TX) is None
+    assert client.last_error is not None
+    assert client.last_error.startswith(NETWORK + "ConnectionError: ")
+
+
+def test_server_that_never_answers_is_bounded_by_timeout(server: Loopback) -> None:
+    serve_result(server, Reply(hang=True))
+    client = make_client(server.url, submit_timeout=0.3)
+    started = time.monotonic()
+    assert client.submit_verification(TX) is None
+    assert time.monotonic() - started < 1.5
+    assert client.last_error is not None
+    assert client.last_error.startswith(NETWORK + "ConnectionError: ")
+    assert "timed out" in client.last_error
+
+
+def test_failures_log_without_traceback(server: Loopback, caplog: pytest.LogCaptureFixture) -> None:
+    serve_result(server, Reply(500, "boom"))
+    client = make_client(server.url, max_retries=0)
+    with caplog.at_level(logging.WARNING, logger="ario_mlflow"):
+        assert client.submit_verification(TX) is None
+    records = [r for r in caplog.records if r.name.startswith("ario_mlflow")]
+    assert records
+    assert all(r.exc_info is None for r in records)
+
+
+def test_last_error_resets_on_success(server: Loopback) -> None:
+    serve_result(server, Reply(404, "no"), result_body())
+    client = make_client(server.url)
+    assert client.submit_verification(TX) is None
+    assert client.last_error is not None
+    assert client.submit_verification(TX) is not None
+    assert client.last_error is None
+
+
+# --- operator attestation -----------------------------------------------------------------
+
+
+def test_valid_attestation(server: Loopback, keys: dict[str, rsa.RSAPrivateKey]) -> None:
+    attestation = make_attestation(keys["operator"])
+    serve_result(server, result_body(attestation=attestation))
+    result = make_client(server.url).submit_verification(TX, expected_data_hash=ENVELOPE_HASH)
+    assert result is not None
+    assert result["attestation"] == attestation
+    assert result["attestation_signature_valid"] is True
+    assert result["data_hash_matches"] is True
+
+
+def test_valid_attestation_without_payload_hash(
+    server: Loopback, keys: dict[str, rsa.RSAPrivateKey]
+) -> None:
+    attestation = make_attestation(keys["operator"])
+    del attestation["payloadHash"]
+    serve_result(server, result_body(attestation=attestation))
+    result = make_client(server.url).submit_verification(TX)
+    assert result is not None
+    assert result["attestation_signature_valid"] is True
+
+
+def _other_address(keys: dict[str, rsa.RSAPrivateKey]) -> str:
+    return derive_operator_address(public_jwk(keys["other"].public_key())["n"])
+
+
+def _changed_payload(keys: dict[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    attestation = make_attestation(keys["operator"])
+    attestation["payload"]["data_size"] += 1
+    return attestation
+
+
+def _wrong_outer_operator(keys: dict[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    attestation = make_attestation(keys["operator"])
+    attestation["operator"] = _other_address(keys)
+    return attestation
+
+
+def _wrong_payload_operator(keys: dict[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    return make_attestation(keys["operator"], operator=_other_address(keys))
+
+
+def _key_swapped(keys: dict[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    # Consistent claims for the other key, but signed by the operator's key.
+    return make_attestation(keys["other"], signer=keys["operator"])
+
+
+def _bad_hex(keys: dict[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    attestation = make_attestation(keys["operator"])
+    attestation["signature"] = "zz" + attestation["signature"][2:]
+    return attestation
+
+
+def _truncated_signature(keys: dict[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    attestation = make_attestation(keys["operator"])
+    attestation["signature"] = attestation["signature"][:-2]
+    return attestation
+
+
+def _base64_signature(keys: dict[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    attestation = make_attestation(keys["operator"])
+    raw = bytes.fromhex(attestation["signature"])
+    attestation["signature"] = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return attestation
+
+
+def _payload_hash_wrong(keys: dict[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    attestation = make_attestation(keys["operator"])
+    attestation["payloadHash"] = OTHER_HASH
+    return attestation
+
+
+def _no_public_key(keys: dict[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    attestation = make_attestation(keys["operator"])
+    del attestation["operatorPublicKey"]
+    return attestation
+
+
+def _payload_not_object(keys: dict[str, rsa.RSAPrivateKey]) -> dict[str, Any]:
+    attestation = make_attestation(keys["operator"])
+    attestation["payload"] = json.dumps(attestation["payload"])
+    return attestation
+
+
+TAMPERS: dict[str, Callable[[dict[str, rsa.RSAPrivateKey]], dict[str, Any]]] = {
+    "payload-changed-after-signing": _changed_payload,
+    "wrong-operator": _wrong_outer_operator,
+    "wrong-operator-in-payload": _wrong_payload_operator,
+    "different-tx-id": lambda keys: make_attestation(keys["operator"], tx_id=OTHER_TX),
+    "level-mismatch": lambda keys: make_attestation(keys["operator"], level=3),
+    "level-not-integer": lambda keys: make_attestation(keys["operator"], level="2"),
+    "key-swapped": _key_swapped,
+    "bad-hex": _bad_hex,
+    "truncated-signature": _truncated_signature,
+    "base64-signature": _base64_signature,
+    "exponent-3": lambda keys: make_attestation(keys["e3"]),
+    "payload-hash-wrong": _payload_hash_wrong,
+    "no-public-key": _no_public_key,
+    "payload-not-object": _payload_not_object,
+}
+
+
+@pytest.mark.parametrize("tamper", list(TAMPERS))
+def test_tampered_attestation_is_invalid(
+    server: Loopback, keys: dict[str, rsa.RSAPrivateKey], tamper: str
+) -> None:
+    serve_result(server, result_body(attestation=TAMPERS[tamper](keys)))
+    result = make_client(server.url).submit_verification(TX)
+    assert result is not None
+    assert result["attestation_signature_valid"] is False
+
+
+def test_attestation_without_reported_level_is_invalid(
+    server: Loopback, keys: dict[str, rsa.RSAPrivateKey]
+) -> None:
+    serve_result(server, result_body(level=None, attestation=make_attestation(keys["operator"])))
+    result = make_client(server.url).submit_verification(TX)
+    assert result is not None
+    assert result["attestation_signature_valid"] is False
+
+
+def test_unsigned_attestation_is_none(server: Loopback) -> None:
+    attestation = {"operator": "op", "gateway": "gw", "attestedAt": "2026-01-01T00:00:00Z"}
+    serve_result(server, result_body(attestation=attestation))
+    result = make_client(server.url).submit_verification(TX)
+    assert result is not None
+    assert result["attestation"] == attestation
+    assert result["attested_by"] == "gw"
+    assert result["attestation_signature_valid"] is None
+
+
+# --- data hash binding --------------------------------------------------------------------
+
+
+def test_attested_hash_differs_from_expected(
+    server: Loopback, keys: dict[str, rsa.RSAPrivateKey]
+) -> None:
+    # The server's unsigned dataHash agrees, but the signed payload attests other bytes.
+    attestation = make_attestation(keys["operator"], data_hash=OTHER_HASH)
+    serve_result(server, result_body(attestation=attestation, data_hash=ENVELOPE_HASH))
+    result = make_client(server.url).submit_verification(TX, expected_data_hash=ENVELOPE_HASH)
+    assert result is not None
+    assert result["attestation_signature_valid"] is True
+    assert result["data_hash_matches"] is False
+
+
+def test_invalid_attestation_falls_back_to_authenticity_hash(
+    server: Loopback, keys: dict[str, rsa.RSAPrivateKey]
+) -> None:
+    attestation = make_attestation(keys["operator"], data_hash=OTHER_HASH)
+    attestation["payload"]["data_size"] += 1
+    serve_result(server, result_body(attestation=attestation, data_hash=ENVELOPE_HASH))
+    result = make_client(server.url).submit_verification(TX, expected_data_hash=ENVELOPE_HASH)
+    assert result is not None
+    assert result["attestation_signature_valid"] is False
+    assert result["data_hash_matches"] is True
+
+
+@pytest.mark.parametrize(
+    ("served", "expected", "matches"),
+    [
+        (ENVELOPE_HASH, ENVELOPE_HASH, True),
+        (ENVELOPE_HASH.upper(), ENVELOPE_HASH, True),
+        (ENVELOPE_HASH, ENVELOPE_HASH.upper(), True),
+        (
+            base64.urlsafe_b64encode(bytes.fromhex(ENVELOPE_HASH)).rstrip(b"=").decode(),
+            ENVELOPE_HASH,
+            True,
+        ),
+        (OTHER_HASH, ENVELOPE_HASH, False),
+        ("not-a-hash", ENVELOPE_HASH, False),
+        (12345, ENVELOPE_HASH, False),
+        (None, ENVELOPE_HASH, None),
+        (ENVELOPE_HASH, None, None),
+    ],
+    ids=[
+        "hex",
+        "upper-served",
+        "upper-expected",
+        "base64url",
+        "other",
+        "garbage",
+        "number",
+        "none-attested",
+        "none-expected",
+    ],
+)
+def test_authenticity_hash_comparison(
+    server: Loopback, served: Any, expected: str | None, matches: bool | None
+) -> None:
+    serve_result(server, result_body(data_hash=served))
+    result = make_client(server.url).submit_verification(TX, expected_data_hash=expected)
+    assert result is not None
+    assert result["data_hash_matches"] is matches
+
+
+# --- poll_attestation ---------------------------------------------------------------------
+
+
+def test_poll_returns_immediately_at_target(server: Loopback) -> None:
+    serve_result(server, result_body(level=2))
+    result = make_client(server.url).poll_attestation(TX, timeout=5, interval=0.01)
+    assert result is not None
+    assert result["attestation_level"] == 2
+    assert len(server.requests_to("POST", "/api/v1/verify")) == 1
+
+
+def test_poll_progresses_to_target(server: Loopback) -> None:
+    serve_result(server, result_body(level=1), result_body(level=1), result_body(level=3))
+    result = make_client(server.url).poll_attestation(TX, timeout=5, interval=0.01)
+    assert result is not None
+    assert result["attestation_level"] == 3
+    assert len(server.requests_to("POST", "/api/v1/verify")) == 3
+
+
+def test_poll_timeout_returns_last_result(server: Loopback) -> None:
+    serve_result(server, Reply(404, "not yet"), result_body(level=1), Reply(404, "flaky"))
+    started = time.monotonic()
+    result = make_client(server.url).poll_attestation(TX, timeout=0.3, interval=0.05)
+    assert time.monotonic() - started < 2
+    assert result is not None
+    assert result["attestation_level"] == 1
+    assert len(server.requests_to("POST", "/api/v1/verify")) >= 3
+
+
+def test_poll_zero_timeout_submits_once(server: Loopback) -> None:
+    serve_result(server, result_body(level=1))
+    result = make_client(server.url).poll_attestation(TX, timeout=0, interval=10)
+    assert result is not None
+    assert len(server.requests_to("POST", "/api/v1/verify")) == 1
+
+
+def test_poll_disabled() -> None:
+    client = ArioVerifyClient()
+    assert client.poll_attestation(TX, timeout=0) is None
+    assert client.last_error is not None
+    assert "not enabled" in client.last_error
+
+
+def test_poll_all_failures(server: Loopback) -> None:
+    serve_result(server, Reply(404, "never"))
+    client = make_client(server.url)
+    assert client.poll_attestation(TX, timeout=0.1, interval=0.02) is None
+    assert client.last_error == NETWORK + "HTTP 404 Not Found"
+
+
+def test_poll_passes_expected_hash(server: Loopback, keys: dict[str, rsa.RSAPrivateKey]) -> None:
+    serve_result(server, result_body(attestation=make_attestation(keys["operator"])))
+    result = make_client(server.url).poll_attestation(
+        TX, timeout=1, interval=0.01, expected_data_hash=OTHER_HASH
+    )
+    assert result is not None
+    assert result["attestation_signature_valid"] is True
+    assert result["data_hash_matches"] is False

@@ -1,0 +1,558 @@
+"""VerifyStatusClient against scripted ar-io-agent servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from ario_mlflow.errors import (
+    AssetVerificationError,
+    VerifyStatusAuthError,
+    VerifyStatusError,
+    VerifyStatusLicenseError,
+    VerifyStatusTransportError,
+    VerifyStatusUnknownAssetError,
+    exception_for_status,
+)
+from ario_mlflow.verify_status_client import OUTCOMES, VerifyStatus, VerifyStatusClient
+
+SECRET = "s3cret-management-token-7f1c"
+API_KEY = "ak_live_0123456789"
+ASSET = "models/fraud v2"
+ASSET_PATH = "/v1/verify-status/models%2Ffraud%20v2"
+TX = "jwjbN4Td6nNdc-cGovoEGLiCQPThwhWt1TLIoM1JrqA"
+
+
+# --- a scripted loopback server ---------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False  # accept the request and never answer
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Loopback:
+    """ThreadingHTTPServer on 127.0.0.1 answering each route from a script of replies.
+
+    The last reply of a route repeats; unscripted routes answer 404.
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], list[Reply]] = {}
+        self.seen: list[Seen] = []
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def script(self, method: str, path: str, *replies: Reply) -> None:
+        with self._lock:
+            self.routes[(method, path)] = list(replies)
+
+    def requests_to(self, method: str, path: str) -> list[Seen]:
+        return [s for s in self.seen if (s.method, s.path) == (method, path)]
+
+    def _next(self, seen: Seen) -> Reply:
+        with self._lock:
+            self.seen.append(seen)
+            replies = self.routes.get((seen.method, seen.path))
+            if not replies:
+                return Reply(404, {"error": "not scripted"})
+            return replies.pop(0) if len(replies) > 1 else replies[0]
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        loopback = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                reply = loopback._next(Seen(self.command, self.path, dict(self.headers), body))
+                if reply.hang:
+                    loopback.release.wait(10)
+                    return
+                payload = reply.body
+                if not isinstance(payload, (bytes, str)):
+                    payload = json.dumps(payload)
+                data = payload.encode() if isinstance(payload, str) else payload
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def agent() -> Iterator[Loopback]:
+    srv = Loopback()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[Loopback]:
+    """A second server: a redirect target or a proxy that must never be contacted."""
+    srv = Loopback()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def status_body(asset_id: str = ASSET, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "asset_id": asset_id,
+        "tenant_id": "tenant-1",
+        "agent_id": "agent-7",
+        "outcome": "verified",
+        "last_verified_at": "2026-01-02T03:04:05Z",
+        "max_age": 300,
+        "stale": False,
+        "policy_hash": "ab" * 32,
+        "current_tx_id": TX,
+    }
+    body.update(changes)
+    return body
+
+
+def client_for(server: Loopback, **kwargs: Any) -> VerifyStatusClient:
+    options: dict[str, Any] = {"secret": SECRET, "timeout": 1.0}
+    options.update(kwargs)
+    return VerifyStatusClient(server.url, **options)
+
+
+def serve(server: Loopback, *replies: Reply, path: str = ASSET_PATH) -> None:
+    server.script("GET", path, *replies)
+
+
+# --- construction -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [{}, {"secret": SECRET, "api_key": API_KEY}, {"secret": ""}, {"api_key": ""}],
+    ids=["none", "both", "empty-secret", "empty-api-key"],
+)
+def test_exactly_one_credential(credentials: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="exactly one") as info:
+        VerifyStatusClient("http://127.0.0.1:9847", **credentials)
+    assert SECRET not in str(info.value)
+    assert API_KEY not in str(info.value)
+
+
+@pytest.mark.parametrize("secret", ["bad\r\nX-Injected: 1", "tab\there", "clé-secrète"])
+def test_credential_must_be_printable_ascii(secret: str) -> None:
+    with pytest.raises(ValueError, match="printable ASCII") as info:
+        VerifyStatusClient("http://127.0.0.1:9847", secret)
+    assert secret not in str(info.value)
+
+
+def test_base_url_needs_a_scheme() -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        VerifyStatusClient("127.0.0.1:9847", SECRET)
+
+
+def test_repr_hides_the_secret(agent: Loopback) -> None:
+    client = VerifyStatusClient(agent.url + "/", SECRET)
+    assert client.base_url == agent.url
+    assert SECRET not in repr(client)
+
+
+def test_public_names() -> None:
+    assert frozenset({"verified", "tampered", "missing", "unavailable", "unknown"}) == OUTCOMES
+    assert [f.name for f in dataclasses.fields(VerifyStatus)] == [
+        "asset_id",
+        "tenant_id",
+        "agent_id",
+        "outcome",
+        "last_verified_at",
+        "max_age",
+        "stale",
+        "policy_hash",
+        "current_tx_id",
+    ]
+
+
+# --- request ------------------------------------------------------------------------------
+
+
+def test_parses_fields(agent: Loopback) -> None:
+    serve(agent, Reply(200, status_body()))
+    status = client_for(agent).get(ASSET)
+    assert status == VerifyStatus(
+        asset_id=ASSET,
+        tenant_id="tenant-1",
+        agent_id="agent-7",
+        outcome="verified",
+        last_verified_at="2026-01-02T03:04:05Z",
+        max_age=300,
+        stale=False,
+        policy_hash="ab" * 32,
+        current_tx_id=TX,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        status.outcome = "tampered"  # type: ignore[misc]
+    assert exception_for_status(status) is None
+
+
+def test_secret_header(agent: Loopback) -> None:
+    serve(agent, Reply(200, status_body()))
+    client_for(agent).get(ASSET)
+    (seen,) = agent.seen
+    assert seen.method == "GET"
+    assert seen.headers["X-Ario-Management-Secret"] == SECRET
+    assert "Authorization" not in seen.headers
+
+
+def test_bearer_header(agent: Loopback) -> None:
+    serve(agent, Reply(200, status_body()))
+    client_for(agent, secret=None, api_key=API_KEY).get(ASSET)
+    (seen,) = agent.seen
+    assert seen.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert "X-Ario-Management-Secret" not in seen.headers
+
+
+@pytest.mark.parametrize(
+    ("asset_id", "encoded"),
+    [
+        ("models/fraud v2", "models%2Ffraud%20v2"),
+        ("a~b-c_d.e9", "a~b-c_d.e9"),
+        ("modèle", "mod%C3%A8le"),
+        ("a?b#c&d=e+f", "a%3Fb%23c%26d%3De%2Bf"),
+        ("100%", "100%25"),
+    ],
+)
+def test_asset_id_is_percent_encoded(agent: Loopback, asset_id: str, encoded: str) -> None:
+    path = f"/v1/verify-status/{encoded}"
+    serve(agent, Reply(200, status_body(asset_id)), path=path)
+    assert client_for(agent).get(asset_id).asset_id == asset_id
+    assert [s.path for s in agent.seen] == [path]
+
+
+@pytest.mark.parametrize("asset_id", ["", ".", ".."])
+def test_unaddressable_asset_id_is_refused(agent: Loopback, asset_id: str) -> None:
+    with pytest.raises(ValueError, match="asset_id"):
+        client_for(agent).get(asset_id)
+    assert agent.seen == []
+
+
+# --- body ---------------------------------------------------------------------------------
+
+
+def test_unknown_fields_are_ignored(agent: Loopback) -> None:
+    serve(agent, Reply(200, status_body(extra="x", nested={"a": 1})))
+    assert client_for(agent).get(ASSET).outcome == "verified"
+
+
+def test_unknown_outcome_becomes_unknown(agent: Loopback, caplog: pytest.LogCaptureFixture) -> None:
+    serve(agent, Reply(200, status_body(outcome="quarantined")))
+    with caplog.at_level(logging.WARNING, logger="ario_mlflow"):
+        status = client_for(agent).get(ASSET)
+    assert status.outcome == "unknown"
+    assert "quarantined" in caplog.text
+
+
+@pytest.mark.parametrize("outcome", sorted(OUTCOMES))
+def test_known_outcomes_are_kept(agent: Loopback, outcome: str) -> None:
+    serve(agent, Reply(200, status_body(outcome=outcome)))
+    assert client_for(agent).get(ASSET).outcome == outcome
+
+
+def test_null_fields(agent: Loopback) -> None:
+    serve(agent, Reply(200, status_body(last_verified_at=None, current_tx_id=None)))
+    status = client_for(agent).get(ASSET)
+    assert status.last_verified_at is None
+    assert status.current_tx_id is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "max_age", "stale"),
+    [
+        ({"max_age": "300"}, 300, False),
+        ({"max_age": 300.0}, 300, False),
+        ({"stale": True}, 300, True),
+        ({"stale": "true"}, 300, True),
+        ({"stale": "False"}, 300, False),
+        ({"stale": 0}, 300, False),
+        ({"stale": 1}, 300, True),
+    ],
+)
+def test_type_coercion(agent: Loopback, changes: dict[str, Any], max_age: int, stale: bool) -> None:
+    serve(agent, Reply(200, status_body(**changes)))
+    status = client_for(agent).get(ASSET)
+    assert (status.max_age, status.stale) == (max_age, stale)
+    assert type(status.max_age) is int
+    assert type(status.stale) is bool
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"max_age": "soon"},
+        {"max_age": True},
+        {"max_age": None},
+        {"stale": "maybe"},
+        {"stale": None},
+        {"stale": 2},
+        {"tenant_id": None},
+        {"outcome": 5},
+        {"policy_hash": ["ab"]},
+        {"current_tx_id": 7},
+    ],
+)
+def test_bad_types_are_transport_errors(agent: Loopback, changes: dict[str, Any]) -> None:
+    serve(agent, Reply(200, status_body(**changes)))
+    with pytest.raises(VerifyStatusTransportError, match="malformed") as info:
+        client_for(agent).get(ASSET)
+    assert info.value.asset_id == ASSET
+
+
+@pytest.mark.parametrize("missing", list(status_body()))
+def test_missing_field_is_a_transport_error(agent: Loopback, missing: str) -> None:
+    body = status_body()
+    del body[missing]
+    serve(agent, Reply(200, body))
+    with pytest.raises(VerifyStatusTransportError, match=missing):
+        client_for(agent).get(ASSET)
+
+
+@pytest.mark.parametrize("body", [b"<html>", b"", b"[]", b"null", b'"verified"'])
+def test_malformed_body_is_a_transport_error(agent: Loopback, body: bytes) -> None:
+    serve(agent, Reply(200, body))
+    with pytest.raises(VerifyStatusTransportError) as info:
+        client_for(agent).get(ASSET)
+    assert info.value.asset_id == ASSET
+
+
+def test_answer_for_another_asset_is_refused(agent: Loopback) -> None:
+    serve(agent, Reply(200, status_body(asset_id="models/other")))
+    with pytest.raises(VerifyStatusTransportError, match="models/other"):
+        client_for(agent).get(ASSET)
+
+
+# --- status codes -------------------------------------------------------------------------
+
+
+def test_401_is_an_auth_error(agent: Loopback) -> None:
+    serve(agent, Reply(401, {"error": "bad secret"}))
+    with pytest.raises(VerifyStatusAuthError) as info:
+        client_for(agent).get(ASSET)
+    assert info.value.asset_id == ASSET
+
+
+def test_404_is_an_unknown_asset(agent: Loopback) -> None:
+    serve(agent, Reply(404, {"error": "asset not in policy"}))
+    with pytest.raises(VerifyStatusUnknownAssetError) as info:
+        client_for(agent).get(ASSET)
+    assert info.value.asset_id == ASSET
+
+
+def test_503_license_gate_with_upgrade_url(agent: Loopback) -> None:
+    url = "https://ar.io/upgrade?plan=pro"
+    serve(agent, Reply(503, {"error": "license", "upgrade_url": url}))
+    with pytest.raises(VerifyStatusLicenseError) as info:
+        client_for(agent).get(ASSET)
+    assert info.value.upgrade_url == url
+    assert url in str(info.value)
+    assert info.value.asset_id == ASSET
+    assert isinstance(info.value, VerifyStatusTransportError)
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"Service Unavailable", {"error": "license"}, {"upgrade_url": "javascript:x"}]
+)
+def test_503_without_upgrade_url(agent: Loopback, body: Any) -> None:
+    serve(agent, Reply(503, body))
+    with pytest.raises(VerifyStatusLicenseError) as info:
+        client_for(agent).get(ASSET)
+    assert info.value.upgrade_url is None
+
+
+@pytest.mark.parametrize("code", [302, 307])
+def test_redirect_is_not_followed(agent: Loopback, elsewhere: Loopback, code: int) -> None:
+    target = f"{elsewhere.url}{ASSET_PATH}"
+    serve(agent, Reply(code, b"", {"Location": target}))
+    serve(elsewhere, Reply(200, status_body()))
+    with pytest.raises(VerifyStatusTransportError, match=f"HTTP {code}") as info:
+        client_for(agent).get(ASSET)
+    assert info.value.asset_id == ASSET
+    assert agent.seen[0].headers["X-Ario-Management-Secret"] == SECRET
+    assert elsewhere.seen == []
+
+
+def test_500_is_a_transport_error(agent: Loopback) -> None:
+    serve(agent, Reply(500, "internal failure"))
+    with pytest.raises(VerifyStatusTransportError, match="HTTP 500: internal failure") as info:
+        client_for(agent).get(ASSET)
+    assert info.value.asset_id == ASSET
+    assert len(agent.seen) == 1
+
+
+def test_long_error_bodies_are_truncated(agent: Loopback) -> None:
+    serve(agent, Reply(502, "x" * 5000))
+    with pytest.raises(VerifyStatusTransportError) as info:
+        client_for(agent).get(ASSET)
+    assert str(info.value) == "HTTP 502: " + "x" * 200
+
+
+def test_secret_echoed_by_server_stays_out_of_messages(
+    agent: Loopback, caplog: pytest.LogCaptureFixture
+) -> None:
+    serve(agent, Reply(400, f"bad request, header was {SECRET}"))
+    with caplog.at_level(logging.DEBUG), pytest.raises(VerifyStatusTransportError) as info:
+        client_for(agent).get(ASSET)
+    assert SECRET not in str(info.value)
+    assert "***" in str(info.value)
+    assert SECRET not in caplog.text
+
+
+def test_connection_refused_is_a_transport_error(closed_port: int) -> None:
+    client = VerifyStatusClient(f"http://127.0.0.1:{closed_port}", SECRET, timeout=1.0)
+    with pytest.raises(VerifyStatusTransportError, match="ConnectionError") as info:
+        client.get(ASSET)
+    assert info.value.asset_id == ASSET
+    assert SECRET not in str(info.value)
+
+
+def test_server_that_never_answers_is_bounded(agent: Loopback) -> None:
+    serve(agent, Reply(hang=True))
+    started = time.monotonic()
+    with pytest.raises(VerifyStatusTransportError):
+        client_for(agent, timeout=0.3).get(ASSET)
+    assert time.monotonic() - started < 1.5
+
+
+def test_environment_proxy_is_not_used(
+    agent: Loopback, elsewhere: Loopback, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, elsewhere.url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    serve(agent, Reply(200, status_body()))
+    assert client_for(agent).get(ASSET).outcome == "verified"
+    assert elsewhere.seen == []
+
+
+def test_error_family() -> None:
+    for cls in (
+        VerifyStatusAuthError,
+        VerifyStatusUnknownAssetError,
+        VerifyStatusTransportError,
+        VerifyStatusLicenseError,
+    ):
+        assert issubclass(cls, VerifyStatusError)
+        assert issubclass(cls, AssetVerificationError)
+    assert issubclass(VerifyStatusLicenseError, VerifyStatusTransportError)
+
+
+# --- cache --------------------------------------------------------------------------------
+
+
+def test_default_always_refetches(agent: Loopback) -> None:
+    serve(agent, Reply(200, status_body()))
+    client = client_for(agent)
+    client.get(ASSET)
+    client.get(ASSET)
+    assert len(agent.seen) == 2
+
+
+def test_cache_hit(agent: Loopback) -> None:
+    serve(agent, Reply(200, status_body()), Reply(200, status_body(outcome="tampered")))
+    client = client_for(agent)
+    first = client.get(ASSET, max_cache_age=60)
+    assert client.get(ASSET, max_cache_age=60) is first
+    assert len(agent.seen) == 1
+
+
+def test_every_200_refreshes_the_cache(agent: Loopback) -> None:
+    serve(agent, Reply(200, status_body()), Reply(200, status_body(outcome="tampered")))
+    client = client_for(agent)
+    client.get(ASSET)
+    assert client.get(ASSET).outcome == "tampered"
+    assert client.get(ASSET, max_cache_age=60).outcome == "tampered"
+    assert len(agent.seen) == 2
+
+
+def test_cache_is_per_asset(agent: Loopback) -> None:
+    serve(agent, Reply(200, status_body()))
+    serve(agent, Reply(200, status_body("other")), path="/v1/verify-status/other")
+    client = client_for(agent)
+    client.get(ASSET, max_cache_age=60)
+    assert client.get("other", max_cache_age=60).asset_id == "other"
+    assert client.get(ASSET, max_cache_age=60).asset_id == ASSET
+    assert [s.path for s in agent.seen] == [ASSET_PATH, "/v1/verify-status/other"]
+
+
+def test_errors_are_not_cached(agent: Loopback) -> None:
+    serve(agent, Reply(500, "down"), Reply(200, status_body()))
+    client = client_for(agent)
+    with pytest.raises(VerifyStatusTransportError):
+        client.get(ASSET, max_cache_age=60)
+    assert client.get(ASSET, max_cache_age=60).outcome == "verified"
+    assert len(agent.seen) == 2
+
+
+def test_cache_expires(agent: Loopback, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = time.monotonic
+    offset = [0.0]
+    # The client reads time.monotonic at call time; shift the clock forward only.
+    monkeypatch.setattr(time, "monotonic", lambda: real() + offset[0])
+    serve(agent, Reply(200, status_body()))
+    client = client_for(agent)
+    client.get(ASSET, max_cache_age=30)
+    offset[0] = 29.0
+    client.get(ASSET, max_cache_age=30)
+    assert len(agent.seen) == 1
+    offset[0] = 31.0
+    client.get(ASSET, max_cache_age=30)
+    assert len(agent.seen) == 2
