@@ -18,6 +18,17 @@ from ario_mlflow._version import __version__
 # command name -> (module, attribute, one-line help shown by --help without importing)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "keys": ("ario_mlflow.cli.keys", "keys", "Show or create the Ed25519 signing identity."),
+    "gateway": (
+        "ario_mlflow.cli.gateway",
+        "gateway",
+        "Run a local Turbo upload + ar.io gateway on loopback.",
+    ),
+    "sync": (
+        "ario_mlflow.cli.journal",
+        "sync",
+        "Upload journaled records and finish write-backs now.",
+    ),
+    "outbox": ("ario_mlflow.cli.journal", "outbox", "List records and write-backs not done yet."),
 }
 
 
