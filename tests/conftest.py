@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,3 +44,81 @@ def ario_home(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ARIO_MLFLOW_HOME", str(home))
     return home
+
+
+# --- the local gateway over real HTTP -------------------------------------------------
+
+GATEWAY_WALLET = "gateway-wallet.json"
+
+
+@pytest.fixture(scope="session")
+def gateway_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One RSA key for every test gateway (generating a key per test would be slow)."""
+    from ario_mlflow.arweave.localgw import LocalGateway
+
+    directory = tmp_path_factory.mktemp("gateway-key")
+    LocalGateway(directory, key_bits=2048).start().stop()
+    return directory / GATEWAY_WALLET
+
+
+@pytest.fixture
+def gateway_dir(tmp_path_factory: pytest.TempPathFactory, gateway_key_file: Path) -> Path:
+    """A fresh gateway data directory holding the shared test key."""
+    import shutil
+
+    directory = tmp_path_factory.mktemp("gateway")
+    shutil.copy2(gateway_key_file, directory / GATEWAY_WALLET)
+    return directory
+
+
+@pytest.fixture
+def fast_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short timeouts and deadline so fault tests finish quickly."""
+    monkeypatch.setenv("ARIO_MLFLOW_CONNECT_TIMEOUT", "1")
+    monkeypatch.setenv("ARIO_MLFLOW_READ_TIMEOUT", "2")
+    monkeypatch.setenv("ARIO_MLFLOW_ANCHOR_DEADLINE", "2")
+
+
+@pytest.fixture
+def local_gateway(
+    gateway_dir: Path, monkeypatch: pytest.MonkeyPatch, fast_network: None
+) -> Iterator[Any]:
+    """A running local gateway that ARIO_MLFLOW_UPLOAD_URL and the gateways point at."""
+    from ario_mlflow.arweave.localgw import LocalGateway
+
+    gateway = LocalGateway(gateway_dir, key_bits=2048).start()
+    monkeypatch.setenv("ARIO_MLFLOW_UPLOAD_URL", gateway.url)
+    monkeypatch.setenv("ARIO_MLFLOW_GATEWAY_HOST", gateway.url)
+    monkeypatch.setenv("ARIO_MLFLOW_GATEWAYS", gateway.url)
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(autouse=True)
+def _stop_upload_workers() -> Iterator[None]:
+    """Upload workers are per process and per journal: stop them after each test."""
+    yield
+    uploader = sys.modules.get("ario_mlflow.arweave.uploader")
+    if uploader is not None:
+        uploader.stop_all_workers()
+
+
+# --- a real MLflow store ----------------------------------------------------------------
+
+
+@pytest.fixture
+def mlflow_store(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A fresh sqlite tracking store (artifacts beside it); returns the tracking URI."""
+    import mlflow
+
+    directory = tmp_path_factory.mktemp("mlflow")
+    monkeypatch.chdir(directory)
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)

@@ -36,6 +36,7 @@ class Settings:
     upload_url: str = DEFAULT_UPLOAD_URL
     gateway_host: str = DEFAULT_GATEWAY_HOST
     gateways: tuple[str, ...] = DEFAULT_FALLBACK_GATEWAYS
+    explicit_gateways: tuple[str, ...] = ()
     verify_url: str | None = None
     trusted_keys: tuple[str, ...] = field(default_factory=tuple)
     capture_otel: bool = True
@@ -110,6 +111,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     verify_url = _text(env, "ARIO_MLFLOW_ARIO_VERIFY_URL")
     capture = (_text(env, "ARIO_MLFLOW_CAPTURE_OTEL") or "true").lower() not in _FALSE_WORDS
+    explicit_gateways = split_list(env.get("ARIO_MLFLOW_GATEWAYS"))
     trusted = tuple(k.lower() for k in split_list(env.get("ARIO_MLFLOW_TRUSTED_KEYS")))
     for key in trusted:
         if not _HEX_KEY.fullmatch(key):
@@ -122,7 +124,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         wallet_path=_text(env, "ARIO_MLFLOW_ARWEAVE_WALLET"),
         upload_url=upload_url,
         gateway_host=gateway_host,
-        gateways=resolve_gateways(gateway_host, split_list(env.get("ARIO_MLFLOW_GATEWAYS"))),
+        gateways=resolve_gateways(gateway_host, explicit_gateways),
+        explicit_gateways=explicit_gateways,
         verify_url=verify_url.rstrip("/") if verify_url else None,
         trusted_keys=trusted,
         capture_otel=capture,

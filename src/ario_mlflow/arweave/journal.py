@@ -1,0 +1,618 @@
+"""The durable journal (outbox): every signed record is committed here before any network call.
+
+One SQLite database in WAL mode under ``$ARIO_MLFLOW_HOME``, shared by every process of
+an installation (several serving workers, a training script, ``ar-io-mlflow sync``).
+
+* ``records`` holds what must reach the upload service: the envelope's JCS bytes, the
+  signed ANS-104 item (whose id *is* the TX id, known before upload), where to post it,
+  its state (``pending`` → ``uploaded``, or ``rejected`` when the service refused it),
+  retry bookkeeping and the receipt.
+* ``writebacks`` holds what must happen once a record is uploaded (MLflow tags, chain
+  heads): each is retried on its own until it succeeds, so an unreachable MLflow server
+  loses nothing either.
+
+Work is claimed with a lease inside ``BEGIN IMMEDIATE`` so that concurrent processes never
+upload or write back the same entry twice at the same time; an expired lease (a process
+killed mid-upload) makes the entry claimable again, and re-posting the same item bytes is
+idempotent on the service side (202 duplicate). Commits use ``synchronous=NORMAL``: an
+entry survives a crash of the process the moment ``enqueue`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ario_mlflow._files import ensure_private_dir
+from ario_mlflow.errors import JournalError
+
+JOURNAL_FILE = "journal.sqlite3"
+
+PENDING = "pending"
+UPLOADED = "uploaded"
+REJECTED = "rejected"
+DONE = "done"
+FAILED = "failed"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY,
+    tx_id TEXT NOT NULL UNIQUE,
+    event_id TEXT,
+    event_type TEXT,
+    context_key TEXT,
+    context TEXT NOT NULL DEFAULT '{}',
+    envelope BLOB NOT NULL,
+    item BLOB NOT NULL,
+    upload_url TEXT NOT NULL,
+    token TEXT NOT NULL,
+    gateway_base TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    receipt TEXT,
+    created_at REAL NOT NULL,
+    uploaded_at REAL
+);
+CREATE INDEX IF NOT EXISTS records_due ON records (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS records_context ON records (context_key, id);
+CREATE TABLE IF NOT EXISTS writebacks (
+    id INTEGER PRIMARY KEY,
+    record_id INTEGER REFERENCES records(id),
+    context_key TEXT,
+    kind TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    after_upload INTEGER NOT NULL DEFAULT 1,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    done_at REAL
+);
+CREATE INDEX IF NOT EXISTS writebacks_due ON writebacks (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS writebacks_context ON writebacks (context_key, id);
+"""
+
+
+@dataclass(frozen=True)
+class Writeback:
+    """A durable task attached to a record; ``kind`` selects a registered handler.
+
+    By default it runs once the record is uploaded (tags that carry the TX id); with
+    ``after_upload=False`` it may run at once (e.g. storing the payload witness).
+    """
+
+    kind: str
+    spec: dict[str, Any]
+    after_upload: bool = True
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """A signed record ready to be journaled."""
+
+    tx_id: str
+    envelope: bytes
+    item: bytes
+    upload_url: str
+    token: str
+    gateway_base: str
+    event_id: str | None = None
+    event_type: str | None = None
+    context_key: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    writebacks: Sequence[Writeback] = ()
+    #: Write-backs wait this long unless released earlier (lets the producer write its
+    #: own first tags without a worker's write-back racing it; a crashed producer only
+    #: delays them).
+    writeback_delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Record:
+    """A journaled record as stored."""
+
+    id: int
+    tx_id: str
+    event_id: str | None
+    event_type: str | None
+    context_key: str | None
+    context: dict[str, Any]
+    envelope: bytes
+    item: bytes
+    upload_url: str
+    token: str
+    gateway_base: str
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    receipt: dict[str, Any] | None
+    created_at: float
+    uploaded_at: float | None
+
+    @property
+    def url(self) -> str:
+        """Where a reader fetches the envelope (``<gateway>/<tx_id>``)."""
+        return f"{self.gateway_base}/{self.tx_id}"
+
+
+@dataclass(frozen=True)
+class PendingWriteback:
+    """A claimed write-back with the record it belongs to (``None`` for a task)."""
+
+    id: int
+    kind: str
+    spec: dict[str, Any]
+    attempts: int
+    record: Record | None
+
+
+def _record(row: sqlite3.Row) -> Record:
+    return Record(
+        id=row["id"],
+        tx_id=row["tx_id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        context_key=row["context_key"],
+        context=json.loads(row["context"]),
+        envelope=bytes(row["envelope"]),
+        item=bytes(row["item"]),
+        upload_url=row["upload_url"],
+        token=row["token"],
+        gateway_base=row["gateway_base"],
+        state=row["state"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_error=row["last_error"],
+        receipt=json.loads(row["receipt"]) if row["receipt"] else None,
+        created_at=row["created_at"],
+        uploaded_at=row["uploaded_at"],
+    )
+
+
+def _pending_writeback(row: sqlite3.Row) -> PendingWriteback:
+    return PendingWriteback(
+        id=row["wid"],
+        kind=row["kind"],
+        spec=json.loads(row["spec"]),
+        attempts=row["wattempts"],
+        record=_record(row) if row["id"] is not None else None,
+    )
+
+
+class Journal:
+    """Thread- and process-safe access to one journal database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        try:
+            ensure_private_dir(self.path.parent)
+            self._connection().executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc}") from None
+
+    @classmethod
+    def at_home(cls, home: Path) -> Journal:
+        """The installation's journal, ``$ARIO_MLFLOW_HOME/journal.sqlite3``."""
+        return cls(home / JOURNAL_FILE)
+
+    # --- connections -------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection (other threads keep theirs)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # --- records -----------------------------------------------------------------------
+
+    def enqueue(self, new: NewRecord) -> Record:
+        """Commit ``new`` (and its write-backs); return the stored record.
+
+        Enqueuing an item whose TX id is already journaled returns the existing record
+        and adds nothing (the same bytes never need two entries).
+        """
+        now = time.time()
+        try:
+            with self._transaction() as db:
+                existing = db.execute(
+                    "SELECT * FROM records WHERE tx_id = ?", (new.tx_id,)
+                ).fetchone()
+                if existing is not None:
+                    return _record(existing)
+                cursor = db.execute(
+                    "INSERT INTO records (tx_id, event_id, event_type, context_key, context, "
+                    "envelope, item, upload_url, token, gateway_base, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        new.tx_id,
+                        new.event_id,
+                        new.event_type,
+                        new.context_key,
+                        json.dumps(new.context, sort_keys=True),
+                        new.envelope,
+                        new.item,
+                        new.upload_url,
+                        new.token,
+                        new.gateway_base,
+                        now,
+                    ),
+                )
+                record_id = cursor.lastrowid
+                db.executemany(
+                    "INSERT INTO writebacks "
+                    "(record_id, kind, spec, after_upload, next_attempt_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            record_id,
+                            w.kind,
+                            json.dumps(w.spec, sort_keys=True),
+                            int(w.after_upload),
+                            now + (new.writeback_delay if w.after_upload else 0.0),
+                        )
+                        for w in new.writebacks
+                    ],
+                )
+                row = db.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write journal {self.path}: {exc}") from None
+        return _record(row)
+
+    def get(self, record_id: int) -> Record | None:
+        """The record with this row id."""
+        row = (
+            self._connection()
+            .execute("SELECT * FROM records WHERE id = ?", (record_id,))
+            .fetchone()
+        )
+        return _record(row) if row else None
+
+    def by_tx(self, tx_id: str) -> Record | None:
+        """The record with this TX id."""
+        row = (
+            self._connection().execute("SELECT * FROM records WHERE tx_id = ?", (tx_id,)).fetchone()
+        )
+        return _record(row) if row else None
+
+    def latest_for(self, context_key: str) -> Record | None:
+        """The most recent record journaled under ``context_key``."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT * FROM records WHERE context_key = ? ORDER BY id DESC LIMIT 1",
+                (context_key,),
+            )
+            .fetchone()
+        )
+        return _record(row) if row else None
+
+    def claim_due_records(
+        self, owner: str, limit: int, lease_seconds: float, *, ignore_schedule: bool = False
+    ) -> list[Record]:
+        """Lease up to ``limit`` records that are due for an upload attempt.
+
+        ``ignore_schedule`` (used by ``sync``) also takes records whose backoff has not
+        expired and rejected ones, but never records leased by someone else.
+        """
+        now = time.time()
+        states = (PENDING, REJECTED) if ignore_schedule else (PENDING,)
+        due_before = float("inf") if ignore_schedule else now
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT id FROM records WHERE state IN ({','.join('?' * len(states))}) "
+                "AND next_attempt_at <= ? AND lease_until < ? ORDER BY next_attempt_at, id LIMIT ?",
+                (*states, due_before, now, limit),
+            ).fetchall()
+            ids = [row["id"] for row in rows]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            db.execute(
+                f"UPDATE records SET lease_owner = ?, lease_until = ? WHERE id IN ({marks})",
+                (owner, now + lease_seconds, *ids),
+            )
+            claimed = db.execute(
+                f"SELECT * FROM records WHERE id IN ({marks}) ORDER BY id", ids
+            ).fetchall()
+        return [_record(row) for row in claimed]
+
+    def claim_record(self, record_id: int, owner: str, lease_seconds: float) -> Record | None:
+        """Lease one outstanding record regardless of its backoff (``sync``)."""
+        now = time.time()
+        with self._transaction() as db:
+            updated = db.execute(
+                "UPDATE records SET lease_owner = ?, lease_until = ? "
+                "WHERE id = ? AND state != ? AND lease_until < ?",
+                (owner, now + lease_seconds, record_id, UPLOADED, now),
+            ).rowcount
+            row = db.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
+        return _record(row) if updated else None
+
+    def release_leases_where(self, owner_is_dead: Callable[[str], bool]) -> int:
+        """Free every current lease whose owner ``owner_is_dead``; return how many."""
+        now = time.time()
+        freed = 0
+        with self._transaction() as db:
+            for table in ("records", "writebacks"):
+                owners = [
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT DISTINCT lease_owner FROM {table} WHERE lease_until >= ?", (now,)
+                    )
+                    if row[0] and owner_is_dead(row[0])
+                ]
+                for owner in owners:
+                    freed += db.execute(
+                        f"UPDATE {table} SET lease_owner = NULL, lease_until = 0 "
+                        "WHERE lease_owner = ?",
+                        (owner,),
+                    ).rowcount
+        return freed
+
+    def mark_uploaded(self, record_id: int, receipt: dict[str, Any] | None) -> None:
+        """Record a successful upload and release the lease."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE records SET state = ?, receipt = ?, uploaded_at = ?, "
+                "attempts = attempts + 1, "
+                "last_error = NULL, lease_owner = NULL, lease_until = 0 WHERE id = ?",
+                (
+                    UPLOADED,
+                    json.dumps(receipt) if receipt is not None else None,
+                    time.time(),
+                    record_id,
+                ),
+            )
+
+    def mark_failed_attempt(
+        self, record_id: int, error: str, retry_in: float, *, rejected: bool = False
+    ) -> None:
+        """Record a failed attempt; the record becomes due again after ``retry_in`` s."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE records SET state = ?, attempts = attempts + 1, last_error = ?, "
+                "next_attempt_at = ?, lease_owner = NULL, lease_until = 0 WHERE id = ?",
+                (REJECTED if rejected else PENDING, error[:500], time.time() + retry_in, record_id),
+            )
+
+    def release(self, record_id: int) -> None:
+        """Give a claimed record back untouched (e.g. on shutdown)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE records SET lease_owner = NULL, lease_until = 0 WHERE id = ?", (record_id,)
+            )
+
+    # --- write-backs -------------------------------------------------------------------
+
+    def claim_due_writebacks(
+        self,
+        owner: str,
+        limit: int,
+        lease_seconds: float,
+        *,
+        kinds: Sequence[str],
+        ignore_schedule: bool = False,
+    ) -> list[PendingWriteback]:
+        """Lease write-backs of uploaded records whose handler ``kinds`` this process has."""
+        if not kinds:
+            return []
+        now = time.time()
+        due_before = float("inf") if ignore_schedule else now
+        kind_marks = ",".join("?" * len(kinds))
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT w.id FROM writebacks w LEFT JOIN records r ON r.id = w.record_id "
+                "WHERE w.state = ? AND (r.state = ? OR w.after_upload = 0) "
+                f"AND w.kind IN ({kind_marks}) "
+                "AND w.next_attempt_at <= ? AND w.lease_until < ? ORDER BY w.id LIMIT ?",
+                (PENDING, UPLOADED, *kinds, due_before, now, limit),
+            ).fetchall()
+            ids = [row["id"] for row in rows]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            db.execute(
+                f"UPDATE writebacks SET lease_owner = ?, lease_until = ? WHERE id IN ({marks})",
+                (owner, now + lease_seconds, *ids),
+            )
+            claimed = db.execute(
+                f"SELECT w.id AS wid, w.kind, w.spec, w.attempts AS wattempts, r.* "
+                f"FROM writebacks w LEFT JOIN records r ON r.id = w.record_id "
+                f"WHERE w.id IN ({marks}) ORDER BY w.id",
+                ids,
+            ).fetchall()
+        return [_pending_writeback(row) for row in claimed]
+
+    def mark_writeback_done(self, writeback_id: int) -> None:
+        """A write-back succeeded."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE writebacks SET state = ?, done_at = ?, attempts = attempts + 1, "
+                "last_error = NULL, lease_owner = NULL, lease_until = 0 WHERE id = ?",
+                (DONE, time.time(), writeback_id),
+            )
+
+    def add_task(self, task: Writeback, *, context_key: str | None = None) -> int:
+        """Journal a task that belongs to no record yet (e.g. "anchor this registration")."""
+        try:
+            with self._transaction() as db:
+                cursor = db.execute(
+                    "INSERT INTO writebacks (record_id, context_key, kind, spec, after_upload) "
+                    "VALUES (NULL, ?, ?, ?, 0)",
+                    (context_key, task.kind, json.dumps(task.spec, sort_keys=True)),
+                )
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write journal {self.path}: {exc}") from None
+        return int(cursor.lastrowid or 0)
+
+    def task_state(self, task_id: int) -> tuple[str, str | None]:
+        """``(state, last_error)`` of a task or write-back."""
+        row = (
+            self._connection()
+            .execute("SELECT state, last_error FROM writebacks WHERE id = ?", (task_id,))
+            .fetchone()
+        )
+        if row is None:
+            raise JournalError(f"no task {task_id} in {self.path}")
+        return row["state"], row["last_error"]
+
+    def latest_task_for(self, context_key: str) -> tuple[int, str, str | None] | None:
+        """``(id, state, last_error)`` of the newest task journaled under ``context_key``."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT id, state, last_error FROM writebacks WHERE context_key = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (context_key,),
+            )
+            .fetchone()
+        )
+        return (row["id"], row["state"], row["last_error"]) if row else None
+
+    def claim_task(self, task_id: int, owner: str, lease_seconds: float) -> PendingWriteback | None:
+        """Lease one pending task regardless of its schedule (to run it right now)."""
+        now = time.time()
+        with self._transaction() as db:
+            updated = db.execute(
+                "UPDATE writebacks SET lease_owner = ?, lease_until = ? "
+                "WHERE id = ? AND state = ? AND lease_until < ?",
+                (owner, now + lease_seconds, task_id, PENDING, now),
+            ).rowcount
+            row = db.execute(
+                "SELECT w.id AS wid, w.kind, w.spec, w.attempts AS wattempts, r.* "
+                "FROM writebacks w LEFT JOIN records r ON r.id = w.record_id WHERE w.id = ?",
+                (task_id,),
+            ).fetchone()
+        return _pending_writeback(row) if updated else None
+
+    def mark_writeback_abandoned(self, writeback_id: int, error: str) -> None:
+        """A task that can never succeed (e.g. its source run is gone): stop retrying it."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE writebacks SET state = ?, attempts = attempts + 1, last_error = ?, "
+                "lease_owner = NULL, lease_until = 0 WHERE id = ?",
+                (FAILED, error[:500], writeback_id),
+            )
+
+    def release_writebacks(self, record_id: int) -> None:
+        """Make a record's held write-backs due now."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE writebacks SET next_attempt_at = 0 WHERE record_id = ? AND state = ?",
+                (record_id, PENDING),
+            )
+
+    def claim_writebacks_for(
+        self, record_id: int, owner: str, lease_seconds: float
+    ) -> list[PendingWriteback]:
+        """Lease the pending write-backs of one uploaded record, held or not."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE writebacks SET lease_owner = ?, lease_until = ? WHERE record_id = ? "
+                "AND state = ? AND lease_until < ? AND (after_upload = 0 "
+                "OR record_id IN (SELECT id FROM records WHERE state = ?))",
+                (owner, now + lease_seconds, record_id, PENDING, now, UPLOADED),
+            )
+            rows = db.execute(
+                "SELECT w.id AS wid, w.kind, w.spec, w.attempts AS wattempts, r.* "
+                "FROM writebacks w LEFT JOIN records r ON r.id = w.record_id "
+                "WHERE w.record_id = ? AND w.lease_owner = ? AND w.state = ? ORDER BY w.id",
+                (record_id, owner, PENDING),
+            ).fetchall()
+        return [_pending_writeback(row) for row in rows]
+
+    def release_writeback(self, writeback_id: int) -> None:
+        """Give a claimed write-back back untouched."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE writebacks SET lease_owner = NULL, lease_until = 0 WHERE id = ?",
+                (writeback_id,),
+            )
+
+    def mark_writeback_failed(self, writeback_id: int, error: str, retry_in: float) -> None:
+        """A write-back failed; retry after ``retry_in`` seconds."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE writebacks SET attempts = attempts + 1, last_error = ?, "
+                "next_attempt_at = ?, "
+                "lease_owner = NULL, lease_until = 0 WHERE id = ?",
+                (error[:500], time.time() + retry_in, writeback_id),
+            )
+
+    # --- reporting ---------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Records per state, and write-backs still pending (``writebacks_pending``)."""
+        db = self._connection()
+        counts = {PENDING: 0, UPLOADED: 0, REJECTED: 0}
+        for row in db.execute("SELECT state, COUNT(*) AS n FROM records GROUP BY state"):
+            counts[row["state"]] = row["n"]
+        for state, key in ((PENDING, "writebacks_pending"), (FAILED, "writebacks_failed")):
+            counts[key] = db.execute(
+                "SELECT COUNT(*) FROM writebacks WHERE state = ?", (state,)
+            ).fetchone()[0]
+        return counts
+
+    def outstanding_ids(self) -> list[int]:
+        """Ids of records not yet uploaded, oldest first."""
+        rows = self._connection().execute(
+            "SELECT id FROM records WHERE state != ? ORDER BY id", (UPLOADED,)
+        )
+        return [row[0] for row in rows]
+
+    def outstanding(self, limit: int = 1000) -> list[Record]:
+        """Records not yet uploaded, oldest first."""
+        rows = self._connection().execute(
+            "SELECT * FROM records WHERE state != ? ORDER BY id LIMIT ?", (UPLOADED, limit)
+        )
+        return [_record(row) for row in rows]
+
+    def outstanding_writebacks(
+        self, limit: int = 1000
+    ) -> list[tuple[int, str, str | None, str | None]]:
+        """``(writeback id, kind, last_error, tx_id)`` of pending write-backs."""
+        rows = self._connection().execute(
+            "SELECT w.id, w.kind, w.last_error, r.tx_id FROM writebacks w "
+            "LEFT JOIN records r ON r.id = w.record_id WHERE w.state = ? ORDER BY w.id LIMIT ?",
+            (PENDING, limit),
+        )
+        return [(row[0], row[1], row[2], row[3]) for row in rows]

@@ -1,0 +1,404 @@
+"""Draining the journal: bounded upload workers, write-back handlers, ``sync``.
+
+Each process has at most one small pool of worker threads per journal. Workers lease due
+records, post them, and record the outcome; then run the write-backs of uploaded records
+for which this process has a handler (the MLflow side registers the ``mlflow.*`` kinds, so
+a process that never imported MLflow leaves those to one that has). Nothing here blocks a
+caller for longer than the caller asks: waiting is always with a timeout, and whatever is
+not done stays journaled for the next worker, the next process, or ``ar-io-mlflow sync``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ario_mlflow.arweave.journal import PENDING, UPLOADED, Journal, PendingWriteback, Record
+from ario_mlflow.arweave.turbo import UploadOutcome, post_item
+
+logger = logging.getLogger(__name__)
+
+WritebackHandler = Callable[[dict[str, Any], "Record | None"], None]
+
+
+class AbandonTask(Exception):
+    """Raised by a handler when retrying cannot help; the task is marked failed."""
+
+
+_HANDLERS: dict[str, WritebackHandler] = {}
+
+#: Longest wait between two attempts at the same record or write-back.
+MAX_BACKOFF_SECONDS = 300.0
+#: Lease on a claimed entry; longer than any single attempt can take.
+LEASE_SECONDS = 120.0
+
+
+def register_writeback_handler(kind: str, handler: WritebackHandler) -> None:
+    """Make this process able to perform write-backs of ``kind``."""
+    _HANDLERS[kind] = handler
+
+
+def writeback_kinds() -> list[str]:
+    """Kinds this process can perform."""
+    return sorted(_HANDLERS)
+
+
+def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter (0.5 s, 1 s, 2 s … capped), at least ``Retry-After``."""
+    base = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(attempts, 20))
+    delay: float = base * random.uniform(0.8, 1.2)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_BACKOFF_SECONDS))
+    return delay
+
+
+def lease_owner() -> str:
+    """``host:pid:thread`` — lets a later process tell a dead owner from a live one."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def reclaim_dead_leases(journal: Journal) -> int:
+    """Free entries leased by processes of this host that no longer exist."""
+    return journal.release_leases_where(_owner_is_dead)
+
+
+def attempt_upload(
+    journal: Journal, record: Record, session: requests.Session, timeout: tuple[float, float]
+) -> UploadOutcome:
+    """Post one leased record and write the outcome to the journal."""
+    outcome = post_item(
+        session, record.upload_url, record.token, record.item, record.tx_id, timeout=timeout
+    )
+    if outcome.accepted:
+        journal.mark_uploaded(record.id, outcome.receipt)
+        if outcome.receipt_valid is False:
+            logger.warning("upload receipt for %s does not verify", record.tx_id)
+    else:
+        journal.mark_failed_attempt(
+            record.id,
+            outcome.error or "upload failed",
+            backoff_seconds(record.attempts, outcome.retry_after),
+            rejected=not outcome.retryable,
+        )
+    return outcome
+
+
+def run_writeback(journal: Journal, writeback: PendingWriteback) -> bool:
+    """Perform one leased write-back; True if it succeeded."""
+    handler = _HANDLERS.get(writeback.kind)
+    if handler is None:  # claimed only for registered kinds; be safe anyway
+        journal.mark_writeback_failed(writeback.id, "no handler in this process", 0.0)
+        return False
+    try:
+        handler(writeback.spec, writeback.record)
+    except AbandonTask as exc:
+        journal.mark_writeback_abandoned(writeback.id, str(exc))
+        logger.warning("task %s abandoned: %s", writeback.kind, exc)
+        return False
+    except Exception as exc:  # a handler failure must never kill a worker
+        journal.mark_writeback_failed(
+            writeback.id, f"{type(exc).__name__}: {exc}", backoff_seconds(writeback.attempts)
+        )
+        logger.info("write-back %s #%d failed: %s", writeback.kind, writeback.id, exc)
+        return False
+    journal.mark_writeback_done(writeback.id)
+    return True
+
+
+def run_task_now(journal: Journal, task_id: int) -> bool:
+    """Run one journaled task in the caller's thread if nobody else holds it."""
+    task = journal.claim_task(task_id, lease_owner(), LEASE_SECONDS)
+    return run_writeback(journal, task) if task is not None else False
+
+
+def run_writebacks_for(journal: Journal, record_id: int) -> tuple[int, int]:
+    """Perform a just-uploaded record's write-backs in the caller's thread.
+
+    Returns ``(done, failed)``; failed ones stay journaled for the workers.
+    """
+    done = failed = 0
+    for writeback in journal.claim_writebacks_for(record_id, lease_owner(), LEASE_SECONDS):
+        if run_writeback(journal, writeback):
+            done += 1
+        else:
+            failed += 1
+    return done, failed
+
+
+class UploadWorkers:
+    """A bounded pool of daemon threads draining one journal."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        threads: int = 2,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        idle_poll: float = 2.0,
+    ) -> None:
+        self.journal = journal
+        self.threads = threads
+        self.timeout = timeout
+        self.idle_poll = idle_poll
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._outcomes: dict[int, UploadOutcome] = {}
+        self._mine: set[int] = set()
+        self._workers: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._session = requests.Session()
+
+    def start(self) -> None:
+        """Start the threads (idempotent)."""
+        with self._lock:
+            if self._workers:
+                return
+            reclaim_dead_leases(self.journal)
+            for index in range(self.threads):
+                thread = threading.Thread(
+                    target=self._run, name=f"ario-upload-{index}", daemon=True
+                )
+                thread.start()
+                self._workers.append(thread)
+
+    def track(self, record_id: int) -> None:
+        """Remember a record this process journaled, so the exit flush waits for it."""
+        with self._changed:
+            self._mine.add(record_id)
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Ask idle workers to look at the journal now."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        owner = lease_owner()
+        while not self._stop.is_set():
+            try:
+                busy = self._drain_once(owner)
+            except Exception:  # never let a worker die; the journal keeps the work
+                logger.exception("upload worker error; retrying shortly")
+                busy = False
+                self._stop.wait(1.0)
+            if not busy:
+                self._wake.wait(self.idle_poll)
+                self._wake.clear()
+
+    def _drain_once(self, owner: str) -> bool:
+        busy = False
+        for record in self.journal.claim_due_records(owner, 4, LEASE_SECONDS):
+            busy = True
+            outcome = attempt_upload(self.journal, record, self._session, self.timeout)
+            with self._changed:
+                self._outcomes[record.id] = outcome
+                if outcome.accepted:
+                    self._mine.discard(record.id)
+                self._changed.notify_all()
+        for writeback in self.journal.claim_due_writebacks(
+            owner, 8, LEASE_SECONDS, kinds=writeback_kinds()
+        ):
+            busy = True
+            run_writeback(self.journal, writeback)
+        return busy
+
+    def wait_for(self, record_id: int, timeout: float) -> UploadOutcome | None:
+        """Wait up to ``timeout`` s for the record's upload; the last outcome seen, if any.
+
+        Returns early on success or on a refusal that retrying cannot fix.
+        """
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        with self._changed:
+            while True:
+                outcome = self._outcomes.get(record_id)
+                if outcome is not None and (outcome.accepted or not outcome.retryable):
+                    return outcome
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return outcome
+                self._changed.wait(remaining)
+
+    def flush(self, timeout: float) -> int:
+        """Give this process's pending records up to ``timeout`` s; return how many remain."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        with self._changed:
+            while self._mine:
+                still_pending = {
+                    rid
+                    for rid in self._mine
+                    if (rec := self.journal.get(rid)) is not None and rec.state == PENDING
+                }
+                self._mine = still_pending
+                remaining = deadline - time.monotonic()
+                if not self._mine or remaining <= 0:
+                    break
+                self._changed.wait(min(remaining, 0.25))
+            return len(self._mine)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the threads (they finish the attempt in progress)."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._workers:
+            thread.join(timeout)
+        self._workers.clear()
+        self._stop.clear()
+
+
+@dataclass
+class _Registry:
+    pools: dict[Path, UploadWorkers]
+    lock: threading.Lock
+
+
+_REGISTRY = _Registry({}, threading.Lock())
+EXIT_FLUSH_SECONDS = 3.0
+
+
+def workers_for(journal: Journal, *, timeout: tuple[float, float] = (5.0, 30.0)) -> UploadWorkers:
+    """The process-wide worker pool of ``journal`` (started on first use)."""
+    key = journal.path.resolve()
+    with _REGISTRY.lock:
+        pool = _REGISTRY.pools.get(key)
+        if pool is None:
+            pool = UploadWorkers(journal, timeout=timeout)
+            _REGISTRY.pools[key] = pool
+    pool.start()
+    return pool
+
+
+def stop_all_workers() -> None:
+    """Stop every pool of this process (tests, and embedders that manage their own exit)."""
+    with _REGISTRY.lock:
+        pools = list(_REGISTRY.pools.values())
+        _REGISTRY.pools.clear()
+    for pool in pools:
+        pool.stop()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """A short, bounded flush at interpreter exit; the rest stays journaled."""
+    seconds = float(os.environ.get("ARIO_MLFLOW_EXIT_FLUSH", EXIT_FLUSH_SECONDS) or 0)
+    for pool in list(_REGISTRY.pools.values()):
+        try:
+            left = pool.flush(seconds)
+        except Exception:  # interpreter shutting down: never raise from atexit
+            continue
+        if left:
+            logger.warning(
+                "%d signed record(s) not uploaded yet; they stay journaled in %s "
+                "(run 'ar-io-mlflow sync')",
+                left,
+                pool.journal.path,
+            )
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What ``sync`` achieved."""
+
+    uploaded: int
+    failed_attempts: int
+    writebacks_done: int
+    writebacks_failed: int
+    remaining: dict[str, int]
+
+    @property
+    def complete(self) -> bool:
+        """Nothing left to upload or write back."""
+        return not (
+            self.remaining.get("pending")
+            or self.remaining.get("rejected")
+            or self.remaining.get("writebacks_pending")
+        )
+
+
+def sync_journal(
+    journal: Journal,
+    *,
+    timeout: tuple[float, float] = (5.0, 30.0),
+    session: requests.Session | None = None,
+    progress: Callable[[Record, UploadOutcome], None] | None = None,
+    give_up_after: int = 3,
+) -> SyncReport:
+    """One attempt at every outstanding record now, then every pending write-back.
+
+    After ``give_up_after`` consecutive failures against one upload service, its other
+    records are left for later instead of waiting out a timeout each.
+    """
+    session = session or requests.Session()
+    owner = lease_owner()
+    reclaim_dead_leases(journal)
+    uploaded = failed = done = wb_failed = 0
+    streaks: dict[str, int] = {}
+    todo = journal.outstanding_ids()
+    # Records leased by a live worker (mid-attempt) are retried until that attempt must
+    # have ended: one connect plus one read timeout, and a little slack.
+    patience_until = time.monotonic() + sum(timeout) + 2.0
+    while todo:
+        busy: list[int] = []
+        for record_id in todo:
+            candidate = journal.get(record_id)
+            if candidate is None or candidate.state == UPLOADED:
+                continue
+            if streaks.get(candidate.upload_url, 0) >= give_up_after:
+                continue
+            record = journal.claim_record(record_id, owner, LEASE_SECONDS)
+            if record is None:
+                busy.append(record_id)
+                continue
+            outcome = attempt_upload(journal, record, session, timeout)
+            if outcome.accepted:
+                uploaded += 1
+                streaks[record.upload_url] = 0
+            else:
+                failed += 1
+                streaks[record.upload_url] = streaks.get(record.upload_url, 0) + 1
+            if progress:
+                progress(record, outcome)
+        if not busy or time.monotonic() > patience_until:
+            break
+        todo = busy
+        time.sleep(0.2)
+    unreachable: set[str] = set()
+    for writeback in journal.claim_due_writebacks(
+        owner, 100_000, LEASE_SECONDS, kinds=writeback_kinds(), ignore_schedule=True
+    ):
+        destination = f"{writeback.kind}:{writeback.spec.get('tracking_uri')}"
+        if destination in unreachable:  # one failure per destination is enough to know
+            journal.release_writeback(writeback.id)
+            continue
+        if run_writeback(journal, writeback):
+            done += 1
+        else:
+            wb_failed += 1
+            unreachable.add(destination)
+    return SyncReport(uploaded, failed, done, wb_failed, journal.counts())

@@ -1,0 +1,152 @@
+"""MLflow write-backs performed once a journaled record is uploaded.
+
+A write-back is data (which tags, on which run / model version / trace, of which
+tracking server), journaled with the record, so it survives restarts and is retried until
+MLflow accepts it. Values may hold ``{tx_id}`` and ``{url}``, filled in from the record.
+Importing this module registers the handler in this process.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from typing import Any
+
+from ario_mlflow.arweave.journal import Record, Writeback
+from ario_mlflow.arweave.uploader import register_writeback_handler
+from ario_mlflow.witness import log_witness_files
+
+SET_TAGS = "mlflow.set_tags"
+LOG_WITNESS = "mlflow.log_witness"
+_TARGETS = ("run", "model_version", "registered_model", "trace")
+_clients: dict[tuple[str | None, str | None], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def portable_uri(uri: str | None) -> str | None:
+    """A tracking/registry URI that means the same from any working directory.
+
+    ``sqlite:///relative.db``, ``file:relative`` and bare relative paths are made absolute,
+    so a write-back journaled by a script can be performed later by ``ar-io-mlflow sync``
+    run from elsewhere.
+    """
+    if not uri:
+        return uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + os.path.abspath(uri[len("sqlite:///") :])
+    if uri.startswith("file://"):
+        return uri
+    if uri.startswith("file:"):
+        return "file://" + os.path.abspath(uri[len("file:") :])
+    if "://" not in uri and ":" not in uri.split("/", 1)[0]:
+        return os.path.abspath(uri)
+    return uri
+
+
+def set_tags_writeback(
+    target: str,
+    tags: dict[str, str],
+    *,
+    tracking_uri: str | None,
+    registry_uri: str | None = None,
+    delete: tuple[str, ...] = (),
+    **ids: str,
+) -> Writeback:
+    """A write-back that sets ``tags`` (then deletes the tags named in ``delete``).
+
+    Targets and their ids: ``run`` (``run_id=``), ``model_version`` (``name=, version=``),
+    ``registered_model`` (``name=``), ``trace`` (``trace_id=``).
+    """
+    if target not in _TARGETS:
+        raise ValueError(f"unknown write-back target {target!r}; expected one of {_TARGETS}")
+    spec: dict[str, Any] = {
+        "target": target,
+        "tags": tags,
+        "tracking_uri": tracking_uri,
+        "registry_uri": registry_uri,
+        **ids,
+    }
+    if delete:
+        spec["delete"] = list(delete)
+    return Writeback(SET_TAGS, spec)
+
+
+def witness_writeback(
+    run_id: str, files: dict[str, bytes], *, tracking_uri: str | None
+) -> Writeback:
+    """A write-back that stores witness ``files`` (paths under ``ario/``) on a run.
+
+    It does not wait for the upload: the payload bytes must reach MLflow even if the
+    record is never uploaded from this process.
+    """
+    encoded = {path: base64.b64encode(data).decode("ascii") for path, data in files.items()}
+    return Writeback(
+        LOG_WITNESS,
+        {"run_id": run_id, "files": encoded, "tracking_uri": tracking_uri},
+        after_upload=False,
+    )
+
+
+def _log_witness(spec: dict[str, Any], record: Record | None) -> None:
+    files = {path: base64.b64decode(data) for path, data in spec["files"].items()}
+    log_witness_files(_client(spec.get("tracking_uri"), None), spec["run_id"], files)
+
+
+def _client(tracking_uri: str | None, registry_uri: str | None) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    key = (tracking_uri, registry_uri)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+            _clients[key] = client
+        return client
+
+
+def render(value: str, record: Record | None) -> str:
+    """Fill ``{tx_id}`` and ``{url}`` from the uploaded record."""
+    if record is None:
+        return value
+    return value.replace("{tx_id}", record.tx_id).replace("{url}", record.url)
+
+
+def _apply(spec: dict[str, Any], record: Record | None) -> None:
+    client = _client(spec.get("tracking_uri"), spec.get("registry_uri"))
+    target = spec["target"]
+    for key, template in spec["tags"].items():
+        value = render(str(template), record)
+        if target == "run":
+            client.set_tag(spec["run_id"], key, value)
+        elif target == "model_version":
+            client.set_model_version_tag(spec["name"], str(spec["version"]), key, value)
+        elif target == "registered_model":
+            client.set_registered_model_tag(spec["name"], key, value)
+        else:
+            client.set_trace_tag(spec["trace_id"], key, value)
+    for key in spec.get("delete", ()):
+        _delete_tag(client, spec, key)
+
+
+def _delete_tag(client: Any, spec: dict[str, Any], key: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    target = spec["target"]
+    try:
+        if target == "run":
+            client.delete_tag(spec["run_id"], key)
+        elif target == "model_version":
+            client.delete_model_version_tag(spec["name"], str(spec["version"]), key)
+        elif target == "registered_model":
+            client.delete_registered_model_tag(spec["name"], key)
+        else:
+            client.delete_trace_tag(spec["trace_id"], key)
+    except MlflowException as exc:
+        # Already gone is fine (deleting is idempotent); anything else must be retried.
+        if exc.error_code not in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            raise
+
+
+register_writeback_handler(SET_TAGS, _apply)
+register_writeback_handler(LOG_WITNESS, _log_witness)
