@@ -1,0 +1,294 @@
+"""The one definition of every event's payload and subject, shared by producer and verifier.
+
+A payload is a plain JSON object whose JCS bytes the envelope commits to. Verifiers rebuild
+payloads from live MLflow state with these same functions, so a producer and a verifier
+can never disagree about the bytes. Schemas are those of ar-io-mlflow 0.3.0 (reference
+§2), plus new keys only where stated (``artifact_path`` in training payloads; the
+``alias_changed`` event).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ario_mlflow.errors import CanonicalizationError
+from ario_mlflow.proof.canonical import canonical_json, normalize_floats
+from ario_mlflow.proof.hashing import sha256_hex
+
+logger = logging.getLogger(__name__)
+
+GENESIS = "GENESIS"
+
+TRAINING = "training_complete"
+DATASET = "dataset"
+REGISTRATION = "model_registered"
+PROMOTION = "stage_transition"
+ALIAS = "alias_changed"
+PREDICTION = "prediction"
+
+METRIC_PRECISION = 6
+LATENCY_PRECISION = 2
+
+#: Caller metadata key consumed by training anchoring, never copied into a payload.
+INCLUDE_TRACKING_URI = "include_tracking_uri"
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def check_metrics(metrics: Mapping[str, Any]) -> None:
+    """``ValueError`` naming the first metric that is not a finite number."""
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"metric {key!r} is {value!r}, not a number")
+        if not math.isfinite(value):
+            raise ValueError(
+                f"metric {key!r} is {value!r}; NaN and infinite metrics cannot be committed "
+                "(log a finite value, or delete the metric, then anchor again)"
+            )
+
+
+def check_metadata(metadata: Mapping[str, Any]) -> None:
+    """``ValueError`` naming the first metadata key whose value has no canonical JSON form."""
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise ValueError(f"metadata key {key!r} is not a string")
+        try:
+            canonical_json(value)
+        except CanonicalizationError as exc:
+            raise ValueError(f"metadata[{key!r}] cannot be committed: {exc}") from None
+
+
+def merge_metadata(payload: dict[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Add metadata keys that are not structural keys of ``payload`` (structure wins)."""
+    for key, value in metadata.items():
+        if key in payload:
+            logger.debug("metadata key %r collides with a payload field; dropped", key)
+            continue
+        payload[key] = value
+    return payload
+
+
+# --- datasets -----------------------------------------------------------------------------
+
+
+def schema_hash(schema: str | None) -> str:
+    """Hash of a dataset schema: of its canonical JSON if it parses, else of its text."""
+    if not schema:
+        return ""
+    try:
+        return sha256_hex(canonical_json(json.loads(schema)))
+    except (ValueError, CanonicalizationError):
+        return sha256_hex(schema.encode("utf-8"))
+
+
+def dataset_entry(
+    *,
+    name: str,
+    source: str,
+    source_type: str,
+    digest: str,
+    schema: str | None,
+    context: str | None,
+) -> dict[str, Any]:
+    """One element of a training payload's ``dataset_inputs`` (schema only as a hash)."""
+    return {
+        "name": name,
+        "source": source,
+        "source_type": source_type,
+        "digest": digest,
+        "schema_hash": schema_hash(schema),
+        "context": context,
+    }
+
+
+def sorted_dataset_entries(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entries in the committed order (independent of logging order)."""
+
+    def key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
+        return (
+            entry.get("name") or "",
+            entry.get("source") or "",
+            entry.get("context") or "",
+            entry.get("digest") or "",
+        )
+
+    return sorted(entries, key=key)
+
+
+def dataset_payload(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Standalone ``dataset`` event payload for a dataset entry (no ``context``)."""
+    return {
+        "event_type": DATASET,
+        "name": entry["name"],
+        "source": entry["source"],
+        "source_type": entry["source_type"],
+        "digest": entry["digest"],
+        "schema_hash": entry["schema_hash"],
+    }
+
+
+def dataset_subject(name: str, digest: str) -> dict[str, Any]:
+    """Subject of a ``dataset`` event."""
+    return {"type": "mlflow_dataset", "name": name, "digest": digest}
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+def training_payload(
+    *,
+    run_id: str,
+    params: Mapping[str, str],
+    metrics: Mapping[str, float],
+    artifact_checksums: Mapping[str, str],
+    source_name: str,
+    git_commit: str,
+    dataset_inputs: list[dict[str, Any]],
+    artifact_path: str | None = None,
+    snapshot: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Training payload; ``snapshot`` holds trace/OTel ids and caller metadata.
+
+    ``artifact_path`` (new in this implementation) records which model directory was
+    hashed, so verifiers re-hash the same files; it is omitted when unknown so that
+    payloads rebuilt for 0.3.0 records keep their exact bytes.
+    """
+    payload: dict[str, Any] = {
+        "event_type": TRAINING,
+        "run_id": run_id,
+        "params": dict(params),
+        "metrics": normalize_floats(dict(metrics), METRIC_PRECISION),
+        "artifact_checksums": dict(artifact_checksums),
+        "source_name": source_name,
+        "git_commit": git_commit,
+        "dataset_inputs": dataset_inputs,
+    }
+    if artifact_path is not None:
+        payload["artifact_path"] = artifact_path
+    return merge_metadata(payload, snapshot or {})
+
+
+def run_subject(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:
+    """Subject of a training event."""
+    subject: dict[str, Any] = {"type": "mlflow_run", "run_id": run_id}
+    if tracking_uri:
+        subject["tracking_uri"] = tracking_uri
+    return subject
+
+
+# --- registry -----------------------------------------------------------------------------
+
+
+def model_version_subject(name: str, version: str | int) -> dict[str, Any]:
+    """Subject of registration, promotion and alias events."""
+    return {"type": "mlflow_model_version", "name": name, "version": str(version)}
+
+
+def registration_payload(
+    *,
+    model_name: str,
+    model_version: str | int,
+    source_run_id: str | None,
+    source: str | None,
+    artifact_verified: bool | None,
+    artifact_hash: str | None,
+    snapshot: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``model_registered`` payload."""
+    payload: dict[str, Any] = {
+        "event_type": REGISTRATION,
+        "model_name": model_name,
+        "model_version": str(model_version),
+        "source_run_id": source_run_id,
+        "source": source,
+        "artifact_verified": artifact_verified,
+        "artifact_hash": artifact_hash,
+    }
+    return merge_metadata(payload, snapshot or {})
+
+
+def promotion_payload(
+    *,
+    model_name: str,
+    model_version: str | int,
+    from_stage: str,
+    to_stage: str,
+    snapshot: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``stage_transition`` payload (``to_stage`` exactly as the caller passed it)."""
+    payload: dict[str, Any] = {
+        "event_type": PROMOTION,
+        "model_name": model_name,
+        "model_version": str(model_version),
+        "from_stage": from_stage,
+        "to_stage": to_stage,
+    }
+    return merge_metadata(payload, snapshot or {})
+
+
+def alias_payload(
+    *,
+    model_name: str,
+    alias: str,
+    model_version: str | int | None,
+    previous_version: str | int | None,
+    snapshot: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``alias_changed`` payload: where an alias points now (``None``: deleted) and before."""
+    payload: dict[str, Any] = {
+        "event_type": ALIAS,
+        "model_name": model_name,
+        "alias": alias,
+        "model_version": None if model_version is None else str(model_version),
+        "previous_version": None if previous_version is None else str(previous_version),
+    }
+    return merge_metadata(payload, snapshot or {})
+
+
+# --- predictions --------------------------------------------------------------------------
+
+
+def prediction_payload(
+    *,
+    decision_id: str,
+    model_name: str,
+    model_version: str,
+    run_id: str,
+    model_uri: str,
+    input_hash: str,
+    output_hash: str,
+    latency_ms: float,
+    artifact_verified: bool | None,
+    snapshot: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``prediction`` payload (``artifact_verified`` is true or null, never false)."""
+    payload: dict[str, Any] = {
+        "event_type": PREDICTION,
+        "decision_id": decision_id,
+        "model_name": model_name,
+        "model_version": model_version,
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "input_hash": input_hash,
+        "output_hash": output_hash,
+        "latency_ms": round(latency_ms, LATENCY_PRECISION),
+        "artifact_verified": True if artifact_verified else None,
+    }
+    return merge_metadata(payload, snapshot or {})
+
+
+def prediction_subject(decision_id: str, run_id: str, trace_id: str | None) -> dict[str, Any]:
+    """Subject of a ``prediction`` event."""
+    subject: dict[str, Any] = {
+        "type": "mlflow_prediction",
+        "decision_id": decision_id,
+        "model_run_id": run_id,
+    }
+    if trace_id:
+        subject["trace_id"] = trace_id
+    return subject

@@ -1,0 +1,202 @@
+"""Payload builders reproduce the reference's records byte for byte, and validate input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ario_mlflow.proof import payloads as P
+from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.hashing import sha256_hex
+from tests.conftest import VECTORS_DIR
+
+ORIGINAL = VECTORS_DIR / "original-0.3.0"
+
+
+def _payload(name: str) -> tuple[bytes, dict[str, Any]]:
+    data = (ORIGINAL / name / "payload.bin").read_bytes()
+    return data, json.loads(data)
+
+
+def test_training_payload_rebuilds_reference_bytes() -> None:
+    data, original = _payload("training")
+    rebuilt = P.training_payload(
+        run_id=original["run_id"],
+        params=original["params"],
+        metrics={"accuracy": 0.97333333333, "weird": 1 / 3},
+        artifact_checksums=original["artifact_checksums"],
+        source_name=original["source_name"],
+        git_commit=original["git_commit"],
+        dataset_inputs=original["dataset_inputs"],
+    )
+    assert canonical_json(rebuilt) == data
+
+
+def test_artifact_path_is_recorded_when_known() -> None:
+    payload = P.training_payload(
+        run_id="r",
+        params={},
+        metrics={},
+        artifact_checksums={},
+        source_name="",
+        git_commit="",
+        dataset_inputs=[],
+        artifact_path="classifier",
+    )
+    assert payload["artifact_path"] == "classifier"
+
+
+def test_dataset_entries_and_event_rebuild_reference_bytes() -> None:
+    data, original = _payload("dataset-standalone")
+    _, training = _payload("training")
+    (entry,) = training["dataset_inputs"]
+    assert canonical_json(P.dataset_payload(entry)) == data
+    assert original["event_type"] == "dataset"
+
+
+def test_dataset_entry_and_reference_examples() -> None:
+    schema = '{"mlflow_colspec":[{"type":"long","name":"a"}]}'
+    assert P.schema_hash(schema) == (
+        "8e640ed33da7a4f30968be9a7df89ec87f27dc46ad12e817a6b6abd30dc2068a"
+    )
+    assert P.schema_hash('{ "mlflow_colspec" : [ {"name":"a", "type":"long"} ] }') == (
+        P.schema_hash(schema)
+    )
+    assert P.schema_hash("not json") == sha256_hex(b"not json")
+    assert P.schema_hash("") == P.schema_hash(None) == ""
+    entry = P.dataset_entry(
+        name="train_q1",
+        source='{"uri": "s3://b/train.csv"}',
+        source_type="s3",
+        digest="abc123",
+        schema=schema,
+        context="training",
+    )
+    assert sha256_hex(canonical_json(P.dataset_payload(entry))) == (
+        "b8106ae91ca607fe6c2c221d7e19e7b31121c3fe9f535785dd531569c5f023af"
+    )
+
+
+def test_dataset_entries_sort_independently_of_logging_order() -> None:
+    a = {"name": "b", "source": "s", "context": "training", "digest": "1"}
+    b = {"name": "a", "source": "s", "context": None, "digest": "2"}
+    c = {"name": "a", "source": "s", "context": "validation", "digest": "0"}
+    assert P.sorted_dataset_entries([a, b, c]) == P.sorted_dataset_entries([c, a, b]) == [b, c, a]
+
+
+def test_registration_promotion_prediction_rebuild_reference_bytes() -> None:
+    data, original = _payload("registration")
+    rebuilt = P.registration_payload(
+        model_name="iris",
+        model_version=1,
+        source_run_id=original["source_run_id"],
+        source=original["source"],
+        artifact_verified=True,
+        artifact_hash=original["artifact_hash"],
+    )
+    assert canonical_json(rebuilt) == data
+
+    data, original = _payload("promotion")
+    rebuilt = P.promotion_payload(
+        model_name="iris", model_version="1", from_stage="None", to_stage="Staging"
+    )
+    assert canonical_json(rebuilt) == data
+
+    for name in ("prediction-0", "prediction-1"):
+        data, original = _payload(name)
+        rebuilt = P.prediction_payload(
+            decision_id=original["decision_id"],
+            model_name="iris",
+            model_version="1",
+            run_id=original["run_id"],
+            model_uri="models:/iris/1",
+            input_hash=original["input_hash"],
+            output_hash=original["output_hash"],
+            latency_ms=original["latency_ms"] + 0.001,
+            artifact_verified=True,
+            snapshot={"mlflow_trace_id": original["mlflow_trace_id"]},
+        )
+        assert canonical_json(rebuilt) == data
+
+
+def test_structural_keys_win_over_metadata() -> None:
+    payload = P.promotion_payload(
+        model_name="m",
+        model_version=2,
+        from_stage="None",
+        to_stage="Production",
+        snapshot={"to_stage": "Archived", "ticket": "CHG-1"},
+    )
+    assert payload["to_stage"] == "Production"
+    assert payload["ticket"] == "CHG-1"
+
+
+def test_prediction_artifact_verified_is_true_or_null() -> None:
+    common: dict[str, Any] = {
+        "decision_id": "d",
+        "model_name": "m",
+        "model_version": "1",
+        "run_id": "r",
+        "model_uri": "u",
+        "input_hash": "i",
+        "output_hash": "o",
+        "latency_ms": 1.234567,
+    }
+    assert P.prediction_payload(**common, artifact_verified=False)["artifact_verified"] is None
+    assert P.prediction_payload(**common, artifact_verified=True)["artifact_verified"] is True
+    assert P.prediction_payload(**common, artifact_verified=None)["latency_ms"] == 1.23
+
+
+def test_alias_payload() -> None:
+    payload = P.alias_payload(
+        model_name="m", alias="champion", model_version=3, previous_version=None
+    )
+    assert payload == {
+        "event_type": "alias_changed",
+        "model_name": "m",
+        "alias": "champion",
+        "model_version": "3",
+        "previous_version": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("metrics", "name"),
+    [
+        ({"loss": float("nan")}, "loss"),
+        ({"ok": 1.0, "auc": float("inf")}, "auc"),
+        ({"x": "1"}, "x"),
+        ({"b": True}, "b"),
+    ],
+)
+def test_bad_metrics_name_the_key(metrics: dict[str, Any], name: str) -> None:
+    with pytest.raises(ValueError, match=repr(name)):
+        P.check_metrics(metrics)
+
+
+def test_bad_metadata_names_the_key() -> None:
+    with pytest.raises(ValueError, match="'threshold'"):
+        P.check_metadata({"ok": 1, "threshold": float("nan")})
+    with pytest.raises(ValueError, match="'when'"):
+        P.check_metadata({"when": object()})
+    P.check_metadata({"fine": {"nested": [1, "a", None]}})
+
+
+def test_subjects() -> None:
+    assert P.run_subject("r") == {"type": "mlflow_run", "run_id": "r"}
+    assert P.run_subject("r", "sqlite:///x")["tracking_uri"] == "sqlite:///x"
+    assert P.model_version_subject("m", 3) == {
+        "type": "mlflow_model_version",
+        "name": "m",
+        "version": "3",
+    }
+    assert "trace_id" not in P.prediction_subject("d", "r", None)
+    assert P.prediction_subject("d", "r", "tr-1")["trace_id"] == "tr-1"
+    assert P.dataset_subject("n", "d") == {"type": "mlflow_dataset", "name": "n", "digest": "d"}
+
+
+def test_original_vectors_exist() -> None:
+    assert Path(ORIGINAL).is_dir()
