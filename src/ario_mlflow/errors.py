@@ -28,6 +28,7 @@ same parent/child relations, so existing ``except`` clauses keep working.
         ├── LiveRefetchError                live MLflow fields could not be re-read
         └── AssetVerificationError          an asset must not be used
             ├── IntegrityError              artifacts differ from the anchored hashes
+            │   └── ProofUnavailableError   a proof exists but cannot be checked now
             └── VerifyStatusError           the agent's verify-status says no
                 ├── AssetTamperedError
                 ├── AssetMissingError
@@ -161,6 +162,14 @@ class AssetVerificationError(VerificationError):
 
 class IntegrityError(AssetVerificationError):
     """Model artifacts differ from the hashes in the signed, anchored training payload."""
+
+
+class ProofUnavailableError(IntegrityError):
+    """A proof exists but cannot be read or checked now, so integrity is unproven.
+
+    A subclass of ``IntegrityError`` so that code refusing tampered models also refuses
+    models whose proof cannot be checked (fail closed).
+    """
 
 
 class VerifyStatusError(AssetVerificationError):

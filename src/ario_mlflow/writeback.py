@@ -13,7 +13,7 @@ import os
 import threading
 from typing import Any
 
-from ario_mlflow.arweave.journal import Record, Writeback
+from ario_mlflow.arweave.journal import Journal, Record, Writeback
 from ario_mlflow.arweave.uploader import register_writeback_handler
 from ario_mlflow.witness import log_witness_files
 
@@ -88,7 +88,7 @@ def witness_writeback(
     )
 
 
-def _log_witness(spec: dict[str, Any], record: Record | None) -> None:
+def _log_witness(spec: dict[str, Any], record: Record | None, journal: Journal) -> None:
     files = {path: base64.b64decode(data) for path, data in spec["files"].items()}
     log_witness_files(_client(spec.get("tracking_uri"), None), spec["run_id"], files)
 
@@ -112,7 +112,7 @@ def render(value: str, record: Record | None) -> str:
     return value.replace("{tx_id}", record.tx_id).replace("{url}", record.url)
 
 
-def _apply(spec: dict[str, Any], record: Record | None) -> None:
+def _apply(spec: dict[str, Any], record: Record | None, journal: Journal) -> None:
     client = _client(spec.get("tracking_uri"), spec.get("registry_uri"))
     target = spec["target"]
     for key, template in spec["tags"].items():
@@ -148,5 +148,84 @@ def _delete_tag(client: Any, spec: dict[str, Any], key: str) -> None:
             raise
 
 
+# --- prediction traces ------------------------------------------------------------------
+
+TRACE_CREATE = "mlflow.prediction_trace"
+TRACE_TAGS = "mlflow.prediction_trace_tags"
+
+
+def trace_writebacks(
+    *,
+    tracking_uri: str | None,
+    experiment_id: str | None,
+    tags: dict[str, str],
+    inputs: Any = None,
+    outputs: Any = None,
+) -> list[Writeback]:
+    """Create a decision's MLflow trace now; add the TX tags once the record is uploaded.
+
+    The trace holds hashes and ids; raw ``inputs``/``outputs`` only if the caller passes
+    them (an explicit opt-in, since they are journaled too).
+    """
+    create: dict[str, Any] = {
+        "tracking_uri": tracking_uri,
+        "experiment_id": experiment_id,
+        "tags": tags,
+    }
+    if inputs is not None:
+        create["inputs"] = inputs
+    if outputs is not None:
+        create["outputs"] = outputs
+    after: dict[str, Any] = {
+        "tracking_uri": tracking_uri,
+        "tags": {
+            "ario.prediction_tx": "{tx_id}",
+            "ario.arweave_url": "{url}",
+            "ario.proof_status": "anchored",
+        },
+    }
+    return [Writeback(TRACE_CREATE, create, after_upload=False), Writeback(TRACE_TAGS, after)]
+
+
+def _create_trace(spec: dict[str, Any], record: Record | None, journal: Journal) -> None:
+    if record is None:
+        raise ValueError("a prediction trace belongs to a record")
+    if record.context.get("trace_id"):
+        return  # created by an earlier attempt
+    client = _client(spec.get("tracking_uri"), None)
+    span = client.start_trace(
+        "VerifiedModel.predict",
+        inputs=spec.get("inputs"),
+        tags=spec["tags"],
+        experiment_id=spec.get("experiment_id"),
+    )
+    trace_id = getattr(span, "trace_id", None) or getattr(span, "request_id", None)
+    client.end_trace(trace_id, outputs=spec.get("outputs"))
+    _flush_traces()  # the task is done only once the trace is really stored
+    journal.update_context(record.id, {"trace_id": str(trace_id)})
+
+
+def _flush_traces() -> None:
+    import mlflow
+
+    flush = getattr(mlflow, "flush_trace_async_logging", None)
+    if flush is not None:
+        flush()
+
+
+def _tag_trace(spec: dict[str, Any], record: Record | None, journal: Journal) -> None:
+    if record is None:
+        raise ValueError("a prediction trace belongs to a record")
+    current = journal.get(record.id)
+    trace_id = (current.context if current else record.context).get("trace_id")
+    if not trace_id:
+        raise RuntimeError("trace not created yet; retrying later")
+    client = _client(spec.get("tracking_uri"), None)
+    for key, value in spec["tags"].items():
+        client.set_trace_tag(trace_id, key, render(str(value), record))
+
+
 register_writeback_handler(SET_TAGS, _apply)
+register_writeback_handler(TRACE_CREATE, _create_trace)
+register_writeback_handler(TRACE_TAGS, _tag_trace)
 register_writeback_handler(LOG_WITNESS, _log_witness)

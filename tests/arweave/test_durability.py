@@ -104,3 +104,78 @@ def test_sigkill_loses_nothing(local_gateway: Any, ario_home: Path) -> None:
         assert record is not None
         assert record.state == "uploaded"
         assert anchor.fetch_envelope_bytes(tx_id) == record.envelope
+
+
+def test_a_spent_retry_budget_parks_the_record_until_sync(
+    local_gateway: Any, monkeypatch: Any
+) -> None:
+    import time
+
+    from ario_mlflow.arweave.uploader import sync_journal
+    from ario_mlflow.engine import ProofEngine
+
+    monkeypatch.setenv("ARIO_MLFLOW_MAX_ATTEMPTS", "2")
+    local_gateway.set_faults(upload={"fail_rate": 1.0, "status": 503})
+    anchor = ArweaveAnchor(deadline=4)
+    envelope = ProofEngine().create_commitment(
+        event_type="dataset", subject={}, payload_bytes=b"x", previous_hash="GENESIS"
+    )
+    assert anchor.upload_proof(envelope) is None
+    (record,) = anchor.journal.outstanding()
+    assert record.attempts == 2
+    assert "retry budget of 2 attempts used" in (record.last_error or "")
+    assert record.next_attempt_at > time.time() + 365 * 24 * 3600
+    local_gateway.set_faults()
+    time.sleep(2.5)  # the workers leave a parked record alone
+    assert anchor.journal.by_tx(record.tx_id).state == "pending"  # type: ignore[union-attr]
+    assert sync_journal(anchor.journal).complete
+
+
+_QUICK_EXIT = textwrap.dedent(
+    """
+    from ario_mlflow.arweave.anchor import ArweaveAnchor
+    from ario_mlflow.engine import ProofEngine
+
+    envelope = ProofEngine().create_commitment(
+        event_type="dataset", subject={}, payload_bytes=b"quick", previous_hash="GENESIS"
+    )
+    print(ArweaveAnchor().journal_proof(envelope).tx_id, flush=True)
+    # no wait, no sync: the interpreter exits at once
+    """
+)
+
+
+def test_interpreter_exit_flushes_pending_uploads(local_gateway: Any, ario_home: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _QUICK_EXIT],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    tx_id = result.stdout.strip()
+    record = Journal.at_home(ario_home).by_tx(tx_id)
+    assert record is not None
+    assert record.state == "uploaded"
+
+
+def test_interpreter_exit_is_bounded_when_the_gateway_hangs(
+    local_gateway: Any, ario_home: Path
+) -> None:
+    import time
+
+    local_gateway.set_faults(upload={"blackhole": True})
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", _QUICK_EXIT],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "ARIO_MLFLOW_EXIT_FLUSH": "1"},
+    )
+    assert time.monotonic() - started < 15
+    assert "stay journaled" in result.stderr
+    record = Journal.at_home(ario_home).by_tx(result.stdout.strip())
+    assert record is not None
+    assert record.state == "pending"

@@ -186,7 +186,9 @@ class ArweaveAnchor:
                 writeback_delay=writeback_delay,
             )
         )
-        workers_for(self.journal, timeout=self.timeout).track(record.id)
+        workers_for(
+            self.journal, timeout=self.timeout, max_attempts=self.settings.max_attempts
+        ).track(record.id)
         return record
 
     def wait(self, record: Record, timeout: float | None = None) -> dict[str, Any] | None:
@@ -196,7 +198,9 @@ class ArweaveAnchor:
         ``None`` with ``last_error`` saying why (the record stays journaled).
         """
         timeout = self.deadline if timeout is None else timeout
-        pool = workers_for(self.journal, timeout=self.timeout)
+        pool = workers_for(
+            self.journal, timeout=self.timeout, max_attempts=self.settings.max_attempts
+        )
         outcome = pool.wait_for(record.id, timeout)
         stored = self.journal.get(record.id)
         if stored is not None and stored.state == "uploaded":

@@ -91,7 +91,8 @@ class Writeback:
     """A durable task attached to a record; ``kind`` selects a registered handler.
 
     By default it runs once the record is uploaded (tags that carry the TX id); with
-    ``after_upload=False`` it may run at once (e.g. storing the payload witness).
+    ``after_upload=False`` it may run at once (e.g. storing the payload witness). A
+    record's write-backs run in the order given: each waits for its predecessors.
     """
 
     kind: str
@@ -324,6 +325,18 @@ class Journal:
         )
         return _record(row) if row else None
 
+    def update_context(self, record_id: int, values: dict[str, Any]) -> None:
+        """Merge ``values`` into a record's context (e.g. the trace id it was given)."""
+        with self._transaction() as db:
+            row = db.execute("SELECT context FROM records WHERE id = ?", (record_id,)).fetchone()
+            if row is None:
+                raise JournalError(f"no record {record_id} in {self.path}")
+            merged = {**json.loads(row["context"]), **values}
+            db.execute(
+                "UPDATE records SET context = ? WHERE id = ?",
+                (json.dumps(merged, sort_keys=True), record_id),
+            )
+
     def claim_due_records(
         self, owner: str, limit: int, lease_seconds: float, *, ignore_schedule: bool = False
     ) -> list[Record]:
@@ -442,8 +455,12 @@ class Journal:
                 "SELECT w.id FROM writebacks w LEFT JOIN records r ON r.id = w.record_id "
                 "WHERE w.state = ? AND (r.state = ? OR w.after_upload = 0) "
                 f"AND w.kind IN ({kind_marks}) "
-                "AND w.next_attempt_at <= ? AND w.lease_until < ? ORDER BY w.id LIMIT ?",
-                (PENDING, UPLOADED, *kinds, due_before, now, limit),
+                "AND w.next_attempt_at <= ? AND w.lease_until < ? "
+                # a record's write-backs run in order: none before its predecessors are done
+                "AND (w.record_id IS NULL OR NOT EXISTS (SELECT 1 FROM writebacks e "
+                "WHERE e.record_id = w.record_id AND e.id < w.id AND e.state = ?)) "
+                "ORDER BY w.id LIMIT ?",
+                (PENDING, UPLOADED, *kinds, due_before, now, PENDING, limit),
             ).fetchall()
             ids = [row["id"] for row in rows]
             if not ids:
@@ -543,9 +560,17 @@ class Journal:
     def claim_writebacks_for(
         self, record_id: int, owner: str, lease_seconds: float
     ) -> list[PendingWriteback]:
-        """Lease the pending write-backs of one uploaded record, held or not."""
+        """Lease the pending write-backs of one record, held or not — all or none, so
+        that they still run in order when another worker holds one of them."""
         now = time.time()
         with self._transaction() as db:
+            busy = db.execute(
+                "SELECT COUNT(*) FROM writebacks WHERE record_id = ? AND state = ? "
+                "AND lease_until >= ?",
+                (record_id, PENDING, now),
+            ).fetchone()[0]
+            if busy:
+                return []
             db.execute(
                 "UPDATE writebacks SET lease_owner = ?, lease_until = ? WHERE record_id = ? "
                 "AND state = ? AND lease_until < ? AND (after_upload = 0 "
@@ -559,6 +584,18 @@ class Journal:
                 (record_id, owner, PENDING),
             ).fetchall()
         return [_pending_writeback(row) for row in rows]
+
+    def live_writeback_leases(self) -> int:
+        """Pending write-backs currently leased by someone (being performed now)."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT COUNT(*) FROM writebacks WHERE state = ? AND lease_until >= ?",
+                (PENDING, time.time()),
+            )
+            .fetchone()
+        )
+        return int(row[0])
 
     def release_writeback(self, writeback_id: int) -> None:
         """Give a claimed write-back back untouched."""

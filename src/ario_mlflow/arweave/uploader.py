@@ -29,7 +29,8 @@ from ario_mlflow.arweave.turbo import UploadOutcome, post_item
 
 logger = logging.getLogger(__name__)
 
-WritebackHandler = Callable[[dict[str, Any], "Record | None"], None]
+#: ``handler(spec, record, journal)``; ``record`` is ``None`` for a standalone task.
+WritebackHandler = Callable[[dict[str, Any], "Record | None", Journal], None]
 
 
 class AbandonTask(Exception):
@@ -40,6 +41,8 @@ _HANDLERS: dict[str, WritebackHandler] = {}
 
 #: Longest wait between two attempts at the same record or write-back.
 MAX_BACKOFF_SECONDS = 300.0
+#: "Never again automatically" (100 years): a parked record waits for ``sync``.
+PARKED_SECONDS = 100 * 365 * 24 * 3600.0
 #: Lease on a claimed entry; longer than any single attempt can take.
 LEASE_SECONDS = 120.0
 
@@ -88,9 +91,18 @@ def reclaim_dead_leases(journal: Journal) -> int:
 
 
 def attempt_upload(
-    journal: Journal, record: Record, session: requests.Session, timeout: tuple[float, float]
+    journal: Journal,
+    record: Record,
+    session: requests.Session,
+    timeout: tuple[float, float],
+    *,
+    max_attempts: int | None = None,
 ) -> UploadOutcome:
-    """Post one leased record and write the outcome to the journal."""
+    """Post one leased record and write the outcome to the journal.
+
+    After ``max_attempts`` failed attempts the record is parked: it stays journaled,
+    listed by ``ar-io-mlflow outbox``, and only ``sync`` tries it again.
+    """
     outcome = post_item(
         session, record.upload_url, record.token, record.item, record.tx_id, timeout=timeout
     )
@@ -98,13 +110,16 @@ def attempt_upload(
         journal.mark_uploaded(record.id, outcome.receipt)
         if outcome.receipt_valid is False:
             logger.warning("upload receipt for %s does not verify", record.tx_id)
-    else:
-        journal.mark_failed_attempt(
-            record.id,
-            outcome.error or "upload failed",
-            backoff_seconds(record.attempts, outcome.retry_after),
-            rejected=not outcome.retryable,
+        return outcome
+    error = outcome.error or "upload failed"
+    retry_in = backoff_seconds(record.attempts, outcome.retry_after)
+    if max_attempts is not None and record.attempts + 1 >= max_attempts:
+        retry_in = PARKED_SECONDS
+        error = f"{error} [retry budget of {max_attempts} attempts used; run ar-io-mlflow sync]"
+        logger.warning(
+            "upload of %s parked after %d attempts: %s", record.tx_id, max_attempts, outcome.error
         )
+    journal.mark_failed_attempt(record.id, error, retry_in, rejected=not outcome.retryable)
     return outcome
 
 
@@ -115,7 +130,7 @@ def run_writeback(journal: Journal, writeback: PendingWriteback) -> bool:
         journal.mark_writeback_failed(writeback.id, "no handler in this process", 0.0)
         return False
     try:
-        handler(writeback.spec, writeback.record)
+        handler(writeback.spec, writeback.record, journal)
     except AbandonTask as exc:
         journal.mark_writeback_abandoned(writeback.id, str(exc))
         logger.warning("task %s abandoned: %s", writeback.kind, exc)
@@ -142,11 +157,15 @@ def run_writebacks_for(journal: Journal, record_id: int) -> tuple[int, int]:
     Returns ``(done, failed)``; failed ones stay journaled for the workers.
     """
     done = failed = 0
-    for writeback in journal.claim_writebacks_for(record_id, lease_owner(), LEASE_SECONDS):
+    claimed = journal.claim_writebacks_for(record_id, lease_owner(), LEASE_SECONDS)
+    for index, writeback in enumerate(claimed):
         if run_writeback(journal, writeback):
             done += 1
-        else:
-            failed += 1
+            continue
+        failed += 1
+        for later in claimed[index + 1 :]:  # order matters: leave the rest for later
+            journal.release_writeback(later.id)
+        break
     return done, failed
 
 
@@ -160,8 +179,10 @@ class UploadWorkers:
         threads: int = 2,
         timeout: tuple[float, float] = (5.0, 30.0),
         idle_poll: float = 2.0,
+        max_attempts: int | None = None,
     ) -> None:
         self.journal = journal
+        self.max_attempts = max_attempts
         self.threads = threads
         self.timeout = timeout
         self.idle_poll = idle_poll
@@ -180,9 +201,14 @@ class UploadWorkers:
             if self._workers:
                 return
             reclaim_dead_leases(self.journal)
+            # Half the threads favour uploads (proofs reach the chain first), half favour
+            # MLflow write-backs (so they never starve under sustained load).
             for index in range(self.threads):
                 thread = threading.Thread(
-                    target=self._run, name=f"ario-upload-{index}", daemon=True
+                    target=self._run,
+                    args=(index % 2 == 0,),
+                    name=f"ario-upload-{index}",
+                    daemon=True,
                 )
                 thread.start()
                 self._workers.append(thread)
@@ -197,11 +223,14 @@ class UploadWorkers:
         """Ask idle workers to look at the journal now."""
         self._wake.set()
 
-    def _run(self) -> None:
+    def _run(self, uploads_first: bool) -> None:
         owner = lease_owner()
         while not self._stop.is_set():
             try:
-                busy = self._drain_once(owner)
+                if uploads_first:
+                    busy = self._uploads(owner) or self._writebacks(owner)
+                else:
+                    busy = self._writebacks(owner) or self._uploads(owner)
             except Exception:  # never let a worker die; the journal keeps the work
                 logger.exception("upload worker error; retrying shortly")
                 busy = False
@@ -210,22 +239,26 @@ class UploadWorkers:
                 self._wake.wait(self.idle_poll)
                 self._wake.clear()
 
-    def _drain_once(self, owner: str) -> bool:
-        busy = False
-        for record in self.journal.claim_due_records(owner, 4, LEASE_SECONDS):
-            busy = True
-            outcome = attempt_upload(self.journal, record, self._session, self.timeout)
+    def _uploads(self, owner: str) -> bool:
+        records = self.journal.claim_due_records(owner, 16, LEASE_SECONDS)
+        for record in records:
+            outcome = attempt_upload(
+                self.journal, record, self._session, self.timeout, max_attempts=self.max_attempts
+            )
             with self._changed:
                 self._outcomes[record.id] = outcome
                 if outcome.accepted:
                     self._mine.discard(record.id)
                 self._changed.notify_all()
-        for writeback in self.journal.claim_due_writebacks(
+        return bool(records)
+
+    def _writebacks(self, owner: str) -> bool:
+        claimed = self.journal.claim_due_writebacks(
             owner, 8, LEASE_SECONDS, kinds=writeback_kinds()
-        ):
-            busy = True
+        )
+        for writeback in claimed:
             run_writeback(self.journal, writeback)
-        return busy
+        return bool(claimed)
 
     def wait_for(self, record_id: int, timeout: float) -> UploadOutcome | None:
         """Wait up to ``timeout`` s for the record's upload; the last outcome seen, if any.
@@ -282,13 +315,18 @@ _REGISTRY = _Registry({}, threading.Lock())
 EXIT_FLUSH_SECONDS = 3.0
 
 
-def workers_for(journal: Journal, *, timeout: tuple[float, float] = (5.0, 30.0)) -> UploadWorkers:
+def workers_for(
+    journal: Journal,
+    *,
+    timeout: tuple[float, float] = (5.0, 30.0),
+    max_attempts: int | None = None,
+) -> UploadWorkers:
     """The process-wide worker pool of ``journal`` (started on first use)."""
     key = journal.path.resolve()
     with _REGISTRY.lock:
         pool = _REGISTRY.pools.get(key)
         if pool is None:
-            pool = UploadWorkers(journal, timeout=timeout)
+            pool = UploadWorkers(journal, timeout=timeout, max_attempts=max_attempts)
             _REGISTRY.pools[key] = pool
     pool.start()
     return pool
@@ -341,23 +379,17 @@ class SyncReport:
         )
 
 
-def sync_journal(
+def _sync_records(
     journal: Journal,
+    owner: str,
+    session: requests.Session,
+    timeout: tuple[float, float],
     *,
-    timeout: tuple[float, float] = (5.0, 30.0),
-    session: requests.Session | None = None,
-    progress: Callable[[Record, UploadOutcome], None] | None = None,
-    give_up_after: int = 3,
-) -> SyncReport:
-    """One attempt at every outstanding record now, then every pending write-back.
-
-    After ``give_up_after`` consecutive failures against one upload service, its other
-    records are left for later instead of waiting out a timeout each.
-    """
-    session = session or requests.Session()
-    owner = lease_owner()
-    reclaim_dead_leases(journal)
-    uploaded = failed = done = wb_failed = 0
+    progress: Callable[[Record, UploadOutcome], None] | None,
+    give_up_after: int,
+) -> tuple[int, int]:
+    """One attempt at every outstanding record; ``(uploaded, failed)``."""
+    uploaded = failed = 0
     streaks: dict[str, int] = {}
     todo = journal.outstanding_ids()
     # Records leased by a live worker (mid-attempt) are retried until that attempt must
@@ -388,17 +420,65 @@ def sync_journal(
             break
         todo = busy
         time.sleep(0.2)
+    return uploaded, failed
+
+
+def _sync_writebacks(journal: Journal, owner: str, patience: float) -> tuple[int, int]:
+    """One attempt at every pending write-back (in record order); ``(done, failed)``."""
+    done = failed = 0
     unreachable: set[str] = set()
-    for writeback in journal.claim_due_writebacks(
-        owner, 100_000, LEASE_SECONDS, kinds=writeback_kinds(), ignore_schedule=True
-    ):
-        destination = f"{writeback.kind}:{writeback.spec.get('tracking_uri')}"
-        if destination in unreachable:  # one failure per destination is enough to know
-            journal.release_writeback(writeback.id)
-            continue
-        if run_writeback(journal, writeback):
-            done += 1
-        else:
-            wb_failed += 1
-            unreachable.add(destination)
+    attempted: set[int] = set()
+    patience_until = time.monotonic() + patience
+    while True:
+        claimed = []
+        for writeback in journal.claim_due_writebacks(
+            owner, 100_000, LEASE_SECONDS, kinds=writeback_kinds(), ignore_schedule=True
+        ):
+            if writeback.id in attempted:  # one attempt each per sync
+                journal.release_writeback(writeback.id)
+            else:
+                claimed.append(writeback)
+        for writeback in claimed:
+            attempted.add(writeback.id)
+            destination = f"{writeback.kind}:{writeback.spec.get('tracking_uri')}"
+            if destination in unreachable:  # one failure per destination is enough to know
+                journal.release_writeback(writeback.id)
+                continue
+            if run_writeback(journal, writeback):
+                done += 1
+            else:
+                failed += 1
+                unreachable.add(destination)
+        if claimed:
+            continue  # finishing some may have unblocked the next in a record's order
+        # Write-backs a live worker holds right now finish soon: wait for them, bounded.
+        if not journal.live_writeback_leases() or time.monotonic() > patience_until:
+            return done, failed
+        time.sleep(0.2)
+
+
+def sync_journal(
+    journal: Journal,
+    *,
+    timeout: tuple[float, float] = (5.0, 30.0),
+    session: requests.Session | None = None,
+    progress: Callable[[Record, UploadOutcome], None] | None = None,
+    give_up_after: int = 3,
+) -> SyncReport:
+    """One attempt at every outstanding record now, then every pending write-back.
+
+    After ``give_up_after`` consecutive failures against one upload service, its other
+    records are left for later instead of waiting out a timeout each.
+    """
+    owner = lease_owner()
+    reclaim_dead_leases(journal)
+    uploaded, failed = _sync_records(
+        journal,
+        owner,
+        session or requests.Session(),
+        timeout,
+        progress=progress,
+        give_up_after=give_up_after,
+    )
+    done, wb_failed = _sync_writebacks(journal, owner, sum(timeout) + 2.0)
     return SyncReport(uploaded, failed, done, wb_failed, journal.counts())

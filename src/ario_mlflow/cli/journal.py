@@ -30,7 +30,8 @@ def sync(fmt: str, quiet: bool) -> None:
 
     Exits 1 if anything is still outstanding afterwards.
     """
-    import ario_mlflow.writeback  # noqa: F401  (registers the MLflow write-back handler)
+    import ario_mlflow.registry
+    import ario_mlflow.writeback  # noqa: F401  (registers the MLflow write-back handlers)
     from ario_mlflow.arweave.uploader import sync_journal
     from ario_mlflow.config import load_settings
 

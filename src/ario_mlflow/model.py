@@ -1,0 +1,414 @@
+"""``VerifiedModel``: load a model only if it is the anchored one; sign every decision.
+
+Loading: the optional agent verify-status gate runs first (before any MLflow access), then
+the integrity gate re-hashes the artifacts and compares them with the *signed, anchored*
+training payload — before ``mlflow.pyfunc.load_model`` ever touches the files. A
+mismatch names the differing files; a proof that exists but cannot be checked refuses
+the load (fail closed); no proof at all loads with ``artifact_verified=None`` and a
+warning (or raises with ``require_proof=True``).
+
+Predicting: the hot path is the model call, the input/output fingerprints, the signed
+record and one journal commit. The payload witness, the MLflow trace and the upload are
+journaled tasks done by bounded background workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ario_mlflow import tags as T
+from ario_mlflow.anchoring import default_components
+from ario_mlflow.artifacts import artifact_checksums, compare_checksums
+from ario_mlflow.arweave.journal import Record
+from ario_mlflow.config import load_settings
+from ario_mlflow.errors import (
+    ArtifactAccessError,
+    IntegrityError,
+    ProofUnavailableError,
+    VerifyStatusError,
+    exception_for_status,
+)
+from ario_mlflow.lineage import load_training_proof
+from ario_mlflow.otel import capture_otel_context
+from ario_mlflow.proof import payloads as P
+from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.fingerprint import input_fingerprint, model_input, output_fingerprint
+from ario_mlflow.registry import context_key, source_location
+from ario_mlflow.witness import proof_json
+from ario_mlflow.writeback import portable_uri, trace_writebacks, witness_writeback
+
+logger = logging.getLogger(__name__)
+
+ON_FAILURE_MODES = ("raise", "fail_closed", "fail_open")
+UNKNOWN = "unknown"
+
+
+@dataclass
+class VerifiedPrediction:
+    """A model output and the signed record of the decision that produced it."""
+
+    prediction: Any
+    decision_id: str
+    proof_status: str
+    record: dict[str, Any]
+    tx_id: str | None = None
+    anchor_error: str | None = None
+    _wait: Any = field(default=None, repr=False, compare=False)
+
+    def wait_for_anchor(self, timeout: float | None = None) -> bool:
+        """Wait until the decision is uploaded; True once it is (or anchoring is off)."""
+        if self._wait is None:
+            return True
+        return bool(self._wait(self, timeout))
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    name: str = UNKNOWN
+    version: str = UNKNOWN
+    run_id: str = UNKNOWN
+    source: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def _stage_version(client: Any, name: str, stage: str) -> Any:
+    try:
+        found = client.search_model_versions(f"name='{name}' and current_stage='{stage}'")
+    except Exception:
+        found = [
+            v for v in client.search_model_versions(f"name='{name}'") if v.current_stage == stage
+        ]
+        found.sort(key=lambda v: int(v.version), reverse=True)
+    if not found:
+        raise LookupError(f"no version of {name!r} in stage {stage!r}")
+    return found[0]
+
+
+def resolve_model_uri(client: Any, model_uri: str) -> _Resolved:
+    """Model name, version, source run and source behind a ``models:/`` or ``runs:/`` URI."""
+    if model_uri.startswith("runs:/"):
+        run_id, _ = source_location(client, model_uri)
+        return _Resolved(run_id=run_id or UNKNOWN, source=model_uri) if run_id else _Resolved()
+    if not model_uri.startswith("models:/"):
+        return _Resolved()
+    rest = model_uri[len("models:/") :]
+    if "@" in rest:
+        name, alias = rest.split("@", 1)
+        mv = client.get_model_version_by_alias(name, alias)
+    elif "/" in rest:
+        name, selector = rest.split("/", 1)
+        mv = (
+            client.get_model_version(name, selector)
+            if selector.isdigit()
+            else _stage_version(client, name, selector)
+        )
+    else:
+        model = client.get_logged_model(rest)
+        return _Resolved(
+            name=model.name,
+            version=model.model_id,
+            run_id=model.source_run_id or UNKNOWN,
+            source=model_uri,
+        )
+    return _Resolved(
+        name=mv.name,
+        version=str(mv.version),
+        run_id=mv.run_id or UNKNOWN,
+        source=mv.source,
+        tags=dict(mv.tags or {}),
+    )
+
+
+class VerifiedModel:
+    """A pyfunc model whose artifacts were checked against their anchored training proof."""
+
+    def __init__(
+        self,
+        model_uri: str,
+        proof_engine: Any = None,
+        anchor: Any = None,
+        *,
+        asset_id: str | None = None,
+        verify_status_client: Any = None,
+        on_failure: str = "raise",
+        recheck_per_predict: bool = False,
+        recheck_max_cache_age: float | None = None,
+        require_proof: bool = False,
+        trusted_keys: tuple[str, ...] | None = None,
+        trace_predictions: bool = True,
+        trace_raw_io: bool = False,
+    ) -> None:
+        if on_failure not in ON_FAILURE_MODES:
+            raise ValueError(f"on_failure must be one of {ON_FAILURE_MODES}, not {on_failure!r}")
+        if (asset_id is None) != (verify_status_client is None):
+            raise ValueError("pass both asset_id and verify_status_client, or neither")
+        if recheck_per_predict and verify_status_client is None:
+            raise ValueError("recheck_per_predict needs a verify_status_client and asset_id")
+        self.model_uri = model_uri
+        self.asset_id = asset_id
+        self.on_failure = on_failure
+        self._status_client = verify_status_client
+        self.recheck_per_predict = recheck_per_predict
+        self.recheck_max_cache_age = recheck_max_cache_age
+        self.trace_predictions = trace_predictions
+        self.trace_raw_io = trace_raw_io
+        self._gate("load", None)  # before any MLflow access
+
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self._engine, self._anchor = default_components(proof_engine, anchor)
+        self._tracking_uri = portable_uri(mlflow.get_tracking_uri())
+        self._client = MlflowClient(tracking_uri=self._tracking_uri)
+        try:
+            resolved = resolve_model_uri(self._client, model_uri)
+        except Exception as exc:
+            logger.warning("could not resolve %s (%s); loading it unverified", model_uri, exc)
+            resolved = _Resolved()
+        self.model_name, self.model_version, self.run_id = (
+            resolved.name,
+            resolved.version,
+            resolved.run_id,
+        )
+        self._trusted = tuple(trusted_keys or load_settings().trusted_keys)
+        self._artifact_verified = self._integrity_gate(resolved, require_proof)
+        self._model = mlflow.pyfunc.load_model(resolved.source or model_uri)
+        self._previous_hash = self._chain_head(resolved)
+        self._experiment_id = self._experiment_of(self.run_id)
+        self.stream_id = uuid.uuid4().hex
+        self._sequence = itertools.count(1)
+        self._lock = threading.Lock()
+
+    # --- gates ------------------------------------------------------------------------------
+
+    def _gate(self, phase: str, max_cache_age: float | None) -> None:
+        if self._status_client is None:
+            return
+        status = None
+        try:
+            status = self._status_client.get(self.asset_id, max_cache_age=max_cache_age)
+            error = exception_for_status(status)
+        except VerifyStatusError as exc:
+            error = exc
+        if error is None:
+            return
+        if self.on_failure in ("raise", "fail_closed"):
+            raise error
+        what = "model load" if phase == "load" else "prediction"
+        logger.warning(
+            "verify-status gate failed; fail_open continues with the %s: asset_id=%s "
+            "phase=%s error=%s outcome=%s",
+            what,
+            self.asset_id,
+            phase,
+            type(error).__name__,
+            getattr(status, "outcome", None),
+            extra={
+                "ario_verify_status": {
+                    "asset_id": self.asset_id,
+                    "phase": phase,
+                    "error": type(error).__name__,
+                    "outcome": getattr(status, "outcome", None),
+                    "stale": getattr(status, "stale", None),
+                    "policy_hash": getattr(status, "policy_hash", None),
+                    "current_tx_id": getattr(status, "current_tx_id", None),
+                }
+            },
+        )
+
+    def _integrity_gate(self, resolved: _Resolved, require_proof: bool) -> bool | None:
+        if resolved.run_id == UNKNOWN:
+            self._no_proof(f"{self.model_uri} does not name a run", require_proof)
+            return None
+        proof = load_training_proof(
+            self._client, resolved.run_id, arweave=self._anchor, trusted_keys=self._trusted
+        )
+        if proof is None:
+            self._no_proof(f"run {resolved.run_id} has no anchored training record", require_proof)
+            return None
+        if not proof.artifact_checksums:
+            raise ProofUnavailableError(
+                f"the training record of run {resolved.run_id} ({proof.tx_id}) holds no artifact "
+                "checksums (hashing failed when it was anchored); re-anchor the run"
+            )
+        run_id, path = source_location(self._client, resolved.source)
+        path = path or proof.artifact_path or "model"
+        try:
+            actual = artifact_checksums(
+                run_id or resolved.run_id, artifact_path=path, tracking_uri=self._tracking_uri
+            )
+        except ArtifactAccessError as exc:
+            raise ProofUnavailableError(f"cannot re-hash the model's artifacts: {exc}") from exc
+        diff = compare_checksums(proof.artifact_checksums, actual)
+        if not diff.ok:
+            raise IntegrityError(
+                f"artifacts of {self.model_uri} differ from the anchored training record "
+                f"{proof.tx_id}: {diff}"
+            )
+        return True
+
+    def _no_proof(self, why: str, require_proof: bool) -> None:
+        if require_proof:
+            raise IntegrityError(f"{why}; refusing to load (require_proof=True)")
+        logger.warning("%s; loading %s with artifact_verified=None", why, self.model_uri)
+
+    def _chain_head(self, resolved: _Resolved) -> str:
+        journal = getattr(self._anchor, "journal", None)
+        if journal is not None and resolved.version != UNKNOWN:
+            record = journal.latest_for(
+                context_key("registration", resolved.name, resolved.version)
+            )
+            if record is not None:
+                return str(record.tx_id)
+        return resolved.tags.get(T.REGISTRATION_TX) or resolved.tags.get(T.QUEUED_TX) or P.GENESIS
+
+    def _experiment_of(self, run_id: str) -> str | None:
+        if run_id == UNKNOWN:
+            return None
+        try:
+            return str(self._client.get_run(run_id).info.experiment_id)
+        except Exception:
+            return None
+
+    @property
+    def artifact_verified(self) -> bool | None:
+        """True when the load-time integrity gate passed; None when there was no proof."""
+        return self._artifact_verified
+
+    # --- predictions ------------------------------------------------------------------------
+
+    def predict(
+        self,
+        input_data: Any,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        capture_otel: bool = True,
+    ) -> VerifiedPrediction:
+        """Run the model and sign the decision; never waits for the network."""
+        if self.recheck_per_predict:
+            self._gate("predict", self.recheck_max_cache_age)
+        input_hash = input_fingerprint(input_data)  # unfingerprintable input: refuse first
+        shaped = model_input(input_data)
+        started = time.perf_counter()
+        prediction = self._model.predict(shaped)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        decision_id = str(uuid.uuid4())
+        snapshot: dict[str, Any] = {"sequence": next(self._sequence), "stream_id": self.stream_id}
+        trace_id = _active_trace_id()
+        if trace_id:
+            snapshot["mlflow_trace_id"] = trace_id
+        extra = {**capture_otel_context(capture_otel), **(metadata or {})}
+        if extra:
+            P.check_metadata(extra)
+            snapshot.update(extra)
+        payload = P.prediction_payload(
+            decision_id=decision_id,
+            model_name=self.model_name,
+            model_version=self.model_version,
+            run_id=self.run_id,
+            model_uri=self.model_uri,
+            input_hash=input_hash,
+            output_hash=output_fingerprint(prediction),
+            latency_ms=latency_ms,
+            artifact_verified=self._artifact_verified,
+            snapshot=snapshot,
+        )
+        payload_bytes = canonical_json(payload)
+        envelope = self._engine.create_commitment(
+            event_type=P.PREDICTION,
+            subject=P.prediction_subject(decision_id, self.run_id, trace_id),
+            payload_bytes=payload_bytes,
+            previous_hash=self._previous_hash,
+        )
+        result = VerifiedPrediction(prediction, decision_id, "disabled", payload)
+        if getattr(self._anchor, "enabled", True) and hasattr(self._anchor, "journal_proof"):
+            record = self._anchor.journal_proof(
+                envelope,
+                writebacks=self._decision_tasks(
+                    payload, payload_bytes, envelope, input_data, prediction
+                ),
+                context_key=f"prediction:{decision_id}",
+            )
+            result.proof_status = "anchoring"
+            result._wait = self._waiter(record)
+        return result
+
+    def _decision_tasks(
+        self,
+        payload: dict[str, Any],
+        payload_bytes: bytes,
+        envelope: dict[str, Any],
+        input_data: Any,
+        prediction: Any,
+    ) -> list[Any]:
+        tasks = []
+        decision_id = payload["decision_id"]
+        if self.run_id != UNKNOWN:
+            folder = f"predictions/{decision_id}"
+            files = {
+                f"{folder}/payload.json": payload_bytes,
+                f"{folder}/proof.json": proof_json(envelope),
+            }
+            tasks.append(witness_writeback(self.run_id, files, tracking_uri=self._tracking_uri))
+        if self.trace_predictions:
+            tags = {
+                T.PAYLOAD_JSON: payload_bytes.decode("utf-8"),
+                T.DECISION_ID: decision_id,
+                T.MODEL_NAME: self.model_name,
+                T.MODEL_VERSION: self.model_version,
+                T.INPUT_HASH: payload["input_hash"],
+                T.OUTPUT_HASH: payload["output_hash"],
+                T.PAYLOAD_HASH: envelope["payload_hash"],
+                T.PROOF_STATUS: "anchoring",
+                "ario.run_id": self.run_id,
+            }
+            if self._artifact_verified:
+                tags[T.ARTIFACT_VERIFIED] = "true"
+            raw_in = raw_out = None
+            if self.trace_raw_io:
+                from ario_mlflow.proof.fingerprint import to_canonical
+
+                raw_in, raw_out = to_canonical(input_data), to_canonical(prediction)
+            tasks += trace_writebacks(
+                tracking_uri=self._tracking_uri,
+                experiment_id=self._experiment_id,
+                tags=tags,
+                inputs=raw_in,
+                outputs=raw_out,
+            )
+        return tasks
+
+    def _waiter(self, record: Record) -> Any:
+        anchor = self._anchor
+
+        def wait(result: VerifiedPrediction, timeout: float | None) -> bool:
+            outcome = anchor.wait(record, timeout if timeout is not None else anchor.deadline)
+            if outcome is not None:
+                result.tx_id = outcome["tx_id"]
+                result.proof_status = "anchored"
+                result.anchor_error = None
+                return True
+            result.anchor_error = anchor.last_error
+            return False
+
+        return wait
+
+
+def _active_trace_id() -> str | None:
+    import mlflow
+
+    getter = getattr(mlflow, "get_active_trace_id", None)
+    if getter is None:
+        return None
+    try:
+        value = getter()
+    except Exception:
+        return None
+    return str(value) if value else None

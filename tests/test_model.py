@@ -1,0 +1,326 @@
+"""``VerifiedModel`` on a real MLflow store with the local gateway."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+
+from ario_mlflow.arweave.anchor import ArweaveAnchor
+from ario_mlflow.errors import (
+    AssetTamperedError,
+    IntegrityError,
+    ProofUnavailableError,
+)
+from ario_mlflow.model import VerifiedModel, VerifiedPrediction
+from ario_mlflow.proof.commitment import verify_commitment
+from ario_mlflow.proof.fingerprint import FingerprintError, input_fingerprint
+from ario_mlflow.registry import ArioMlflowClient
+from ario_mlflow.verify_status_client import VerifyStatusClient
+from tests.lifecycle import FEATURES, Trained, local_model_dir, train
+
+ROW = FEATURES.iloc[[0]]
+
+
+def _register(trained: Trained, name: str = "credit") -> ArioMlflowClient:
+    client = ArioMlflowClient()
+    client.create_registered_model(name)
+    version = client.create_model_version(name, trained.model_uri, run_id=trained.run_id)
+    assert client.wait_for_anchor("registration", name, version.version, timeout=30)
+    client.set_registered_model_alias(name, "champion", version.version)
+    return client
+
+
+def _witness(run_id: str, path: str) -> bytes:
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)).read_bytes()
+
+
+def test_load_predict_and_verify_a_decision(mlflow_store: str, local_gateway: Any) -> None:
+    trained = train()
+    client = _register(trained)
+    model = VerifiedModel("models:/credit@champion")
+    assert model.artifact_verified is True
+    assert (model.model_name, model.model_version, model.run_id) == ("credit", "1", trained.run_id)
+
+    first = model.predict(ROW)
+    second = model.predict({k: float(v) for k, v in ROW.iloc[0].items()})  # a feature dict
+    assert isinstance(first, VerifiedPrediction)
+    assert first.proof_status == "anchoring"
+    assert list(first.prediction) in ([0], [1])
+    assert first.record["sequence"] == 1
+    assert second.record["sequence"] == 2
+    assert first.record["stream_id"] == second.record["stream_id"] == model.stream_id
+    assert first.record["input_hash"] == input_fingerprint(ROW)
+    assert first.record["artifact_verified"] is True
+
+    assert first.wait_for_anchor(15)
+    assert first.proof_status == "anchored"
+    envelope = ArweaveAnchor().fetch_proof(first.tx_id)
+    registration = client.anchor_status("registration", "credit", "1")["tx_id"]
+    assert envelope["previous_hash"] == registration  # decisions chain to the registration
+    assert envelope["subject"]["decision_id"] == first.decision_id
+    assert envelope["subject"]["model_run_id"] == trained.run_id
+
+    from ario_mlflow.arweave.uploader import sync_journal
+
+    assert sync_journal(ArweaveAnchor().journal).complete  # witness + trace written back
+    payload_bytes = _witness(trained.run_id, f"ario/predictions/{first.decision_id}/payload.json")
+    assert verify_commitment(envelope, payload_bytes)["overall"] is True
+    (trace,) = [
+        t
+        for t in mlflow.MlflowClient().search_traces(experiment_ids=["0"])
+        if t.info.tags.get("ario.decision_id") == first.decision_id
+    ]
+    tags = trace.info.tags
+    assert tags["ario.payload_json"].encode() == payload_bytes
+    assert tags["ario.prediction_tx"] == first.tx_id
+    assert tags["ario.proof_status"] == "anchored"
+    assert all(span.inputs is None for span in trace.data.spans)  # hashes only, no raw input
+
+
+@pytest.mark.parametrize("uri_form", ["version", "stage", "logged_model", "runs"])
+def test_every_uri_form_is_verified(mlflow_store: str, local_gateway: Any, uri_form: str) -> None:
+    trained = train()
+    client = _register(trained)
+    if uri_form == "stage":
+        client.transition_model_version_stage("credit", "1", "Production")
+    uri = {
+        "version": "models:/credit/1",
+        "stage": "models:/credit/Production",
+        "logged_model": trained.model_uri,
+        "runs": f"runs:/{trained.run_id}/model",
+    }[uri_form]
+    model = VerifiedModel(uri)
+    assert model.artifact_verified is True
+    assert model.run_id == trained.run_id
+    assert model.predict(ROW).record["model_uri"] == uri
+
+
+def test_a_swapped_artifact_is_refused_before_load(mlflow_store: str, local_gateway: Any) -> None:
+    trained = train()
+    _register(trained)
+    model_file = local_model_dir(trained.model_uri) / "model.skops"
+    model_file.write_bytes(b"not a model at all")  # pyfunc would fail to load this
+    with pytest.raises(IntegrityError, match=r"model\.skops") as info:
+        VerifiedModel("models:/credit@champion")
+    assert not isinstance(info.value, ProofUnavailableError)
+
+
+def test_an_added_file_is_refused(mlflow_store: str, local_gateway: Any) -> None:
+    trained = train()
+    _register(trained)
+    (local_model_dir(trained.model_uri) / "backdoor.py").write_text("print('hi')")
+    with pytest.raises(IntegrityError, match=r"backdoor\.py"):
+        VerifiedModel("models:/credit@champion")
+
+
+def test_deleting_or_editing_the_hash_tag_does_not_help(
+    mlflow_store: str, local_gateway: Any
+) -> None:
+    trained = train()
+    _register(trained)
+    model_file = local_model_dir(trained.model_uri) / "model.skops"
+    model_file.write_bytes(model_file.read_bytes() + b"x")
+    tracking = mlflow.MlflowClient()
+    tracking.delete_tag(trained.run_id, "ario.artifact_hash")
+    with pytest.raises(IntegrityError):
+        VerifiedModel("models:/credit@champion")
+    tracking.set_tag(trained.run_id, "ario.artifact_hash", "0" * 64)
+    with pytest.raises(IntegrityError):
+        VerifiedModel("models:/credit@champion")
+
+
+def test_a_tag_pointing_at_another_runs_proof_is_refused(
+    mlflow_store: str, local_gateway: Any
+) -> None:
+    trained = train()
+    other = train()
+    _register(trained)
+    mlflow.MlflowClient().set_tag(trained.run_id, "ario.training_tx", other.anchored["tx_id"])
+    with pytest.raises(IntegrityError, match="not run"):
+        VerifiedModel("models:/credit@champion")
+
+
+def test_an_edited_payload_witness_is_refused(mlflow_store: str, local_gateway: Any) -> None:
+    trained = train()
+    _register(trained)
+    run_dir = Path(mlflow.get_run(trained.run_id).info.artifact_uri.replace("file://", ""))
+    event_id = trained.anchored["envelope"]["event_id"]
+    for path in (
+        run_dir / "ario" / "payload.json",
+        run_dir / "ario/events" / event_id / "payload.json",
+    ):
+        path.write_bytes(path.read_bytes().replace(b"0.93", b"0.99"))
+    with pytest.raises(IntegrityError, match="witness"):
+        VerifiedModel("models:/credit@champion")
+
+
+def test_a_proof_that_cannot_be_checked_fails_closed(
+    mlflow_store: str, local_gateway: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    trained = train()
+    _register(trained)
+    local_gateway.stop()  # no gateway, and another installation's (empty) journal
+    monkeypatch.setenv("ARIO_MLFLOW_HOME", str(tmp_path / "elsewhere"))
+    with pytest.raises(ProofUnavailableError, match="could not be fetched"):
+        VerifiedModel("models:/credit@champion")
+
+
+def test_unpinned_signer_is_refused_when_keys_are_pinned(
+    mlflow_store: str, local_gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained = train()
+    _register(trained)
+    monkeypatch.setenv("ARIO_MLFLOW_TRUSTED_KEYS", "ab" * 32)
+    with pytest.raises(IntegrityError, match="not a trusted key"):
+        VerifiedModel("models:/credit@champion")
+    signer = trained.anchored["envelope"]["public_key"]
+    monkeypatch.setenv("ARIO_MLFLOW_TRUSTED_KEYS", f"{'ab' * 32},{signer}")
+    assert VerifiedModel("models:/credit@champion").artifact_verified is True
+
+
+def test_no_proof_loads_unverified_or_refuses_when_required(
+    mlflow_store: str, local_gateway: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    trained = train(anchored=False)
+    with caplog.at_level(logging.WARNING):
+        model = VerifiedModel(trained.model_uri)
+    assert model.artifact_verified is None
+    assert "artifact_verified=None" in caplog.text
+    assert model.predict(ROW).record["artifact_verified"] is None
+    with pytest.raises(IntegrityError, match="require_proof"):
+        VerifiedModel(trained.model_uri, require_proof=True)
+
+
+def test_unfingerprintable_input_is_refused_before_the_model_runs(
+    mlflow_store: str, local_gateway: Any
+) -> None:
+    trained = train()
+    model = VerifiedModel(trained.model_uri)
+    before = model._anchor.journal.counts()
+    with pytest.raises(FingerprintError):
+        model.predict({"income": {1, 2}})
+    assert model._anchor.journal.counts() == before
+
+
+def test_threads_stay_bounded_over_many_predictions(mlflow_store: str, local_gateway: Any) -> None:
+    trained = train()
+    model = VerifiedModel(trained.model_uri)
+    results = [model.predict(ROW) for _ in range(300)]
+    assert threading.active_count() < 16
+    assert results[-1].wait_for_anchor(30)
+    assert len({r.decision_id for r in results}) == 300
+    assert [r.record["sequence"] for r in results] == list(range(1, 301))
+
+
+# --- the agent verify-status gate (a real loopback server) ---------------------------------
+
+
+class _StatusServer:
+    def __init__(self) -> None:
+        self.outcome = "verified"
+        self.stale = False
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests += 1
+                body = json.dumps(
+                    {
+                        "asset_id": "models/credit",
+                        "tenant_id": "t",
+                        "agent_id": "a",
+                        "outcome": outer.outcome,
+                        "last_verified_at": "2026-11-26T00:00:00Z",
+                        "max_age": 300,
+                        "stale": outer.stale,
+                        "policy_hash": "p" * 64,
+                        "current_tx_id": None,
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def status_server() -> Iterator[_StatusServer]:
+    server = _StatusServer()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def test_gate_arguments_are_validated() -> None:
+    with pytest.raises(ValueError, match="on_failure"):
+        VerifiedModel("models:/x/1", on_failure="ignore")
+    with pytest.raises(ValueError, match="asset_id"):
+        VerifiedModel("models:/x/1", asset_id="a")
+    with pytest.raises(ValueError, match="recheck_per_predict"):
+        VerifiedModel("models:/x/1", recheck_per_predict=True)
+
+
+def test_tampered_outcome_blocks_the_load_before_mlflow(
+    status_server: _StatusServer, mlflow_store: str
+) -> None:
+    status_server.outcome = "tampered"
+    client = VerifyStatusClient(status_server.url, secret="s")
+    with pytest.raises(AssetTamperedError):
+        VerifiedModel(
+            "models:/does-not-exist/1", asset_id="models/credit", verify_status_client=client
+        )
+
+
+def test_fail_open_logs_and_rechecks_per_predict(
+    status_server: _StatusServer,
+    mlflow_store: str,
+    local_gateway: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    trained = train()
+    client = VerifyStatusClient(status_server.url, secret="s")
+    model = VerifiedModel(
+        trained.model_uri,
+        asset_id="models/credit",
+        verify_status_client=client,
+        recheck_per_predict=True,
+    )
+    model.predict(ROW)
+    assert status_server.requests == 2  # load + one predict
+    status_server.outcome = "missing"
+    with pytest.raises(Exception, match="missing"):
+        model.predict(ROW)
+    lenient = VerifiedModel(
+        trained.model_uri,
+        asset_id="models/credit",
+        verify_status_client=client,
+        on_failure="fail_open",
+        recheck_per_predict=True,
+    )
+    with caplog.at_level(logging.WARNING, logger="ario_mlflow.model"):
+        lenient.predict(ROW)
+    logged = [
+        r.ario_verify_status  # type: ignore[attr-defined]
+        for r in caplog.records
+        if "fail_open" in r.getMessage()
+    ]
+    assert [entry["phase"] for entry in logged] == ["load", "predict"]
+    assert all(entry["outcome"] == "missing" for entry in logged)
+    assert all(entry["asset_id"] == "models/credit" for entry in logged)
