@@ -43,7 +43,8 @@ class Settings:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     anchor_deadline: float = 5.0
-    max_attempts: int = 3
+    #: Automatic upload attempts per record before it waits for ``ar-io-mlflow sync``.
+    max_attempts: int = 20
 
     @property
     def keys_dir(self) -> Path:
@@ -132,5 +133,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         connect_timeout=_positive_float(env, "ARIO_MLFLOW_CONNECT_TIMEOUT", 5.0),
         read_timeout=_positive_float(env, "ARIO_MLFLOW_READ_TIMEOUT", 30.0),
         anchor_deadline=_positive_float(env, "ARIO_MLFLOW_ANCHOR_DEADLINE", 5.0),
-        max_attempts=_positive_int(env, "ARIO_MLFLOW_MAX_ATTEMPTS", 3),
+        max_attempts=_positive_int(env, "ARIO_MLFLOW_MAX_ATTEMPTS", 20),
     )
