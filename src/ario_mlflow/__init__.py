@@ -14,6 +14,18 @@ from ario_mlflow.proof.spec import SPEC_VERSION
 
 # name -> module that defines it
 _LAZY: dict[str, str] = {
+    "anchor": "ario_mlflow.anchoring",
+    "ArioMlflowClient": "ario_mlflow.registry",
+    "register_model": "ario_mlflow.registry",
+    "VerifiedModel": "ario_mlflow.model",
+    "VerifiedPrediction": "ario_mlflow.model",
+    "verify_signature": "ario_mlflow.verify",
+    "verify_anchored_bytes": "ario_mlflow.verify",
+    "verify_source_of_truth": "ario_mlflow.verify",
+    "verify_ario_attestation": "ario_mlflow.verify",
+    "full_verify": "ario_mlflow.verify",
+    "verify_record": "ario_mlflow.verify",
+    "verify_proof_by_tx": "ario_mlflow.verify",
     "ArioVerifyClient": "ario_mlflow.arweave.verify_client",
     "VerifyStatusClient": "ario_mlflow.verify_status_client",
     "VerifyStatus": "ario_mlflow.verify_status_client",

@@ -23,6 +23,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "gateway",
         "Run a local Turbo upload + ar.io gateway on loopback.",
     ),
+    "verify": (
+        "ario_mlflow.cli.verify",
+        "verify",
+        "Verify an anchored run, model, trace, decision.",
+    ),
     "sync": (
         "ario_mlflow.cli.journal",
         "sync",

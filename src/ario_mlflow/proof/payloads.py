@@ -40,6 +40,12 @@ INCLUDE_TRACKING_URI = "include_tracking_uri"
 # --- validation ---------------------------------------------------------------------------
 
 
+def normalize_metrics(metrics: Mapping[str, float]) -> dict[str, Any]:
+    """Metrics as committed: every float rounded to six decimals."""
+    result: dict[str, Any] = normalize_floats(dict(metrics), METRIC_PRECISION)
+    return result
+
+
 def check_metrics(metrics: Mapping[str, Any]) -> None:
     """``ValueError`` naming the first metric that is not a finite number."""
     for key, value in metrics.items():
@@ -162,7 +168,7 @@ def training_payload(
         "event_type": TRAINING,
         "run_id": run_id,
         "params": dict(params),
-        "metrics": normalize_floats(dict(metrics), METRIC_PRECISION),
+        "metrics": normalize_metrics(metrics),
         "artifact_checksums": dict(artifact_checksums),
         "source_name": source_name,
         "git_commit": git_commit,

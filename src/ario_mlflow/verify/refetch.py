@@ -1,0 +1,133 @@
+"""Re-reading the fields of a payload from live MLflow state (check 3).
+
+Each refetcher returns the fields that live MLflow state determines, built with the same
+payload functions the producer used; the caller overlays them on the anchored payload
+and compares exact bytes. A refetcher raises ``LiveRefetchError`` when state it needs is
+missing (that is a failure, not "not applicable").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ario_mlflow.errors import ArtifactAccessError, IntegrityError, LiveRefetchError
+from ario_mlflow.proof import payloads as P
+from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.hashing import sha256_hex
+
+Refetcher = Callable[[dict[str, Any], Any, Any], dict[str, Any]]
+
+
+def _training(original: dict[str, Any], client: Any, anchor: Any) -> dict[str, Any]:
+    from ario_mlflow.anchoring import run_dataset_inputs
+    from ario_mlflow.artifacts import artifact_checksums, resolve_artifact_path
+
+    run_id = original.get("run_id")
+    if not run_id:
+        raise LiveRefetchError("payload has no run_id")
+    run = client.get_run(run_id)
+    path = original.get("artifact_path")
+    if not isinstance(path, str):  # 0.3.0 records: resolve as the reference did
+        try:
+            path = resolve_artifact_path(run, None, client=client)
+        except ValueError:
+            path = "model"
+    try:
+        checksums = artifact_checksums(run_id, artifact_path=path, tracking_uri=client.tracking_uri)
+    except ArtifactAccessError:
+        checksums = {}
+    fresh: dict[str, Any] = {
+        "params": dict(run.data.params),
+        "metrics": P.normalize_metrics(run.data.metrics),
+        "source_name": run.data.tags.get("mlflow.source.name", ""),
+        "git_commit": run.data.tags.get("mlflow.source.git.commit", ""),
+        "artifact_checksums": checksums,
+    }
+    if "dataset_inputs" in original:
+        fresh["dataset_inputs"] = P.sorted_dataset_entries(
+            entry for _, entry in run_dataset_inputs(run)
+        )
+    return fresh
+
+
+def _registration(original: dict[str, Any], client: Any, anchor: Any) -> dict[str, Any]:
+    from ario_mlflow.artifacts import artifact_checksums, compare_checksums
+    from ario_mlflow.lineage import load_training_proof
+    from ario_mlflow.registry import source_location
+
+    run_id = original.get("source_run_id")
+    if not run_id:
+        raise LiveRefetchError("payload has no source_run_id")
+    _, path = source_location(client, original.get("source"))
+    try:
+        current = artifact_checksums(
+            run_id, artifact_path=path or "model", tracking_uri=client.tracking_uri
+        )
+    except ArtifactAccessError as exc:
+        raise LiveRefetchError(f"cannot re-hash the registered artifacts: {exc}") from None
+    fresh: dict[str, Any] = {}
+    if original.get("artifact_hash") is not None:
+        fresh["artifact_hash"] = sha256_hex(canonical_json(current)) if current else None
+    if original.get("artifact_verified") is not None and anchor is not None:
+        try:
+            proof = load_training_proof(client, run_id, arweave=anchor)
+        except IntegrityError as exc:
+            raise LiveRefetchError(f"training proof does not check out: {exc}") from None
+        if proof is None:
+            raise LiveRefetchError("the source run has no training proof any more")
+        fresh["artifact_verified"] = compare_checksums(proof.artifact_checksums, current).ok
+    return fresh
+
+
+def find_decision_trace(client: Any, original: dict[str, Any]) -> Any:
+    """The MLflow trace of a decision: by ``mlflow_trace_id``, else by its decision id tag."""
+    trace_id = original.get("mlflow_trace_id")
+    if trace_id:
+        return client.get_trace(trace_id)
+    decision = original.get("decision_id")
+    if not decision:
+        raise LiveRefetchError("payload has neither mlflow_trace_id nor decision_id")
+    experiment_ids = None
+    run_id = original.get("run_id")
+    if run_id and run_id != "unknown":
+        experiment_ids = [client.get_run(run_id).info.experiment_id]
+    found = client.search_traces(
+        experiment_ids=experiment_ids or ["0"],
+        filter_string=f"tags.`ario.decision_id` = '{decision}'",
+        max_results=2,
+    )
+    if not found:
+        raise LiveRefetchError(f"no MLflow trace carries ario.decision_id={decision}")
+    return found[0]
+
+
+def _prediction(original: dict[str, Any], client: Any, anchor: Any) -> dict[str, Any]:
+    import json
+
+    trace = find_decision_trace(client, original)
+    info = getattr(trace, "info", trace)
+    tags = getattr(info, "tags", None) or {}
+    mirror = tags.get("ario.payload_json")
+    if not mirror:
+        raise LiveRefetchError("trace has no ario.payload_json tag")
+    try:
+        mirrored = json.loads(mirror)
+    except ValueError as exc:
+        raise LiveRefetchError(f"ario.payload_json is not JSON: {exc}") from None
+    if not isinstance(mirrored, dict):
+        raise LiveRefetchError("ario.payload_json is a non-object")
+    if mirror.encode("utf-8") != canonical_json(mirrored):
+        raise LiveRefetchError("ario.payload_json is not canonical JSON (edited by hand?)")
+    # The reference merged one-way, so deleting keys from the mirror passed (§10.1 item 5).
+    missing, extra = sorted(set(original) - set(mirrored)), sorted(set(mirrored) - set(original))
+    if missing or extra:
+        raise LiveRefetchError(f"trace mirror differs in keys: missing {missing}, extra {extra}")
+    return mirrored
+
+
+REFETCHERS: dict[str, Refetcher] = {
+    P.TRAINING: _training,
+    P.REGISTRATION: _registration,
+    P.PREDICTION: _prediction,
+}

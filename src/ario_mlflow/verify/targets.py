@@ -1,0 +1,183 @@
+"""What "verify run X / model N/V / trace T / decision D / dataset S" means in MLflow terms:
+which TX to fetch, what the record must be about, and what it must chain to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ario_mlflow import tags as T
+from ario_mlflow.errors import ArioError
+
+
+class TargetNotFoundError(ArioError):
+    """The run, model version, trace or decision asked for does not exist (exit code 2)."""
+
+
+class NotAnchoredError(ArioError):
+    """The target exists but carries no anchored record (yet)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved verification target."""
+
+    kind: str
+    label: str
+    tx_id: str
+    expected_subject: dict[str, str] | None = None
+    expected_previous: str | None = None
+    writeback: dict[str, Any] = field(default_factory=dict)
+
+
+def _missing(exc: Exception) -> bool:
+    return getattr(exc, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+
+
+def run_target(client: Any, run_id: str) -> Target:
+    """The training record of a run."""
+    try:
+        run = client.get_run(run_id)
+    except Exception as exc:
+        if _missing(exc):
+            raise TargetNotFoundError(f"run {run_id} not found") from None
+        raise
+    tags = run.data.tags
+    tx_id = tags.get(T.TRAINING_TX)
+    if not tx_id:
+        queued = tags.get(T.QUEUED_TX)
+        suffix = f" (signed, queued as {queued}; run 'ar-io-mlflow sync')" if queued else ""
+        raise NotAnchoredError(
+            f"Run {run_id}: no ario.training_tx tag found. Not anchored.{suffix}"
+        )
+    return Target(
+        "run",
+        f"training run {run_id}",
+        tx_id,
+        {"type": "mlflow_run", "run_id": run_id},
+        writeback={"target": "run", "run_id": run_id},
+    )
+
+
+def _version(client: Any, name: str, version: str) -> Any:
+    try:
+        if version.startswith("@"):
+            return client.get_model_version_by_alias(name, version[1:])
+        return client.get_model_version(name, version)
+    except Exception as exc:
+        if _missing(exc) or "not found" in str(exc).lower():
+            raise TargetNotFoundError(f"model version {name}/{version} not found") from None
+        raise
+
+
+def parse_model_ref(ref: str) -> tuple[str, str]:
+    """``name/version`` or ``name@alias`` (returned as ``(name, "@alias")``)."""
+    if "@" in ref:
+        name, alias = ref.rsplit("@", 1)
+        if name and alias:
+            return name, "@" + alias
+    elif "/" in ref:
+        name, version = ref.rsplit("/", 1)
+        if name and version:
+            return name, version
+    raise ValueError(f"expected NAME/VERSION or NAME@ALIAS, got {ref!r}")
+
+
+def model_target(client: Any, ref: str) -> Target:
+    """The registration record of a model version, chained to its run's training TX."""
+    name, selector = parse_model_ref(ref)
+    mv = _version(client, name, selector)
+    version = str(mv.version)
+    tx_id = (mv.tags or {}).get(T.REGISTRATION_TX)
+    if not tx_id:
+        raise NotAnchoredError(
+            f"Model {name}/v{version}: no ario.registration_tx tag found. Not anchored."
+        )
+    previous = None
+    if mv.run_id:
+        try:
+            run_tags = client.get_run(mv.run_id).data.tags
+            previous = run_tags.get(T.TRAINING_TX) or run_tags.get(T.QUEUED_TX) or "GENESIS"
+        except Exception:
+            previous = None
+    return Target(
+        "model",
+        f"model registration {name}/v{version}",
+        tx_id,
+        {"type": "mlflow_model_version", "name": name, "version": version},
+        expected_previous=previous,
+        writeback={"target": "model_version", "name": name, "version": version},
+    )
+
+
+def trace_target(client: Any, trace_id: str) -> Target:
+    """The decision record mirrored on an MLflow trace."""
+    try:
+        trace = client.get_trace(trace_id)
+    except Exception as exc:
+        raise TargetNotFoundError(f"Could not load trace {trace_id}: {exc}") from None
+    if trace is None:
+        raise TargetNotFoundError(f"Trace {trace_id} not found.")
+    tags = trace.info.tags or {}
+    tx_id = tags.get(T.PREDICTION_TX) or tags.get(T.LEGACY_PREDICTION_TX)
+    if not tx_id:
+        raise NotAnchoredError(
+            f"Trace {trace_id}: no ario.prediction_tx tag found. Not anchored yet."
+        )
+    expected = {"type": "mlflow_prediction"}
+    if tags.get(T.DECISION_ID):
+        expected["decision_id"] = tags[T.DECISION_ID]
+    return Target(
+        "trace",
+        f"trace {trace_id}",
+        tx_id,
+        expected,
+        writeback={"target": "trace", "trace_id": trace_id},
+    )
+
+
+def decision_target(client: Any, decision_id: str, journal: Any = None) -> Target:
+    """A decision by id: from this installation's journal, else from its MLflow trace."""
+    tx_id = None
+    if journal is not None:
+        record = journal.latest_for(f"prediction:{decision_id}")
+        if record is not None:
+            tx_id = record.tx_id
+    if tx_id is None:
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        found = client.search_traces(
+            experiment_ids=experiments,
+            filter_string=f"tags.`ario.decision_id` = '{decision_id}'",
+            max_results=1,
+        )
+        if not found:
+            raise TargetNotFoundError(f"decision {decision_id} not found")
+        tags = found[0].info.tags or {}
+        tx_id = tags.get(T.PREDICTION_TX)
+        if not tx_id:
+            raise NotAnchoredError(f"Decision {decision_id}: not anchored yet.")
+    return Target(
+        "decision",
+        f"decision {decision_id}",
+        tx_id,
+        {"type": "mlflow_prediction", "decision_id": decision_id},
+    )
+
+
+def dataset_target(client: Any, run_id: str, name: str) -> Target:
+    """A dataset record tagged on a run (``ario.dataset_anchor_tx.<name>``)."""
+    try:
+        tags = client.get_run(run_id).data.tags
+    except Exception as exc:
+        if _missing(exc):
+            raise TargetNotFoundError(f"run {run_id} not found") from None
+        raise
+    tx_id = tags.get(T.DATASET_TX_PREFIX + name)
+    if not tx_id:
+        raise NotAnchoredError(f"Run {run_id}: no anchored dataset named {name!r}.")
+    return Target(
+        "dataset",
+        f"dataset {name} of run {run_id}",
+        tx_id,
+        {"type": "mlflow_dataset", "name": name},
+    )
