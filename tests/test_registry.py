@@ -16,7 +16,7 @@ import pytest
 from ario_mlflow.arweave.anchor import ArweaveAnchor
 from ario_mlflow.proof.commitment import verify_commitment
 from ario_mlflow.registry import ArioMlflowClient, register_model
-from tests.lifecycle import local_model_dir, train
+from tests.lifecycle import local_model_dir, product_threads, serialized_model, train
 
 
 def _witness(run_id: str, path: str) -> bytes:
@@ -117,7 +117,7 @@ def test_a_swapped_artifact_is_recorded_as_not_verified(
     mlflow_store: str, local_gateway: Any
 ) -> None:
     trained = train()
-    model_file = local_model_dir(trained.model_uri) / "model.skops"
+    model_file = serialized_model(local_model_dir(trained.model_uri))
     model_file.write_bytes(model_file.read_bytes() + b"tampered")
     client = ArioMlflowClient()
     client.create_registered_model("credit")
@@ -235,14 +235,15 @@ def test_background_threads_stay_bounded(mlflow_store: str, local_gateway: Any) 
     trained = train()
     client = ArioMlflowClient()
     client.create_registered_model("credit")
-    before = threading.active_count()
     for _ in range(12):
         client.create_model_version("credit", trained.model_uri, run_id=trained.run_id)
-    peak = threading.active_count()
+    ours = [
+        t.name for t in threading.enumerate() if t.name.startswith(("ario-upload", "ario-registry"))
+    ]
     for version in range(1, 13):
         assert client.wait_for_anchor("registration", "credit", str(version), timeout=60)
-    assert peak - before <= 4
-    assert threading.active_count() < 16
+    assert len(ours) <= 4  # two upload workers, two registry workers: never one per event
+    assert product_threads() < 16
 
 
 def test_bad_metadata_is_refused(mlflow_store: str, local_gateway: Any) -> None:

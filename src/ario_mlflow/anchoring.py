@@ -127,9 +127,20 @@ def settle(arweave: Any, record: Record, timeout: float) -> dict[str, Any] | Non
     """Wait for the upload; run the record's write-backs here if it made it in time."""
     from ario_mlflow.arweave.uploader import run_writebacks_for
 
+    started = time.monotonic()
     result: dict[str, Any] | None = arweave.wait(record, timeout)
-    if result is not None:
-        run_writebacks_for(arweave.journal, record.id)
+    if result is None:
+        return None
+    journal = arweave.journal
+    journal.release_writebacks(record.id)  # uploaded: nothing to hold back any more
+    # Do them here so the caller sees its tags; a worker may hold one for a moment.
+    while True:
+        run_writebacks_for(journal, record.id)
+        if not journal.pending_writebacks_for(record.id):
+            break
+        if time.monotonic() - started > timeout + 5.0:
+            break  # the workers will finish them
+        time.sleep(0.05)
     return result
 
 

@@ -291,6 +291,11 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
         immediate[T.WALLET_MODE] = str(mode)
     for key, value in immediate.items():
         client.set_model_version_tag(name, str(version), key, value)
+    _release_held(arweave, record, result)
+
+
+def _release_held(arweave: Any, record: Record | None, result: dict[str, Any] | None) -> None:
+    """Let the workers do a record's write-backs once our own tags are written."""
     if record is not None and not result:
         arweave.journal.release_writebacks(record.id)
 
@@ -314,7 +319,7 @@ def _anchor_promotion(spec: dict[str, Any]) -> None:
         f"promotions/{event_id}/payload.json": "payload",
         f"promotions/{event_id}/proof.json": "proof",
     }
-    envelope, _, _ = _sign_and_journal(
+    envelope, record, result = _sign_and_journal(
         spec,
         _Event(
             P.PROMOTION,
@@ -330,6 +335,7 @@ def _anchor_promotion(spec: dict[str, Any]) -> None:
     client.set_model_version_tag(
         name, str(version), T.PROMOTION_PAYLOAD_HASH, envelope["payload_hash"]
     )
+    _release_held(arweave, record, result)
 
 
 def _anchor_alias(spec: dict[str, Any]) -> None:
@@ -360,9 +366,10 @@ def _anchor_alias(spec: dict[str, Any]) -> None:
         f"aliases/{event_id}/proof.json": "proof",
     }
     subject = P.model_version_subject(name, anchor_version if anchor_version is not None else "")
-    _sign_and_journal(
+    _, record, result = _sign_and_journal(
         spec, _Event(P.ALIAS, subject, payload, previous_hash, run_id, layout, after, event_id)
     )
+    _release_held(arweave, record, result)
 
 
 register_writeback_handler(TASK_KIND, _run_registry_task)

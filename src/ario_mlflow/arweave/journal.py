@@ -585,6 +585,18 @@ class Journal:
             ).fetchall()
         return [_pending_writeback(row) for row in rows]
 
+    def pending_writebacks_for(self, record_id: int) -> int:
+        """How many write-backs of a record are not done yet."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT COUNT(*) FROM writebacks WHERE record_id = ? AND state = ?",
+                (record_id, PENDING),
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
     def live_writeback_leases(self) -> int:
         """Pending write-backs currently leased by someone (being performed now)."""
         row = (
