@@ -28,6 +28,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "verify",
         "Verify an anchored run, model, trace, decision.",
     ),
+    "demo": ("ario_mlflow.cli.demo", "demo", "Run the whole lifecycle locally (no network)."),
+    "audit": ("ario_mlflow.cli.audit", "audit", "Verify the whole lineage of a model version."),
     "sync": (
         "ario_mlflow.cli.journal",
         "sync",

@@ -92,9 +92,12 @@ def find_decision_trace(client: Any, original: dict[str, Any]) -> Any:
     run_id = original.get("run_id")
     if run_id and run_id != "unknown":
         experiment_ids = [client.get_run(run_id).info.experiment_id]
-    found = client.search_traces(
-        experiment_ids=experiment_ids or ["0"],
-        filter_string=f"tags.`ario.decision_id` = '{decision}'",
+    from ario_mlflow.traces import search_traces
+
+    found = search_traces(
+        client,
+        experiment_ids or ["0"],
+        f"tags.`ario.decision_id` = '{decision}'",
         max_results=2,
     )
     if not found:

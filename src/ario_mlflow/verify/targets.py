@@ -144,10 +144,12 @@ def decision_target(client: Any, decision_id: str, journal: Any = None) -> Targe
         if record is not None:
             tx_id = record.tx_id
     if tx_id is None:
-        experiments = [e.experiment_id for e in client.search_experiments()]
-        found = client.search_traces(
-            experiment_ids=experiments,
-            filter_string=f"tags.`ario.decision_id` = '{decision_id}'",
+        from ario_mlflow.traces import all_experiment_ids, search_traces
+
+        found = search_traces(
+            client,
+            all_experiment_ids(client),
+            f"tags.`ario.decision_id` = '{decision_id}'",
             max_results=1,
         )
         if not found:

@@ -1,0 +1,125 @@
+"""``ar-io-mlflow audit NAME/VERSION|NAME@ALIAS``: the whole lineage of a model version."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, NotFoundError
+from ario_mlflow.cli.panel import glyph
+
+_RULE = "=" * 50
+
+
+@click.command("audit")
+@click.argument("model_ref", metavar="NAME/VERSION|NAME@ALIAS")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the bundle (json) or report (html) to this file.",
+)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI.")
+@click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    metavar="HEX",
+    help="Issuer public key to pin (repeatable).",
+)
+def audit(
+    model_ref: str,
+    fmt: str,
+    output: str | None,
+    tracking_uri: str | None,
+    trusted_keys: tuple[str, ...],
+) -> None:
+    """Verify training, datasets, registration, promotions and aliases of a model
+    version, re-check its artifacts now, and count its decisions. Exit 1 if not ok."""
+    from mlflow.tracking import MlflowClient
+
+    from ario_mlflow.arweave.anchor import ArweaveAnchor
+    from ario_mlflow.arweave.verify_client import ArioVerifyClient
+    from ario_mlflow.config import load_settings
+    from ario_mlflow.verify.audit import audit_model
+    from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
+
+    try:
+        parse_model_ref(model_ref)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME/VERSION") from None
+    settings = load_settings()
+    pinned = tuple(dict.fromkeys((*settings.trusted_keys, *(k.lower() for k in trusted_keys))))
+    try:
+        bundle = audit_model(
+            model_ref,
+            client=MlflowClient(tracking_uri=tracking_uri),
+            anchor=ArweaveAnchor(),
+            ario_client=ArioVerifyClient() if settings.verify_url else None,
+            trusted_keys=pinned,
+        )
+    except TargetNotFoundError as exc:
+        raise NotFoundError(str(exc)) from None
+    if fmt == "json":
+        text = json.dumps(bundle, indent=2)
+        if output:
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+            click.echo(
+                f"audit bundle written to {output} ({len(bundle['stages'])} stages, "
+                f"overall_ok={bundle['overall_ok']})"
+            )
+        else:
+            click.echo(text)
+    elif fmt == "html":
+        from ario_mlflow.report import render_audit_report
+
+        path = output or f"audit-{bundle['model']}-v{bundle['version']}.html"
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(render_audit_report(bundle))
+        click.echo(f"audit report written to {path} (overall_ok={bundle['overall_ok']})")
+    else:
+        _print(bundle)
+    raise SystemExit(EXIT_OK if bundle["overall_ok"] else EXIT_CHECK_FAILED)
+
+
+def _print(bundle: dict[str, Any]) -> None:
+    click.echo(f"Auditing model lineage: {bundle['model']}/v{bundle['version']}")
+    click.echo(_RULE)
+    for stage in bundle["stages"]:
+        click.echo(f"\n{stage['stage'].capitalize()} ({stage['label']}):")
+        if not stage["anchored"]:
+            click.echo("  Not anchored.")
+            continue
+        click.echo(f"  TX: {stage['tx_id']}")
+        for name, check in stage["checks"].items():
+            text = "passed" if check["ok"] else (check["reason"] or "not checked")
+            click.echo(f"  {name:<28} {glyph(check['ok'])} {text}")
+    integrity = bundle["artifact_integrity"]
+    click.echo("\nArtifact integrity (re-hashed now):")
+    click.echo(
+        f"  {'Matches training record':<28} {glyph(integrity['ok'])} "
+        f"{'all files match' if integrity['ok'] else integrity['reason']}"
+    )
+    for label in ("changed", "missing", "added"):
+        for path in integrity.get(label, []):
+            click.echo(f"    {label}: {path}")
+    decisions = bundle["decisions"]
+    click.echo("\nDecisions:")
+    click.echo(
+        f"  {decisions['count']} recorded, {decisions['anchored']} anchored, "
+        f"{decisions['pending']} pending, {decisions['streams']} stream(s)"
+    )
+    for gap in decisions["sequence_gaps"]:
+        click.echo(
+            f"  {glyph(False)} stream {gap['stream_id']}: missing sequence numbers {gap['missing']}"
+        )
+    for issuer in bundle["issuers"]:
+        state = "pinned" if issuer["pinned"] else "NOT pinned"
+        click.echo(f"  issuer {issuer['fingerprint']} ({state})")
+    click.echo("\n" + _RULE)
+    verdict = "All checks passed" if bundle["overall_ok"] else "Issues found"
+    click.echo(f"Overall: {glyph(bundle['overall_ok'])} {verdict}")

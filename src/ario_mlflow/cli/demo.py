@@ -1,0 +1,52 @@
+"""``ar-io-mlflow demo``: the whole lifecycle locally, in under a minute, no network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ario_mlflow.cli.output import EXIT_CHECK_FAILED
+from ario_mlflow.cli.panel import glyph
+
+
+@click.command("demo")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to keep the store, keys and gateway data (default: a new temp dir).",
+)
+def demo(workdir: Path | None) -> None:
+    """Train, anchor, register, promote, serve verified decisions, verify and audit —
+    against a temporary sqlite MLflow store and a local gateway on loopback."""
+    from ario_mlflow.demo import run_demo
+
+    result = run_demo(workdir, say=click.echo)
+    click.echo("")
+    for kind, outcome in result.verifications.items():
+        failing = [
+            name
+            for name, check in outcome.items()
+            if isinstance(check, dict) and check.get("ok") is False
+        ]
+        detail = "all checks passed" if outcome.get("overall") else f"failed: {failing}"
+        click.echo(f"  verify {kind:<9} {glyph(outcome.get('overall'))} {detail}")
+    audit = result.audit
+    click.echo(
+        f"  audit            {glyph(audit.get('overall_ok'))} "
+        f"{len(audit.get('stages', []))} stages, "
+        f"{audit.get('decisions', {}).get('count', 0)} decisions, "
+        f"artifacts {'intact' if audit.get('artifact_integrity', {}).get('ok') else 'CHANGED'}"
+    )
+    click.echo(f"\nHTML audit report: {result.report}")
+    click.echo(
+        f"Try:  MLFLOW_TRACKING_URI=sqlite:///{result.workdir / 'mlflow.db'} "
+        f"ARIO_MLFLOW_HOME={result.workdir / 'home'} "
+        f"ar-io-mlflow audit {result.model}/{result.version}   (needs the gateway: "
+        "ar-io-mlflow gateway --data-dir "
+        f"{result.workdir / 'gateway'})"
+    )
+    click.echo(f"Finished in {result.seconds:.1f} s: {'OK' if result.ok else 'ISSUES FOUND'}")
+    if not result.ok:
+        raise SystemExit(EXIT_CHECK_FAILED)

@@ -1,0 +1,186 @@
+"""The end-to-end demo: the whole lifecycle on this machine, with no network and no setup.
+
+A temporary directory holds everything: the MLflow sqlite store, ``$ARIO_MLFLOW_HOME``
+(keys, wallet, journal) and the data of a local gateway on a free loopback port. The demo
+trains a small credit model, anchors its dataset and run, registers it, promotes it with
+an alias, serves a few verified decisions, then verifies and audits everything.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class DemoResult:
+    """What the demo produced, for the CLI to print and the tests to check."""
+
+    workdir: Path
+    run_id: str = ""
+    model: str = "credit-scorer"
+    version: str = ""
+    decisions: list[str] = field(default_factory=list)
+    verifications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    audit: dict[str, Any] = field(default_factory=dict)
+    report: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every verification and the audit passed."""
+        return bool(self.audit.get("overall_ok")) and all(
+            v.get("overall") is True for v in self.verifications.values()
+        )
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) -> DemoResult:
+    """Run the whole lifecycle in ``workdir`` (a new temporary directory by default)."""
+    from ario_mlflow.arweave.localgw import LocalGateway
+
+    started = time.monotonic()
+    root = Path(workdir or tempfile.mkdtemp(prefix="ario-mlflow-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    say(f"Working directory: {root}")
+    gateway = LocalGateway(root / "gateway", key_bits=2048).start()
+    say(f"Local gateway (Turbo upload + ar.io reads) on {gateway.url}")
+    env = {
+        "ARIO_MLFLOW_HOME": str(root / "home"),
+        "ARIO_MLFLOW_UPLOAD_URL": gateway.url,
+        "ARIO_MLFLOW_GATEWAY_HOST": gateway.url,
+        "ARIO_MLFLOW_GATEWAYS": gateway.url,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+    }
+    result = DemoResult(root)
+    try:
+        with _environment(env):
+            _lifecycle(result, root, say)
+    finally:
+        from ario_mlflow.arweave.uploader import stop_all_workers
+
+        stop_all_workers()
+        gateway.stop()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> None:
+    import mlflow
+    import numpy as np
+    import pandas as pd
+    from mlflow.data.pandas_dataset import from_pandas
+    from sklearn.linear_model import LogisticRegression
+
+    from ario_mlflow.anchoring import anchor
+    from ario_mlflow.arweave.anchor import ArweaveAnchor
+    from ario_mlflow.arweave.uploader import sync_journal
+    from ario_mlflow.model import VerifiedModel
+    from ario_mlflow.registry import ArioMlflowClient
+    from ario_mlflow.report import render_audit_report
+    from ario_mlflow.verify.audit import audit_model
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    rng = np.random.default_rng(42)
+    features = pd.DataFrame(
+        {
+            "income": rng.normal(60, 15, 400),
+            "debt_ratio": rng.uniform(0, 1, 400),
+            "age": rng.integers(21, 70, 400).astype(float),
+        }
+    )
+    labels = ((features["income"] / 100 - features["debt_ratio"]) > 0).astype(int)
+
+    say("1. Training a credit model and anchoring its dataset and run")
+    # keep every artifact inside the demo's directory, not in the caller's ./mlruns
+    mlflow.create_experiment("credit-demo", artifact_location=(root / "artifacts").as_uri())
+    mlflow.set_experiment("credit-demo")
+    with mlflow.start_run() as run:
+        dataset = from_pandas(
+            features, source="s3://bank/loans-2026q3.parquet", name="loans-2026q3"
+        )
+        mlflow.log_input(dataset, context="training")
+        model = LogisticRegression(max_iter=500).fit(features, labels)
+        mlflow.log_param("max_iter", 500)
+        mlflow.log_metric("accuracy", float(model.score(features, labels)))
+        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
+        anchored = anchor()
+    result.run_id = run.info.run_id
+    say(
+        f"   training record {anchored['tx_id']} "
+        f"({'uploaded' if anchored['anchor_result'] else 'queued'})"
+    )
+
+    say("2. Registering the model and promoting it with the alias 'champion'")
+    client = ArioMlflowClient()
+    client.create_registered_model(result.model)
+    version = client.create_model_version(result.model, info.model_uri, run_id=run.info.run_id)
+    result.version = str(version.version)
+    client.wait_for_anchor("registration", result.model, result.version, timeout=30)
+    client.set_registered_model_alias(result.model, "champion", result.version)
+    client.wait_for_anchor("alias", result.model, "champion", timeout=30)
+    say(f"   registration {client.anchor_status('registration', result.model, result.version)}")
+
+    say("3. Serving verified decisions")
+    scorer = VerifiedModel(f"models:/{result.model}@champion")
+    for index in range(5):
+        decision = scorer.predict(features.iloc[[index]])
+        decision.wait_for_anchor(10)
+        result.decisions.append(decision.decision_id)
+        say(
+            f"   applicant {index}: approved={bool(decision.prediction[0])} "
+            f"decision {decision.decision_id} {decision.proof_status}"
+        )
+    sync_journal(ArweaveAnchor().journal)  # witnesses and traces written back now
+
+    say("4. Verifying and auditing")
+    anchor_client = ArweaveAnchor()
+    result.verifications = _verify_all(result, anchor_client)
+    result.audit = audit_model(
+        f"{result.model}@champion", client=mlflow.MlflowClient(), anchor=anchor_client
+    )
+    result.report = root / "audit-report.html"
+    result.report.write_text(render_audit_report(result.audit), encoding="utf-8")
+
+
+def _verify_all(result: DemoResult, anchor: Any) -> dict[str, dict[str, Any]]:
+    import mlflow
+
+    from ario_mlflow.verify import verify_proof_by_tx
+    from ario_mlflow.verify.targets import decision_target, model_target, run_target
+
+    client = mlflow.MlflowClient()
+    targets = {
+        "run": run_target(client, result.run_id),
+        "model": model_target(client, f"{result.model}/{result.version}"),
+        "decision": decision_target(client, result.decisions[0], anchor.journal),
+    }
+    return {
+        kind: verify_proof_by_tx(
+            target.tx_id,
+            anchor=anchor,
+            mlflow_client=client,
+            expected_subject=target.expected_subject,
+            expected_previous=target.expected_previous,
+        )
+        for kind, target in targets.items()
+    }

@@ -1,0 +1,258 @@
+"""A model version's whole lineage, verified now: training → datasets → registration →
+promotions and aliases → artifact integrity re-checked → decision statistics.
+
+The result is the ``ario.mlflow.audit/v1`` bundle of ar-io-mlflow 0.3.0 (same keys), with
+more stages and sections. A model with nothing anchored, or any failing stage, is not ok.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from ario_mlflow import tags as T
+from ario_mlflow.errors import ArtifactAccessError, IntegrityError
+from ario_mlflow.proof.ed25519 import key_fingerprint
+from ario_mlflow.verify.core import verify_proof_by_tx
+from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
+
+SCHEMA = "ario.mlflow.audit/v1"
+_CHECKS = (
+    "signature",
+    "anchored_bytes",
+    "source_of_truth",
+    "ario_attestation",
+    "subject",
+    "chain",
+    "issuer",
+)
+
+
+def _stage(stage: str, label: str, tx_id: str | None, verify: Any) -> dict[str, Any]:
+    if not tx_id:
+        return {
+            "stage": stage,
+            "label": label,
+            "tx_id": None,
+            "anchored": False,
+            "checks": None,
+            "ok": None,
+        }
+    result = verify(tx_id)
+    checks = {
+        name: {"ok": result[name].get("ok"), "reason": result[name].get("reason") or ""}
+        for name in _CHECKS
+    }
+    envelope = result.get("envelope") or {}
+    return {
+        "stage": stage,
+        "label": label,
+        "tx_id": tx_id,
+        "anchored": True,
+        "checks": checks,
+        "ok": result["overall"] is True,
+        "event_type": envelope.get("event_type"),
+        "signed_at": envelope.get("signed_at"),
+        "public_key": envelope.get("public_key"),
+    }
+
+
+def _integrity(client: Any, anchor: Any, mv: Any, trusted: Sequence[str]) -> dict[str, Any]:
+    from ario_mlflow.artifacts import artifact_checksums, compare_checksums
+    from ario_mlflow.lineage import load_training_proof
+    from ario_mlflow.registry import source_location
+
+    if not mv.run_id:
+        return {"ok": None, "reason": "no_source_run", "changed": [], "missing": [], "added": []}
+    try:
+        proof = load_training_proof(client, mv.run_id, arweave=anchor, trusted_keys=trusted)
+    except IntegrityError as exc:
+        return {"ok": False, "reason": str(exc), "changed": [], "missing": [], "added": []}
+    if proof is None or not proof.artifact_checksums:
+        return {
+            "ok": False,
+            "reason": "no anchored artifact checksums",
+            "changed": [],
+            "missing": [],
+            "added": [],
+        }
+    run_id, path = source_location(client, mv.source)
+    try:
+        actual = artifact_checksums(
+            run_id or mv.run_id,
+            artifact_path=path or proof.artifact_path or "model",
+            tracking_uri=client.tracking_uri,
+        )
+    except ArtifactAccessError as exc:
+        return {"ok": False, "reason": str(exc), "changed": [], "missing": [], "added": []}
+    diff = compare_checksums(proof.artifact_checksums, actual)
+    return {
+        "ok": diff.ok,
+        "reason": "" if diff.ok else "artifacts differ from training record",
+        "changed": list(diff.changed),
+        "missing": list(diff.missing),
+        "added": list(diff.added),
+        "files": len(actual),
+    }
+
+
+def _decisions(client: Any, name: str, version: str) -> dict[str, Any]:
+    from ario_mlflow.traces import all_experiment_ids, search_traces
+
+    experiments = all_experiment_ids(client)
+    traces: list[Any] = []
+    token = None
+    while True:
+        page = search_traces(
+            client,
+            experiments,
+            f"tags.`ario.model_name` = '{name}' and tags.`ario.model_version` = '{version}'",
+            max_results=500,
+            page_token=token,
+        )
+        traces.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            break
+    streams: dict[str, list[int]] = {}
+    anchored = 0
+    for trace in traces:
+        tags = trace.info.tags or {}
+        anchored += bool(tags.get(T.PREDICTION_TX))
+        try:
+            payload = json.loads(tags.get(T.PAYLOAD_JSON) or "{}")
+        except ValueError:
+            continue
+        if "stream_id" in payload and isinstance(payload.get("sequence"), int):
+            streams.setdefault(payload["stream_id"], []).append(payload["sequence"])
+    gaps = []
+    for stream, sequence in sorted(streams.items()):
+        seen = set(sequence)
+        missing = [n for n in range(1, max(seen) + 1) if n not in seen]
+        if missing:
+            gaps.append({"stream_id": stream, "missing": missing[:100]})
+    return {
+        "count": len(traces),
+        "anchored": anchored,
+        "pending": len(traces) - anchored,
+        "streams": len(streams),
+        "sequence_gaps": gaps,
+    }
+
+
+def audit_model(
+    ref: str,
+    *,
+    client: Any,
+    anchor: Any,
+    ario_client: Any = None,
+    trusted_keys: Sequence[str] = (),
+    min_attestation_level: int = 2,
+) -> dict[str, Any]:
+    """Verify every anchored stage of a model version's lineage; the audit bundle."""
+    name, selector = parse_model_ref(ref)
+    try:
+        mv = (
+            client.get_model_version_by_alias(name, selector[1:])
+            if selector.startswith("@")
+            else client.get_model_version(name, selector)
+        )
+    except Exception as exc:
+        raise TargetNotFoundError(f"model version {ref} not found: {exc}") from None
+    version = str(mv.version)
+    mv_tags = mv.tags or {}
+    run_tags = client.get_run(mv.run_id).data.tags if mv.run_id else {}
+    training_tx = run_tags.get(T.TRAINING_TX)
+    registration_tx = mv_tags.get(T.REGISTRATION_TX)
+    subject_mv = {"type": "mlflow_model_version", "name": name, "version": version}
+
+    def verifier(subject: dict[str, str] | None, previous: str | None) -> Any:
+        return lambda tx: verify_proof_by_tx(
+            tx,
+            anchor=anchor,
+            mlflow_client=client,
+            ario_client=ario_client,
+            min_attestation_level=min_attestation_level,
+            trusted_keys=trusted_keys,
+            expected_subject=subject,
+            expected_previous=previous,
+        )
+
+    stages = [
+        _stage(
+            "training",
+            f"run {mv.run_id or 'unknown'}",
+            training_tx,
+            verifier({"type": "mlflow_run", "run_id": mv.run_id}, None),
+        )
+    ]
+    for key in sorted(k for k in run_tags if k.startswith(T.DATASET_TX_PREFIX)):
+        dataset = key[len(T.DATASET_TX_PREFIX) :]
+        stages.append(
+            _stage(
+                "datasets",
+                f"dataset {dataset}",
+                run_tags[key],
+                verifier({"type": "mlflow_dataset", "name": dataset}, "GENESIS"),
+            )
+        )
+    stages.append(
+        _stage(
+            "registration",
+            f"v{version}",
+            registration_tx,
+            verifier(subject_mv, training_tx or "GENESIS"),
+        )
+    )
+    if mv_tags.get(T.PROMOTION_TX):
+        stages.append(
+            _stage(
+                "promotion",
+                str(mv.current_stage),
+                mv_tags[T.PROMOTION_TX],
+                verifier(subject_mv, registration_tx),
+            )
+        )
+    for key in sorted(k for k in mv_tags if k.startswith(T.ALIAS_TX_PREFIX)):
+        stages.append(
+            _stage(
+                "alias",
+                "@" + key[len(T.ALIAS_TX_PREFIX) :],
+                mv_tags[key],
+                verifier(subject_mv, registration_tx),
+            )
+        )
+
+    integrity = _integrity(client, anchor, mv, trusted_keys)
+    decisions = _decisions(client, name, version)
+    keys = {s["public_key"] for s in stages if s.get("public_key")}
+    issuers = [
+        {"public_key": k, "fingerprint": key_fingerprint(k), "pinned": k in set(trusted_keys)}
+        for k in sorted(keys)
+    ]
+    core_anchored = bool(training_tx and registration_tx)
+    overall = (
+        core_anchored
+        and all(s["ok"] is not False for s in stages)
+        and integrity["ok"] is True
+        and not decisions["sequence_gaps"]
+    )
+    return {
+        "schema": SCHEMA,
+        "model": name,
+        "version": version,
+        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI", "./mlruns"),
+        "run_id": mv.run_id or None,
+        "current_stage": str(mv.current_stage),
+        "artifact_hash": run_tags.get(T.ARTIFACT_HASH),
+        "stages": stages,
+        "artifact_integrity": integrity,
+        "decisions": decisions,
+        "issuers": issuers,
+        "gateway": anchor.url_for("").rstrip("/"),
+        "overall_ok": bool(overall),
+    }

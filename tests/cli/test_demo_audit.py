@@ -1,0 +1,140 @@
+"""``ar-io-mlflow demo`` and ``ar-io-mlflow audit`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ario_mlflow.arweave.localgw import LocalGateway
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ario_mlflow.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("demo")
+    started = time.monotonic()
+    result = _cli("demo", "--workdir", str(workdir))
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Finished in" in result.stdout
+    assert result.stdout.strip().endswith("OK")
+    assert "verify run       ✓" in result.stdout
+    assert "audit            ✓" in result.stdout
+    assert (workdir / "audit-report.html").is_file()
+    assert elapsed < 90  # "under a minute" on a quiet machine; CI is shared
+    return workdir
+
+
+def _demo_env(workdir: Path, gateway: LocalGateway) -> dict[str, str]:
+    return {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
+        "ARIO_MLFLOW_HOME": str(workdir / "home"),
+        "ARIO_MLFLOW_UPLOAD_URL": gateway.url,
+        "ARIO_MLFLOW_GATEWAY_HOST": gateway.url,
+        "ARIO_MLFLOW_GATEWAYS": gateway.url,
+    }
+
+
+def test_demo_then_audit_in_every_format(demo_dir: Path, tmp_path: Path) -> None:
+    gateway = LocalGateway(demo_dir / "gateway", key_bits=2048).start()
+    try:
+        env = _demo_env(demo_dir, gateway)
+        text = _cli("audit", "credit-scorer/1", env=env)
+        assert text.returncode == 0, text.stdout + text.stderr
+        assert "Overall: ✓ All checks passed" in text.stdout
+        assert "5 recorded, 5 anchored" in text.stdout
+        output = tmp_path / "bundle.json"
+        as_json = _cli(
+            "audit", "credit-scorer@champion", "--format", "json", "--output", str(output), env=env
+        )
+        assert as_json.returncode == 0
+        bundle = json.loads(output.read_text())
+        assert bundle["schema"] == "ario.mlflow.audit/v1"
+        assert [s["stage"] for s in bundle["stages"]] == [
+            "training",
+            "datasets",
+            "registration",
+            "alias",
+        ]
+        assert all(s["ok"] for s in bundle["stages"])
+        assert bundle["artifact_integrity"]["ok"] is True
+        assert bundle["decisions"]["sequence_gaps"] == []
+        assert bundle["overall_ok"] is True
+        html = tmp_path / "audit.html"
+        as_html = _cli(
+            "audit", "credit-scorer/1", "--format", "html", "--output", str(html), env=env
+        )
+        assert as_html.returncode == 0
+        assert "credit-scorer" in html.read_text()
+        missing = _cli("audit", "credit-scorer/9", env=env)
+        assert missing.returncode == 2
+        assert "Traceback" not in missing.stderr
+    finally:
+        gateway.stop()
+
+
+def test_audit_of_a_model_with_nothing_anchored_is_not_ok(
+    mlflow_store: str, local_gateway: Any
+) -> None:
+    import mlflow
+
+    from tests.lifecycle import train
+
+    trained = train(anchored=False)
+    mlflow.register_model(trained.model_uri, "plain")
+    result = _cli("audit", "plain/1", "--format", "json")
+    assert result.returncode == 1
+    bundle = json.loads(result.stdout)
+    assert bundle["overall_ok"] is False
+    assert not any(stage["anchored"] for stage in bundle["stages"])
+
+
+def test_audit_detects_a_swapped_artifact_and_a_missing_decision(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "demo"
+    shutil.copytree(demo_dir, copy)
+    # the store records absolute artifact paths: point the copy's files at its own tree
+    db = copy / "mlflow.db"
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        for table, column in (
+            ("runs", "artifact_uri"),
+            ("experiments", "artifact_location"),
+            ("logged_models", "artifact_location"),
+        ):
+            connection.execute(
+                f"UPDATE {table} SET {column} = replace({column}, ?, ?)",
+                (str(demo_dir), str(copy)),
+            )
+    model = next((copy / "artifacts").rglob("model.skops"))
+    model.write_bytes(model.read_bytes() + b"swap")
+    gateway = LocalGateway(copy / "gateway", key_bits=2048).start()
+    try:
+        result = _cli("audit", "credit-scorer/1", "--format", "json", env=_demo_env(copy, gateway))
+    finally:
+        gateway.stop()
+    assert result.returncode == 1, result.stderr[-2000:]
+    bundle = json.loads(result.stdout)
+    assert bundle["artifact_integrity"]["ok"] is False
+    assert bundle["artifact_integrity"]["changed"] == ["model.skops"]
