@@ -84,22 +84,11 @@ def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) ->
     return result
 
 
-def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> None:
-    import mlflow
+def _applicants() -> tuple[Any, Any]:
+    """A small synthetic loan book: features and approve/decline labels."""
     import numpy as np
     import pandas as pd
-    from mlflow.data.pandas_dataset import from_pandas
-    from sklearn.linear_model import LogisticRegression
 
-    from ario_mlflow.anchoring import anchor
-    from ario_mlflow.arweave.anchor import ArweaveAnchor
-    from ario_mlflow.arweave.uploader import sync_journal
-    from ario_mlflow.model import VerifiedModel
-    from ario_mlflow.registry import ArioMlflowClient
-    from ario_mlflow.report import render_audit_report
-    from ario_mlflow.verify.audit import audit_model
-
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     rng = np.random.default_rng(42)
     features = pd.DataFrame(
         {
@@ -109,8 +98,19 @@ def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> No
         }
     )
     labels = ((features["income"] / 100 - features["debt_ratio"]) > 0).astype(int)
+    return features, labels
 
-    say("1. Training a credit model and anchoring its dataset and run")
+
+def _train(
+    result: DemoResult, root: Path, features: Any, labels: Any
+) -> tuple[str, dict[str, Any]]:
+    """Train, log the dataset and model, anchor; the model URI and the anchor result."""
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+    from sklearn.linear_model import LogisticRegression
+
+    from ario_mlflow.anchoring import anchor
+
     # keep every artifact inside the demo's directory, not in the caller's ./mlruns
     mlflow.create_experiment("credit-demo", artifact_location=(root / "artifacts").as_uri())
     mlflow.set_experiment("credit-demo")
@@ -125,6 +125,23 @@ def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> No
         info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
         anchored = anchor()
     result.run_id = run.info.run_id
+    return str(info.model_uri), anchored
+
+
+def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> None:
+    import mlflow
+
+    from ario_mlflow.arweave.anchor import ArweaveAnchor
+    from ario_mlflow.arweave.uploader import sync_journal
+    from ario_mlflow.model import VerifiedModel
+    from ario_mlflow.registry import ArioMlflowClient
+    from ario_mlflow.report import render_audit_report
+    from ario_mlflow.verify.audit import audit_model
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    features, labels = _applicants()
+    say("1. Training a credit model and anchoring its dataset and run")
+    model_uri, anchored = _train(result, root, features, labels)
     say(
         f"   training record {anchored['tx_id']} "
         f"({'uploaded' if anchored['anchor_result'] else 'queued'})"
@@ -133,7 +150,7 @@ def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> No
     say("2. Registering the model and promoting it with the alias 'champion'")
     client = ArioMlflowClient()
     client.create_registered_model(result.model)
-    version = client.create_model_version(result.model, info.model_uri, run_id=run.info.run_id)
+    version = client.create_model_version(result.model, model_uri, run_id=result.run_id)
     result.version = str(version.version)
     client.wait_for_anchor("registration", result.model, result.version, timeout=30)
     client.set_registered_model_alias(result.model, "champion", result.version)
