@@ -138,3 +138,46 @@ def test_audit_detects_a_swapped_artifact_and_a_missing_decision(
     bundle = json.loads(result.stdout)
     assert bundle["artifact_integrity"]["ok"] is False
     assert bundle["artifact_integrity"]["changed"] == ["model.skops"]
+
+
+def test_export_and_verify_bundle_offline(demo_dir: Path, tmp_path: Path) -> None:
+    gateway = LocalGateway(demo_dir / "gateway", key_bits=2048).start()
+    try:
+        env = _demo_env(demo_dir, gateway)
+        bundle = tmp_path / "evidence"
+        exported = _cli("export", "credit-scorer@champion", "--output", str(bundle), env=env)
+        assert exported.returncode == 0, exported.stdout + exported.stderr
+        zipped = tmp_path / "evidence.zip"
+        assert _cli("export", "credit-scorer/1", "--output", str(zipped), env=env).returncode == 0
+        online = _cli("verify-bundle", str(bundle), "--online", env=env)
+        assert online.returncode == 0, online.stdout
+    finally:
+        gateway.stop()
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    stages = [record["stage"] for record in manifest["records"]]
+    assert stages[:4] == ["training", "datasets", "registration", "alias"]
+    assert stages.count("prediction") == 5
+    signer = json.loads((bundle / manifest["records"][0]["envelope"]).read_bytes())["public_key"]
+
+    # offline: no MLflow, no gateway, a fresh home
+    offline = {
+        "MLFLOW_TRACKING_URI": "sqlite:////nonexistent/x.db",
+        "ARIO_MLFLOW_HOME": str(tmp_path / "auditor"),
+    }
+    passed = _cli("verify-bundle", str(bundle), "--trusted-key", signer, env=offline)
+    assert passed.returncode == 0, passed.stdout
+    assert "Overall: ✓ PASS" in passed.stdout
+    assert _cli("verify-bundle", str(zipped), env=offline).returncode == 0
+    untrusted = _cli("verify-bundle", str(bundle), "--trusted-key", "ab" * 32, env=offline)
+    assert untrusted.returncode == 1
+    assert "untrusted_issuer" in untrusted.stdout
+
+    payload = bundle / manifest["records"][2]["payload"]
+    payload.write_bytes(payload.read_bytes().replace(b"credit-scorer", b"credit-scorex"))
+    tampered = _cli("verify-bundle", str(bundle), "--format", "json", env=offline)
+    assert tampered.returncode == 1
+    result = json.loads(tampered.stdout)
+    problems = result["records"][2]["problems"]
+    assert "payload file differs from the manifest hash" in problems
+    assert any("payload_hash_mismatch" in p for p in problems)
+    assert not (tmp_path / "auditor").exists()  # a verifier creates no keys or wallets

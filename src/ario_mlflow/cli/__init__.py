@@ -30,6 +30,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "demo": ("ario_mlflow.cli.demo", "demo", "Run the whole lifecycle locally (no network)."),
     "audit": ("ario_mlflow.cli.audit", "audit", "Verify the whole lineage of a model version."),
+    "export": ("ario_mlflow.cli.bundle", "export", "Write a portable evidence bundle."),
+    "verify-bundle": (
+        "ario_mlflow.cli.bundle",
+        "verify_bundle_command",
+        "Verify an evidence bundle offline.",
+    ),
     "sync": (
         "ario_mlflow.cli.journal",
         "sync",

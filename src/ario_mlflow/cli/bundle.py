@@ -1,0 +1,94 @@
+"""``ar-io-mlflow export`` and ``ar-io-mlflow verify-bundle``: portable evidence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, NotFoundError
+from ario_mlflow.cli.panel import glyph
+
+
+@click.command("export")
+@click.argument("model_ref", metavar="NAME/VERSION|NAME@ALIAS")
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A new directory, or a path ending in .zip.",
+)
+@click.option(
+    "--decisions",
+    default=100,
+    show_default=True,
+    help="How many of the version's decisions to include.",
+)
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI.")
+def export(model_ref: str, output: Path, decisions: int, tracking_uri: str | None) -> None:
+    """Write a portable evidence bundle (envelopes, exact payload bytes, receipts)."""
+    from mlflow.tracking import MlflowClient
+
+    from ario_mlflow.arweave.anchor import ArweaveAnchor
+    from ario_mlflow.verify.bundle import BundleError, export_bundle
+    from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
+
+    try:
+        parse_model_ref(model_ref)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME/VERSION") from None
+    try:
+        manifest = export_bundle(
+            model_ref,
+            output,
+            client=MlflowClient(tracking_uri),
+            anchor=ArweaveAnchor(),
+            decisions=decisions,
+        )
+    except TargetNotFoundError as exc:
+        raise NotFoundError(str(exc)) from None
+    except BundleError as exc:
+        raise click.ClickException(str(exc)) from None
+    stages = [record["stage"] for record in manifest["records"]]
+    click.echo(
+        f"evidence bundle written to {output}: {len(stages)} record(s) "
+        f"({', '.join(sorted(set(stages))) or 'none'})"
+    )
+
+
+@click.command("verify-bundle")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    metavar="HEX",
+    help="Issuer public key to pin (repeatable).",
+)
+@click.option("--online", is_flag=True, help="Also check each TX on the gateways.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def verify_bundle_command(
+    path: Path, trusted_keys: tuple[str, ...], online: bool, fmt: str
+) -> None:
+    """Verify an evidence bundle offline: no MLflow, no network (unless --online)."""
+    from ario_mlflow.verify.bundle import BundleError, verify_bundle
+
+    try:
+        result = verify_bundle(path, trusted_keys=[k.lower() for k in trusted_keys], online=online)
+    except BundleError as exc:
+        raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"Evidence bundle {path} — {result['model']}/v{result['version']}")
+        for record in result["records"]:
+            text = "ok" if record["ok"] else "; ".join(record["problems"])
+            click.echo(f"  {record['stage']:<13} {record['tx_id']} {glyph(record['ok'])} {text}")
+        for issuer in result["issuers"]:
+            click.echo(
+                f"  issuer {issuer['fingerprint']}: "
+                f"{'pinned' if issuer['ok'] else issuer['reason']}"
+            )
+        click.echo(f"Overall: {glyph(result['ok'])} {'PASS' if result['ok'] else 'FAIL'}")
+    raise SystemExit(EXIT_OK if result["ok"] else EXIT_CHECK_FAILED)

@@ -1,0 +1,325 @@
+"""Portable evidence bundles: everything needed to re-verify a model's lineage offline.
+
+``export_bundle`` collects, for a model version, the exact anchored envelope bytes, the
+exact payload bytes, receipts and TX ids into a directory (or a zip) with a manifest.
+``verify_bundle`` checks a bundle with no MLflow and no network: file hashes, canonical
+envelope bytes, signatures, payload hashes, subjects and chain links — and, with
+``online=True``, that each TX on the gateways holds exactly the bundled envelope.
+
+Layout::
+
+    manifest.json                     schema ario.mlflow.evidence/v1, the record list
+    records/<tx_id>/envelope.json     the exact JCS bytes anchored (= GET /raw/<tx_id>)
+    records/<tx_id>/payload.bin       the exact canonical payload bytes
+    records/<tx_id>/receipt.json      the upload receipt, when this installation has it
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ario_mlflow import tags as T
+from ario_mlflow._version import __version__
+from ario_mlflow.errors import ArioError, EnvelopeParseError
+from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.envelope import parse_json_object
+from ario_mlflow.proof.hashing import sha256_hex
+from ario_mlflow.verify.checks import check_issuer
+from ario_mlflow.verify.core import verify_record
+from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
+
+SCHEMA = "ario.mlflow.evidence/v1"
+
+
+class BundleError(ArioError):
+    """A bundle cannot be written or read (not a failed check: a broken file)."""
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def _payload_for(envelope: dict[str, Any], client: Any) -> bytes | None:
+    from ario_mlflow.verify.checks import witness_candidates
+
+    try:
+        run_id, paths = witness_candidates(envelope, client)
+    except LookupError:
+        return None
+    if not run_id:
+        return None
+    for path in paths:
+        with tempfile.TemporaryDirectory(prefix="ario-export-") as scratch:
+            try:
+                data = Path(client.download_artifacts(run_id, path, scratch)).read_bytes()
+            except Exception:
+                continue
+        if sha256_hex(data) == envelope.get("payload_hash"):
+            return data
+    return None
+
+
+def _dataset_payload(envelope: dict[str, Any], client: Any, run_id: str) -> bytes | None:
+    with tempfile.TemporaryDirectory(prefix="ario-export-") as scratch:
+        try:
+            path = f"ario/events/{envelope['event_id']}/payload.json"
+            return Path(client.download_artifacts(run_id, path, scratch)).read_bytes()
+        except Exception:
+            return None
+
+
+def _stages(client: Any, mv: Any) -> list[tuple[str, str, str]]:
+    """``(stage, label, tx_id)`` of every anchored record of a model version."""
+    run_tags = client.get_run(mv.run_id).data.tags if mv.run_id else {}
+    tags = mv.tags or {}
+    found = []
+    if run_tags.get(T.TRAINING_TX):
+        found.append(("training", f"run {mv.run_id}", run_tags[T.TRAINING_TX]))
+    for key in sorted(k for k in run_tags if k.startswith(T.DATASET_TX_PREFIX)):
+        found.append(("datasets", key[len(T.DATASET_TX_PREFIX) :], run_tags[key]))
+    if tags.get(T.REGISTRATION_TX):
+        found.append(("registration", f"v{mv.version}", tags[T.REGISTRATION_TX]))
+    if tags.get(T.PROMOTION_TX):
+        found.append(("promotion", str(mv.current_stage), tags[T.PROMOTION_TX]))
+    for key in sorted(k for k in tags if k.startswith(T.ALIAS_TX_PREFIX)):
+        found.append(("alias", "@" + key[len(T.ALIAS_TX_PREFIX) :], tags[key]))
+    return found
+
+
+def _decisions(client: Any, name: str, version: str, limit: int) -> list[tuple[str, str, str]]:
+    from ario_mlflow.traces import all_experiment_ids, search_traces
+
+    if limit <= 0:
+        return []
+    traces = search_traces(
+        client,
+        all_experiment_ids(client),
+        f"tags.`ario.model_name` = '{name}' and tags.`ario.model_version` = '{version}'",
+        max_results=limit,
+    )
+    found = []
+    for trace in traces:
+        tx_id = (trace.info.tags or {}).get(T.PREDICTION_TX)
+        if tx_id:
+            found.append(("prediction", (trace.info.tags or {}).get(T.DECISION_ID, ""), tx_id))
+    return found
+
+
+def export_bundle(
+    ref: str, output: Path, *, client: Any, anchor: Any, decisions: int = 100
+) -> dict[str, Any]:
+    """Write the evidence bundle of model version ``ref`` to ``output`` (dir or ``.zip``)."""
+    name, selector = parse_model_ref(ref)
+    try:
+        mv = (
+            client.get_model_version_by_alias(name, selector[1:])
+            if selector.startswith("@")
+            else client.get_model_version(name, selector)
+        )
+    except Exception as exc:
+        raise TargetNotFoundError(f"model version {ref} not found: {exc}") from None
+    staging = Path(tempfile.mkdtemp(prefix="ario-bundle-"))
+    try:
+        records = []
+        entries = _stages(client, mv) + _decisions(client, name, str(mv.version), decisions)
+        for entry in entries:
+            records.append(_export_record(staging, entry, client=client, anchor=anchor, mv=mv))
+        manifest = {
+            "schema": SCHEMA,
+            "generated_by": f"ar-io-mlflow {__version__}",
+            "created_at": datetime.now(timezone.utc).isoformat(),
+            "model": name,
+            "version": str(mv.version),
+            "run_id": mv.run_id or None,
+            "records": records,
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        _publish(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _export_record(
+    staging: Path, found: tuple[str, str, str], *, client: Any, anchor: Any, mv: Any
+) -> dict[str, Any]:
+    stage, label, tx_id = found
+    data = anchor.fetch_envelope_bytes(tx_id)
+    journal_record = anchor.journal.by_tx(tx_id)
+    if data is None and journal_record is not None:
+        data = journal_record.envelope
+    if data is None:
+        raise BundleError(f"cannot fetch the {stage} record {tx_id}: {anchor.last_error}")
+    try:
+        envelope = parse_json_object(data)
+    except EnvelopeParseError as exc:
+        raise BundleError(f"{stage} record {tx_id} is not an envelope: {exc}") from None
+    if stage == "datasets":
+        payload = _dataset_payload(envelope, client, mv.run_id)
+    else:
+        payload = _payload_for(envelope, client)
+    folder = staging / "records" / tx_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "envelope.json").write_bytes(data)
+    entry: dict[str, Any] = {
+        "stage": stage,
+        "label": label,
+        "tx_id": tx_id,
+        "event_type": envelope.get("event_type"),
+        "envelope": f"records/{tx_id}/envelope.json",
+        "envelope_sha256": sha256_hex(data),
+        "payload": None,
+        "payload_sha256": None,
+        "receipt": None,
+    }
+    if payload is not None:
+        (folder / "payload.bin").write_bytes(payload)
+        entry["payload"] = f"records/{tx_id}/payload.bin"
+        entry["payload_sha256"] = sha256_hex(payload)
+    if journal_record is not None and journal_record.receipt:
+        (folder / "receipt.json").write_text(json.dumps(journal_record.receipt, indent=2))
+        entry["receipt"] = f"records/{tx_id}/receipt.json"
+    return entry
+
+
+def _publish(staging: Path, output: Path) -> None:
+    if output.suffix == ".zip":
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(staging.rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(staging).as_posix())
+        return
+    if output.exists() and any(output.iterdir()):
+        raise BundleError(f"{output} exists and is not empty")
+    output.mkdir(parents=True, exist_ok=True)
+    for path in staging.rglob("*"):
+        target = output / path.relative_to(staging)
+        if path.is_dir():
+            target.mkdir(exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
+# --- verification ------------------------------------------------------------------------------
+
+
+class _Bundle:
+    """Read access to a bundle directory or zip, by relative path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip = zipfile.ZipFile(path) if path.suffix == ".zip" else None
+
+    def read(self, relative: str) -> bytes:
+        if ".." in Path(relative).parts or relative.startswith("/"):
+            raise BundleError(f"manifest path {relative!r} leaves the bundle")
+        try:
+            if self._zip is not None:
+                return self._zip.read(relative)
+            return (self.path / relative).read_bytes()
+        except (KeyError, OSError) as exc:
+            raise BundleError(f"bundle file {relative} is missing: {exc}") from None
+
+
+def _verify_entry(
+    bundle: _Bundle, entry: dict[str, Any], manifest: dict[str, Any], trusted: Sequence[str]
+) -> dict[str, Any]:
+    problems: list[str] = []
+    envelope_bytes = bundle.read(entry["envelope"])
+    if sha256_hex(envelope_bytes) != entry.get("envelope_sha256"):
+        problems.append("envelope file differs from the manifest hash")
+    payload_bytes = bundle.read(entry["payload"]) if entry.get("payload") else None
+    if payload_bytes is not None and sha256_hex(payload_bytes) != entry.get("payload_sha256"):
+        problems.append("payload file differs from the manifest hash")
+    try:
+        envelope = parse_json_object(envelope_bytes)
+    except EnvelopeParseError as exc:
+        return {**entry, "ok": False, "problems": [f"envelope: {exc.reason}"]}
+    if canonical_json(envelope) != envelope_bytes:
+        problems.append("envelope bytes are not canonical JCS")
+    subject = {
+        "type": "mlflow_model_version",
+        "name": str(manifest.get("model")),
+        "version": str(manifest.get("version")),
+    }
+    expected = subject if entry["stage"] in ("registration", "promotion", "alias") else None
+    result = verify_record(envelope, payload_bytes, trusted_keys=trusted, expected_subject=expected)
+    for name in ("signature", "anchored_bytes", "subject", "issuer"):
+        if result[name].get("ok") is False:
+            problems.append(f"{name}: {result[name].get('reason')}")
+    if payload_bytes is None and entry["event_type"] != "dataset":
+        problems.append("no payload bytes in the bundle")
+    return {
+        **entry,
+        "ok": not problems,
+        "problems": problems,
+        "envelope_obj": envelope,
+        "issuer": result["issuer"],
+    }
+
+
+def verify_bundle(
+    path: Path, *, trusted_keys: Sequence[str] = (), online: bool = False, anchor: Any = None
+) -> dict[str, Any]:
+    """Check a bundle offline (and, with ``online``, against the gateways)."""
+    bundle = _Bundle(path)
+    try:
+        manifest = json.loads(bundle.read("manifest.json"))
+    except ValueError as exc:
+        raise BundleError(f"manifest.json is not JSON: {exc}") from None
+    if manifest.get("schema") != SCHEMA:
+        raise BundleError(f"not an evidence bundle (schema {manifest.get('schema')!r})")
+    results = [
+        _verify_entry(bundle, entry, manifest, trusted_keys)
+        for entry in manifest.get("records", [])
+    ]
+    by_stage: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        by_stage.setdefault(result["stage"], []).append(result)
+    training = by_stage.get("training", [{}])[0].get("tx_id")
+    registration = by_stage.get("registration", [{}])[0].get("tx_id")
+    for result in results:
+        envelope = result.get("envelope_obj") or {}
+        expected = {
+            "registration": training,
+            "promotion": registration,
+            "alias": registration,
+            "prediction": registration,
+        }.get(result["stage"])
+        if expected and envelope.get("previous_hash") != expected:
+            result["ok"] = False
+            result["problems"].append(
+                f"chain_link_broken: previous_hash {envelope.get('previous_hash')!r}, "
+                f"expected {expected!r}"
+            )
+        if online:
+            reader_anchor = anchor
+            if reader_anchor is None:
+                from ario_mlflow.arweave.anchor import ArweaveAnchor
+
+                reader_anchor = ArweaveAnchor()
+            fetched = reader_anchor.fetch_envelope_bytes(result["tx_id"])
+            if fetched != bundle.read(result["envelope"]):
+                result["ok"] = False
+                result["problems"].append("the gateway does not hold these exact bytes")
+    keys = sorted(
+        {r["issuer"]["public_key"] for r in results if r.get("issuer", {}).get("public_key")}
+    )
+    for result in results:
+        result.pop("envelope_obj", None)
+    return {
+        "bundle": str(path),
+        "model": manifest.get("model"),
+        "version": manifest.get("version"),
+        "records": results,
+        "issuers": [check_issuer({"public_key": k}, trusted_keys) for k in keys],
+        "ok": bool(results) and all(r["ok"] for r in results),
+    }
