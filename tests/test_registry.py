@@ -52,6 +52,9 @@ def test_register_promote_alias_end_to_end(mlflow_store: str, local_gateway: Any
     payload = _witness(trained.run_id, "ario/registration_payload.json")
     assert verify_commitment(envelope, payload)["overall"] is True
     assert json.loads(payload)["artifact_verified"] is True
+    report = _witness(trained.run_id, "ario/registration_verification.html").decode()
+    assert "ar-io-mlflow verify model credit/1" in report
+    assert registration_tx in report
 
     client.transition_model_version_stage("credit", version.version, "Staging")
     assert client.wait_for_anchor("promotion", "credit", version.version, timeout=30)

@@ -514,8 +514,16 @@ def anchor(  # noqa: PLR0917  (positional order of ar-io-mlflow 0.3.0)
             remaining = max(0.0, wait - (time.monotonic() - started))
             item.anchor_result = settle(arweave, item.record, remaining)
     written = _write_training_tags(ctx.client, arweave, ctx.run_id, training, state.aggregate)
-    if training.anchor_result and training.anchor_result.get("receipt"):
-        _log_receipt(ctx.client, ctx.run_id, training.anchor_result["receipt"])
+    write_report_files(
+        ctx.client,
+        ctx.run_id,
+        "",
+        training.envelope,
+        training.anchor_result,
+        artifact_hash=state.aggregate,
+        wallet_mode=written.get(T.WALLET_MODE),
+        wallet_type=written.get(T.WALLET_TYPE),
+    )
 
     return {
         "envelope": training.envelope,
@@ -565,8 +573,29 @@ def _write_training_tags(
     return written
 
 
-def _log_receipt(client: Any, run_id: str, receipt: Mapping[str, Any]) -> None:
+def write_report_files(
+    client: Any,
+    run_id: str,
+    prefix: str,
+    envelope: Mapping[str, Any],
+    anchor_result: Mapping[str, Any] | None,
+    **details: Any,
+) -> None:
+    """Best effort: ``ario/<prefix>verification.html`` and, if uploaded, the receipt.
+
+    Neither is evidence (the journal keeps the receipt, and the report is a rendering),
+    so failing to write them only logs a warning.
+    """
+    from ario_mlflow.report import generate_verification_html
+
+    files = {
+        f"{prefix}verification.html": generate_verification_html(
+            dict(envelope), dict(anchor_result) if anchor_result else None, **details
+        ).encode("utf-8")
+    }
+    if anchor_result and anchor_result.get("receipt"):
+        files[f"{prefix}receipt.json"] = json.dumps(anchor_result["receipt"], indent=2).encode()
     try:
-        log_witness_files(client, run_id, {"receipt.json": json.dumps(receipt, indent=2).encode()})
-    except Exception as exc:  # the receipt is also kept in the journal
-        logger.warning("could not store ario/receipt.json: %s", exc)
+        log_witness_files(client, run_id, files)
+    except Exception as exc:
+        logger.warning("could not store the verification report of run %s: %s", run_id, exc)

@@ -24,7 +24,13 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 
 from ario_mlflow import tags as T
-from ario_mlflow.anchoring import default_components, settle, store_witness_now, submit
+from ario_mlflow.anchoring import (
+    default_components,
+    settle,
+    store_witness_now,
+    submit,
+    write_report_files,
+)
 from ario_mlflow.artifacts import artifact_checksums, compare_checksums, parse_runs_uri
 from ario_mlflow.arweave.journal import FAILED, UPLOADED, Journal, Record, Writeback
 from ario_mlflow.arweave.uploader import AbandonTask, register_writeback_handler, run_task_now
@@ -291,6 +297,18 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
         immediate[T.WALLET_MODE] = str(mode)
     for key, value in immediate.items():
         client.set_model_version_tag(name, str(version), key, value)
+    if run_id:
+        write_report_files(
+            client,
+            run_id,
+            "registration_",
+            envelope,
+            result,
+            artifact_hash=tag_hash,
+            artifact_verified=verified,
+            cli_verify_cmd=f"ar-io-mlflow verify model {name}/{version}",
+            wallet_mode=mode,
+        )
     _release_held(arweave, record, result)
 
 
