@@ -181,3 +181,92 @@ def test_export_and_verify_bundle_offline(demo_dir: Path, tmp_path: Path) -> Non
     assert "payload file differs from the manifest hash" in problems
     assert any("payload_hash_mismatch" in p for p in problems)
     assert not (tmp_path / "auditor").exists()  # a verifier creates no keys or wallets
+
+
+def _reference_bundle(target: Path) -> Path:
+    """An evidence bundle made of the records ar-io-mlflow 0.3.0 minted."""
+    import hashlib
+
+    from tests.conftest import VECTORS_DIR
+
+    stages = {
+        "training": "training",
+        "registration": "registration",
+        "promotion": "promotion",
+        "prediction-0": "prediction",
+        "prediction-1": "prediction",
+    }
+    records = []
+    for folder, stage in stages.items():
+        source = VECTORS_DIR / "original-0.3.0" / folder
+        tx_id = json.loads((source / "meta.json").read_text())["tx"]
+        envelope, payload = (
+            (source / "envelope.json").read_bytes(),
+            (source / "payload.bin").read_bytes(),
+        )
+        (target / "records" / tx_id).mkdir(parents=True)
+        (target / "records" / tx_id / "envelope.json").write_bytes(envelope)
+        (target / "records" / tx_id / "payload.bin").write_bytes(payload)
+        records.append(
+            {
+                "stage": stage,
+                "label": folder,
+                "tx_id": tx_id,
+                "event_type": json.loads(envelope)["event_type"],
+                "envelope": f"records/{tx_id}/envelope.json",
+                "envelope_sha256": hashlib.sha256(envelope).hexdigest(),
+                "payload": f"records/{tx_id}/payload.bin",
+                "payload_sha256": hashlib.sha256(payload).hexdigest(),
+                "receipt": None,
+            }
+        )
+    manifest = {
+        "schema": "ario.mlflow.evidence/v1",
+        "model": "iris",
+        "version": "1",
+        "records": records,
+    }
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    return target
+
+
+def test_reference_records_verify_with_the_cli(tmp_path: Path) -> None:
+    bundle = _reference_bundle(tmp_path / "reference")
+    signer = "0bbc346a57667c380120bd9c7fd7e51d2c5fdfea37cd2f5bf405b2c6bf6f2d78"
+    result = _cli("verify-bundle", str(bundle), "--trusted-key", signer, env={"NO_COLOR": "1"})
+    assert result.returncode == 0, result.stdout
+    assert "\033[" not in result.stdout  # NO_COLOR
+    assert result.stdout.count("✓ ok") == 5
+    broken = json.loads((bundle / "manifest.json").read_text())
+    registration = next(r for r in broken["records"] if r["stage"] == "registration")
+    promotion = bundle / next(r for r in broken["records"] if r["stage"] == "promotion")["envelope"]
+    promotion.write_bytes(promotion.read_bytes().replace(registration["tx_id"].encode(), b"X" * 43))
+    failed = _cli("verify-bundle", str(bundle), "--format", "json")
+    assert failed.returncode == 1
+    problems = [p for r in json.loads(failed.stdout)["records"] for p in r["problems"]]
+    assert any(p.startswith("signature") for p in problems)  # the link is signed
+
+
+def test_attestation_writes_back_only_at_the_threshold(
+    mlflow_store: str, local_gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    from tests.lifecycle import train
+
+    trained = train()
+    monkeypatch.setenv("ARIO_MLFLOW_ARIO_VERIFY_URL", local_gateway.url)
+    result = _cli("verify", "run", trained.run_id, "--min-level", "4")
+    assert result.returncode == 1  # level 3 is the highest: below the asked threshold
+    assert "Pending verification" in result.stdout
+    tags = mlflow.MlflowClient().get_run(trained.run_id).data.tags
+    assert tags["ario.verify_status"] == "anchored"
+    ok = _cli("verify", "run", trained.run_id, "--format", "json")
+    assert ok.returncode == 0, ok.stdout
+    attestation = json.loads(ok.stdout)["checks"]["ario_attestation"]
+    assert attestation["ok"] is True
+    assert attestation["data_hash_matches"] is True
+    assert attestation["attestation_signature_valid"] is True
+    tags = mlflow.MlflowClient().get_run(trained.run_id).data.tags
+    assert tags["ario.verify_status"] == "verified"
+    assert tags["ario.attestation_level"] == str(attestation["attestation_level"])
