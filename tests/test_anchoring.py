@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from ario_mlflow.arweave.journal import Journal
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.commitment import verify_commitment
 from ario_mlflow.proof.hashing import sha256_hex
+from tests.cli_runner import run_cli
 from tests.lifecycle import log_sklearn_model
 
 FEATURES = pd.DataFrame(np.random.default_rng(7).random((40, 3)), columns=["income", "debt", "age"])
@@ -47,16 +46,6 @@ def _artifact_bytes(run_id: str, path: str) -> bytes:
 def _ario_tags(run_id: str) -> dict[str, str]:
     tags = MlflowClient().get_run(run_id).data.tags
     return {k: v for k, v in tags.items() if k.startswith("ario.")}
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ario_mlflow.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=180,
-    )
 
 
 def test_anchor_end_to_end(mlflow_store: str, local_gateway: Any) -> None:
@@ -137,7 +126,7 @@ def test_gateway_down_returns_in_time_and_sync_completes_the_tags(
 
     revived = LocalGateway(gateway_dir, port=port, key_bits=2048).start()
     try:
-        synced = _cli("sync")
+        synced = run_cli("sync")
         assert synced.returncode == 0, synced.stdout + synced.stderr
         tags = _ario_tags(run.info.run_id)
         assert tags["ario.training_tx"] == result["tx_id"]

@@ -4,8 +4,6 @@ of reference §10.1 (each must fail with a precise reason)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +18,13 @@ from ario_mlflow.proof.ed25519 import signing_key_from_seed
 from ario_mlflow.proof.envelope import sign_envelope
 from ario_mlflow.registry import ArioMlflowClient
 from ario_mlflow.verify import full_verify, verify_proof_by_tx, verify_record
+from tests.cli_runner import run_cli
 from tests.conftest import VECTORS_DIR
-from tests.lifecycle import FEATURES, local_model_dir, train
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ario_mlflow.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=180,
-    )
+from tests.lifecycle import FEATURES, local_model_dir, serialized_model, train
 
 
 def _verify_json(*args: str) -> tuple[int, dict[str, Any]]:
-    result = _cli("verify", *args, "--format", "json")
+    result = run_cli("verify", *args, "--format", "json")
     assert result.stdout, result.stderr
     return result.returncode, json.loads(result.stdout)
 
@@ -91,10 +80,10 @@ def test_every_verify_command_passes_on_honest_records(
     assert dataset["tx_id"] == dataset_tx
     code, _ = _verify_json("tx", trained.anchored["tx_id"])
     assert code == 0
-    text = _cli("verify", "run", trained.run_id)
+    text = run_cli("verify", "run", trained.run_id)
     assert "Training Record Matches" in text.stdout
     assert "unpinned key" in text.stdout
-    pinned = _cli("verify", "run", trained.run_id, "--trusted-key", "ab" * 32)
+    pinned = run_cli("verify", "run", trained.run_id, "--trusted-key", "ab" * 32)
     assert pinned.returncode == 1
     assert "untrusted_issuer" in pinned.stdout
 
@@ -109,7 +98,7 @@ def test_edited_metric_fails_live_state(mlflow_store: str, local_gateway: Any) -
 
 def test_swapped_artifact_fails_live_state(mlflow_store: str, local_gateway: Any) -> None:
     trained = train()
-    model_file = local_model_dir(trained.model_uri) / "model.skops"
+    model_file = serialized_model(local_model_dir(trained.model_uri))
     model_file.write_bytes(model_file.read_bytes() + b"!")
     code, result = _verify_json("run", trained.run_id)
     assert code == 1
@@ -185,14 +174,14 @@ def test_edited_trace_mirror_fails(mlflow_store: str, local_gateway: Any) -> Non
 def test_deleted_tag_and_unknown_targets(mlflow_store: str, local_gateway: Any) -> None:
     trained = train()
     mlflow.MlflowClient().delete_tag(trained.run_id, "ario.training_tx")
-    result = _cli("verify", "run", trained.run_id)
+    result = run_cli("verify", "run", trained.run_id)
     assert result.returncode == 1
     assert "Not anchored" in result.stdout
-    missing = _cli("verify", "run", "0" * 32)
+    missing = run_cli("verify", "run", "0" * 32)
     assert missing.returncode == 2
     assert "not found" in missing.stderr
     assert "Traceback" not in missing.stderr
-    bad = _cli("verify", "model", "no-version")
+    bad = run_cli("verify", "model", "no-version")
     assert bad.returncode == 2
 
 

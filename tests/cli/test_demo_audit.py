@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,24 +10,14 @@ from typing import Any
 import pytest
 
 from ario_mlflow.arweave.localgw import LocalGateway
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ario_mlflow.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
+from tests.cli_runner import run_cli
 
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("demo")
     started = time.monotonic()
-    result = _cli("demo", "--workdir", str(workdir))
+    result = run_cli("demo", "--workdir", str(workdir))
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Finished in" in result.stdout
@@ -56,12 +43,12 @@ def test_demo_then_audit_in_every_format(demo_dir: Path, tmp_path: Path) -> None
     gateway = LocalGateway(demo_dir / "gateway", key_bits=2048).start()
     try:
         env = _demo_env(demo_dir, gateway)
-        text = _cli("audit", "credit-scorer/1", env=env)
+        text = run_cli("audit", "credit-scorer/1", env=env)
         assert text.returncode == 0, text.stdout + text.stderr
         assert "Overall: ✓ All checks passed" in text.stdout
         assert "5 recorded, 5 anchored" in text.stdout
         output = tmp_path / "bundle.json"
-        as_json = _cli(
+        as_json = run_cli(
             "audit", "credit-scorer@champion", "--format", "json", "--output", str(output), env=env
         )
         assert as_json.returncode == 0
@@ -78,12 +65,12 @@ def test_demo_then_audit_in_every_format(demo_dir: Path, tmp_path: Path) -> None
         assert bundle["decisions"]["sequence_gaps"] == []
         assert bundle["overall_ok"] is True
         html = tmp_path / "audit.html"
-        as_html = _cli(
+        as_html = run_cli(
             "audit", "credit-scorer/1", "--format", "html", "--output", str(html), env=env
         )
         assert as_html.returncode == 0
         assert "credit-scorer" in html.read_text()
-        missing = _cli("audit", "credit-scorer/9", env=env)
+        missing = run_cli("audit", "credit-scorer/9", env=env)
         assert missing.returncode == 2
         assert "Traceback" not in missing.stderr
     finally:
@@ -99,7 +86,7 @@ def test_audit_of_a_model_with_nothing_anchored_is_not_ok(
 
     trained = train(anchored=False)
     mlflow.register_model(trained.model_uri, "plain")
-    result = _cli("audit", "plain/1", "--format", "json")
+    result = run_cli("audit", "plain/1", "--format", "json")
     assert result.returncode == 1
     bundle = json.loads(result.stdout)
     assert bundle["overall_ok"] is False
@@ -131,7 +118,9 @@ def test_audit_detects_a_swapped_artifact_and_a_missing_decision(
     model.write_bytes(model.read_bytes() + b"swap")
     gateway = LocalGateway(copy / "gateway", key_bits=2048).start()
     try:
-        result = _cli("audit", "credit-scorer/1", "--format", "json", env=_demo_env(copy, gateway))
+        result = run_cli(
+            "audit", "credit-scorer/1", "--format", "json", env=_demo_env(copy, gateway)
+        )
     finally:
         gateway.stop()
     assert result.returncode == 1, result.stderr[-2000:]
@@ -145,11 +134,13 @@ def test_export_and_verify_bundle_offline(demo_dir: Path, tmp_path: Path) -> Non
     try:
         env = _demo_env(demo_dir, gateway)
         bundle = tmp_path / "evidence"
-        exported = _cli("export", "credit-scorer@champion", "--output", str(bundle), env=env)
+        exported = run_cli("export", "credit-scorer@champion", "--output", str(bundle), env=env)
         assert exported.returncode == 0, exported.stdout + exported.stderr
         zipped = tmp_path / "evidence.zip"
-        assert _cli("export", "credit-scorer/1", "--output", str(zipped), env=env).returncode == 0
-        online = _cli("verify-bundle", str(bundle), "--online", env=env)
+        assert (
+            run_cli("export", "credit-scorer/1", "--output", str(zipped), env=env).returncode == 0
+        )
+        online = run_cli("verify-bundle", str(bundle), "--online", env=env)
         assert online.returncode == 0, online.stdout
     finally:
         gateway.stop()
@@ -164,17 +155,17 @@ def test_export_and_verify_bundle_offline(demo_dir: Path, tmp_path: Path) -> Non
         "MLFLOW_TRACKING_URI": "sqlite:////nonexistent/x.db",
         "ARIO_MLFLOW_HOME": str(tmp_path / "auditor"),
     }
-    passed = _cli("verify-bundle", str(bundle), "--trusted-key", signer, env=offline)
+    passed = run_cli("verify-bundle", str(bundle), "--trusted-key", signer, env=offline)
     assert passed.returncode == 0, passed.stdout
     assert "Overall: ✓ PASS" in passed.stdout
-    assert _cli("verify-bundle", str(zipped), env=offline).returncode == 0
-    untrusted = _cli("verify-bundle", str(bundle), "--trusted-key", "ab" * 32, env=offline)
+    assert run_cli("verify-bundle", str(zipped), env=offline).returncode == 0
+    untrusted = run_cli("verify-bundle", str(bundle), "--trusted-key", "ab" * 32, env=offline)
     assert untrusted.returncode == 1
     assert "untrusted_issuer" in untrusted.stdout
 
     payload = bundle / manifest["records"][2]["payload"]
     payload.write_bytes(payload.read_bytes().replace(b"credit-scorer", b"credit-scorex"))
-    tampered = _cli("verify-bundle", str(bundle), "--format", "json", env=offline)
+    tampered = run_cli("verify-bundle", str(bundle), "--format", "json", env=offline)
     assert tampered.returncode == 1
     result = json.loads(tampered.stdout)
     problems = result["records"][2]["problems"]
@@ -233,7 +224,7 @@ def _reference_bundle(target: Path) -> Path:
 def test_reference_records_verify_with_the_cli(tmp_path: Path) -> None:
     bundle = _reference_bundle(tmp_path / "reference")
     signer = "0bbc346a57667c380120bd9c7fd7e51d2c5fdfea37cd2f5bf405b2c6bf6f2d78"
-    result = _cli("verify-bundle", str(bundle), "--trusted-key", signer, env={"NO_COLOR": "1"})
+    result = run_cli("verify-bundle", str(bundle), "--trusted-key", signer, env={"NO_COLOR": "1"})
     assert result.returncode == 0, result.stdout
     assert "\033[" not in result.stdout  # NO_COLOR
     assert result.stdout.count("✓ ok") == 5
@@ -241,7 +232,7 @@ def test_reference_records_verify_with_the_cli(tmp_path: Path) -> None:
     registration = next(r for r in broken["records"] if r["stage"] == "registration")
     promotion = bundle / next(r for r in broken["records"] if r["stage"] == "promotion")["envelope"]
     promotion.write_bytes(promotion.read_bytes().replace(registration["tx_id"].encode(), b"X" * 43))
-    failed = _cli("verify-bundle", str(bundle), "--format", "json")
+    failed = run_cli("verify-bundle", str(bundle), "--format", "json")
     assert failed.returncode == 1
     problems = [p for r in json.loads(failed.stdout)["records"] for p in r["problems"]]
     assert any(p.startswith("signature") for p in problems)  # the link is signed
@@ -256,12 +247,12 @@ def test_attestation_writes_back_only_at_the_threshold(
 
     trained = train()
     monkeypatch.setenv("ARIO_MLFLOW_ARIO_VERIFY_URL", local_gateway.url)
-    result = _cli("verify", "run", trained.run_id, "--min-level", "4")
+    result = run_cli("verify", "run", trained.run_id, "--min-level", "4")
     assert result.returncode == 1  # level 3 is the highest: below the asked threshold
     assert "Pending verification" in result.stdout
     tags = mlflow.MlflowClient().get_run(trained.run_id).data.tags
     assert tags["ario.verify_status"] == "anchored"
-    ok = _cli("verify", "run", trained.run_id, "--format", "json")
+    ok = run_cli("verify", "run", trained.run_id, "--format", "json")
     assert ok.returncode == 0, ok.stdout
     attestation = json.loads(ok.stdout)["checks"]["ario_attestation"]
     assert attestation["ok"] is True

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from ario_mlflow.arweave.anchor import ArweaveAnchor
 from ario_mlflow.engine import ProofEngine
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ario_mlflow.cli", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+from tests.cli_runner import run_cli
 
 
 def _journal_one(anchor: ArweaveAnchor) -> str:
@@ -33,10 +22,10 @@ def _journal_one(anchor: ArweaveAnchor) -> str:
 
 
 def test_empty_journal_syncs_cleanly() -> None:
-    result = _cli("sync")
+    result = run_cli("sync")
     assert result.returncode == 0, result.stderr
     assert "uploaded 0" in result.stdout
-    listing = _cli("outbox")
+    listing = run_cli("outbox")
     assert listing.returncode == 0
     assert "0 pending" in listing.stdout
 
@@ -46,15 +35,15 @@ def test_outbox_lists_and_sync_fails_while_the_service_is_down(
 ) -> None:
     local_gateway.stop()
     tx_id = _journal_one(ArweaveAnchor())
-    listing = _cli("outbox", "--format", "json")
+    listing = run_cli("outbox", "--format", "json")
     assert listing.returncode == 0
     body = json.loads(listing.stdout)
     assert [r["tx_id"] for r in body["records"]] == [tx_id]
-    result = _cli("sync")
+    result = run_cli("sync")
     assert result.returncode == 1
     assert "still pending: 1 record(s)" in result.stdout
     assert "Traceback" not in result.stderr
-    text = _cli("outbox")
+    text = run_cli("outbox")
     assert tx_id in text.stdout
     assert "Connection" in text.stdout  # the last error is shown
 
@@ -67,7 +56,7 @@ def test_sync_uploads_and_reports(local_gateway: Any, gateway_dir: Path) -> None
     tx_id = _journal_one(ArweaveAnchor())
     revived = LocalGateway(gateway_dir, port=port, key_bits=2048).start()
     try:
-        result = _cli("sync", "--format", "json")
+        result = run_cli("sync", "--format", "json")
         assert result.returncode == 0, result.stdout + result.stderr
         summary = json.loads(result.stdout)
         assert summary["complete"] is True

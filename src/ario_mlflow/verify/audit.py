@@ -17,7 +17,7 @@ from ario_mlflow import tags as T
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError
 from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.verify.core import verify_proof_by_tx
-from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
+from ario_mlflow.verify.targets import model_version
 
 SCHEMA = "ario.mlflow.audit/v1"
 _CHECKS = (
@@ -153,15 +153,8 @@ def audit_model(
     min_attestation_level: int = 2,
 ) -> dict[str, Any]:
     """Verify every anchored stage of a model version's lineage; the audit bundle."""
-    name, selector = parse_model_ref(ref)
-    try:
-        mv = (
-            client.get_model_version_by_alias(name, selector[1:])
-            if selector.startswith("@")
-            else client.get_model_version(name, selector)
-        )
-    except Exception as exc:
-        raise TargetNotFoundError(f"model version {ref} not found: {exc}") from None
+    mv = model_version(client, ref)
+    name = str(mv.name)
     version = str(mv.version)
     mv_tags = mv.tags or {}
     run_tags = client.get_run(mv.run_id).data.tags if mv.run_id else {}

@@ -33,7 +33,7 @@ from ario_mlflow.proof.envelope import parse_json_object
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.verify.checks import check_issuer
 from ario_mlflow.verify.core import verify_record
-from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
+from ario_mlflow.verify.targets import model_version
 
 SCHEMA = "ario.mlflow.evidence/v1"
 
@@ -115,15 +115,8 @@ def export_bundle(
     ref: str, output: Path, *, client: Any, anchor: Any, decisions: int = 100
 ) -> dict[str, Any]:
     """Write the evidence bundle of model version ``ref`` to ``output`` (dir or ``.zip``)."""
-    name, selector = parse_model_ref(ref)
-    try:
-        mv = (
-            client.get_model_version_by_alias(name, selector[1:])
-            if selector.startswith("@")
-            else client.get_model_version(name, selector)
-        )
-    except Exception as exc:
-        raise TargetNotFoundError(f"model version {ref} not found: {exc}") from None
+    mv = model_version(client, ref)
+    name = str(mv.name)
     staging = Path(tempfile.mkdtemp(prefix="ario-bundle-"))
     try:
         records = []

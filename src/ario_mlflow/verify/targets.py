@@ -83,10 +83,16 @@ def parse_model_ref(ref: str) -> tuple[str, str]:
     raise ValueError(f"expected NAME/VERSION or NAME@ALIAS, got {ref!r}")
 
 
+def model_version(client: Any, ref: str) -> Any:
+    """The model version named by ``NAME/VERSION`` or ``NAME@ALIAS``."""
+    name, selector = parse_model_ref(ref)
+    return _version(client, name, selector)
+
+
 def model_target(client: Any, ref: str) -> Target:
     """The registration record of a model version, chained to its run's training TX."""
-    name, selector = parse_model_ref(ref)
-    mv = _version(client, name, selector)
+    mv = model_version(client, ref)
+    name = mv.name
     version = str(mv.version)
     tx_id = (mv.tags or {}).get(T.REGISTRATION_TX)
     if not tx_id:
