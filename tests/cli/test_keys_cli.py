@@ -54,3 +54,15 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = run_cli("frobnicate")
     assert result.returncode == 2
     assert "No such command" in result.stderr
+
+
+def test_an_unreachable_tracking_server_is_one_line_not_a_traceback() -> None:
+    result = run_cli(
+        "verify",
+        "run",
+        "abc",
+        env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: MLflow:")
+    assert "Traceback" not in result.stderr

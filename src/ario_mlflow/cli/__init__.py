@@ -88,3 +88,10 @@ def main(argv: list[str] | None = None) -> Any:
     except ArioError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:
+        # MLflow's own errors (no tracking server, bad URI …) are user-facing: one line.
+        if type(exc).__name__ != "MlflowException":
+            raise
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        click.echo(f"error: MLflow: {first_line[:300]}", err=True)
+        sys.exit(2)
