@@ -30,6 +30,7 @@ class DemoResult:
     verifications: dict[str, dict[str, Any]] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None
+    bundle: Path | None = None
     seconds: float = 0.0
 
     @property
@@ -177,6 +178,15 @@ def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> No
     )
     result.report = root / "audit-report.html"
     result.report.write_text(render_audit_report(result.audit), encoding="utf-8")
+    from ario_mlflow.verify.bundle import export_bundle
+
+    result.bundle = root / "evidence"
+    export_bundle(
+        f"{result.model}@champion",
+        result.bundle,
+        client=mlflow.MlflowClient(),
+        anchor=anchor_client,
+    )
 
 
 def _verify_all(result: DemoResult, anchor: Any) -> dict[str, dict[str, Any]]:

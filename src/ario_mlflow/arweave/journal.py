@@ -585,16 +585,16 @@ class Journal:
             ).fetchall()
         return [_pending_writeback(row) for row in rows]
 
-    def pending_writebacks_for(self, record_id: int) -> int:
-        """How many write-backs of a record are not done yet."""
-        row = (
-            self._connection()
-            .execute(
-                "SELECT COUNT(*) FROM writebacks WHERE record_id = ? AND state = ?",
-                (record_id, PENDING),
-            )
-            .fetchone()
-        )
+    def pending_writebacks_for(self, record_id: int, kinds: Sequence[str] | None = None) -> int:
+        """How many write-backs of a record (of ``kinds``, if given) are not done yet."""
+        query = "SELECT COUNT(*) FROM writebacks WHERE record_id = ? AND state = ?"
+        arguments: list[Any] = [record_id, PENDING]
+        if kinds is not None:
+            if not kinds:
+                return 0
+            query += f" AND kind IN ({','.join('?' * len(kinds))})"
+            arguments += list(kinds)
+        row = self._connection().execute(query, arguments).fetchone()
         return int(row[0])
 
     def live_writeback_leases(self) -> int:

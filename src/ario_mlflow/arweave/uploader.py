@@ -247,8 +247,6 @@ class UploadWorkers:
             )
             with self._changed:
                 self._outcomes[record.id] = outcome
-                if outcome.accepted:
-                    self._mine.discard(record.id)
                 self._changed.notify_all()
         return bool(records)
 
@@ -256,8 +254,14 @@ class UploadWorkers:
         claimed = self.journal.claim_due_writebacks(
             owner, 8, LEASE_SECONDS, kinds=writeback_kinds()
         )
+        kinds = writeback_kinds()
         for writeback in claimed:
             run_writeback(self.journal, writeback)
+            record = writeback.record
+            if record is not None and not self.journal.pending_writebacks_for(record.id, kinds):
+                with self._changed:
+                    self._mine.discard(record.id)  # uploaded and written back: done
+                    self._changed.notify_all()
         return bool(claimed)
 
     def wait_for(self, record_id: int, timeout: float) -> UploadOutcome | None:
@@ -277,17 +281,23 @@ class UploadWorkers:
                     return outcome
                 self._changed.wait(remaining)
 
+    def _unfinished(self, record_id: int, kinds: list[str]) -> bool:
+        record = self.journal.get(record_id)
+        if record is None:
+            return False
+        if record.state == PENDING:
+            return True
+        return bool(self.journal.pending_writebacks_for(record_id, kinds))
+
     def flush(self, timeout: float) -> int:
-        """Give this process's pending records up to ``timeout`` s; return how many remain."""
+        """Give this process's records up to ``timeout`` s to be uploaded and written back
+        (the write-backs this process can perform); return how many are unfinished."""
         deadline = time.monotonic() + timeout
+        kinds = writeback_kinds()
         self._wake.set()
         with self._changed:
             while self._mine:
-                still_pending = {
-                    rid
-                    for rid in self._mine
-                    if (rec := self.journal.get(rid)) is not None and rec.state == PENDING
-                }
+                still_pending = {rid for rid in self._mine if self._unfinished(rid, kinds)}
                 self._mine = still_pending
                 remaining = deadline - time.monotonic()
                 if not self._mine or remaining <= 0:

@@ -40,13 +40,9 @@ def demo(workdir: Path | None) -> None:
         f"artifacts {'intact' if audit.get('artifact_integrity', {}).get('ok') else 'CHANGED'}"
     )
     click.echo(f"\nHTML audit report: {result.report}")
-    click.echo(
-        f"Try:  MLFLOW_TRACKING_URI=sqlite:///{result.workdir / 'mlflow.db'} "
-        f"ARIO_MLFLOW_HOME={result.workdir / 'home'} "
-        f"ar-io-mlflow audit {result.model}/{result.version}   (needs the gateway: "
-        "ar-io-mlflow gateway --data-dir "
-        f"{result.workdir / 'gateway'})"
-    )
+    click.echo(f"Store, keys, journal and gateway data: {result.workdir}")
+    click.echo(f"Evidence bundle: {result.bundle}")
+    click.echo(f"Verify it yourself, offline:  ar-io-mlflow verify-bundle {result.bundle}")
     click.echo(f"Finished in {result.seconds:.1f} s: {'OK' if result.ok else 'ISSUES FOUND'}")
     if not result.ok:
         raise SystemExit(EXIT_CHECK_FAILED)

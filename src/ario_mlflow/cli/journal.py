@@ -119,4 +119,4 @@ def outbox(fmt: str, limit: int) -> None:
             f"  {r.last_error or ''}"
         )
     for wid, kind, error, tx_id in writebacks:
-        click.echo(f"  write-back #{wid} {kind} for {tx_id}  {error or 'waiting for upload'}")
+        click.echo(f"  write-back #{wid} {kind} for {tx_id or '(task)'}  {error or 'pending'}")
