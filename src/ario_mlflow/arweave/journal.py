@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS writebacks (
 );
 CREATE INDEX IF NOT EXISTS writebacks_due ON writebacks (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS writebacks_context ON writebacks (context_key, id);
+CREATE INDEX IF NOT EXISTS writebacks_record ON writebacks (record_id, state, id);
 """
 
 

@@ -41,6 +41,8 @@ _HANDLERS: dict[str, WritebackHandler] = {}
 
 #: Longest wait between two attempts at the same record or write-back.
 MAX_BACKOFF_SECONDS = 300.0
+#: Upload outcomes kept in memory for waiters (the journal keeps the rest).
+MAX_REMEMBERED_OUTCOMES = 10_000
 #: "Never again automatically" (100 years): a parked record waits for ``sync``.
 PARKED_SECONDS = 100 * 365 * 24 * 3600.0
 #: Lease on a claimed entry; longer than any single attempt can take.
@@ -247,6 +249,8 @@ class UploadWorkers:
             )
             with self._changed:
                 self._outcomes[record.id] = outcome
+                while len(self._outcomes) > MAX_REMEMBERED_OUTCOMES:  # oldest first
+                    del self._outcomes[next(iter(self._outcomes))]
                 self._changed.notify_all()
         return bool(records)
 
