@@ -118,6 +118,9 @@ def mlflow_store(
     uri = f"sqlite:///{directory / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
+    # Create the tables now: MLflow 2 runs alembic's logging.config.fileConfig while it
+    # does, which replaces the root logger's handlers, pytest's caplog handler included.
+    mlflow.MlflowClient(uri).search_experiments(max_results=1)
     yield uri
     while mlflow.active_run() is not None:
         mlflow.end_run()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,13 +57,21 @@ def train(*, anchored: bool = True, model_name: str = "model") -> Trained:
     return Trained(run.info.run_id, info.model_uri, result)
 
 
-def product_threads() -> int:
-    """Threads of this process except the in-process test gateway's request handlers."""
-    import threading
-
+def product_threads(earlier: Collection[threading.Thread] = ()) -> int:
+    """Threads of this process except the in-process test gateway's request handlers and
+    the ``earlier`` ones (left by previous tests: MLflow 2 keeps a thread pool per cached
+    artifact repository, one per store those tests used)."""
     return sum(
-        1 for t in threading.enumerate() if "process_request_thread" not in (t.name or "")
+        1
+        for t in threading.enumerate()
+        if "process_request_thread" not in (t.name or "") and t not in earlier
     )
+
+
+def trace_id_of(trace: Any) -> str:
+    """A trace's id: ``info.trace_id`` on MLflow 3, ``info.request_id`` on MLflow 2."""
+    info = trace.info
+    return str(getattr(info, "trace_id", None) or info.request_id)
 
 
 def model_files(model_uri: str) -> list[str]:

@@ -20,6 +20,7 @@ from ario_mlflow.arweave.anchor import ArweaveAnchor
 from ario_mlflow.arweave.uploader import sync_journal
 from ario_mlflow.proof.commitment import verify_commitment
 from ario_mlflow.writeback import set_tags_writeback
+from tests.lifecycle import log_sklearn_model
 from tests.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,7 @@ def _train() -> None:
     mlflow.log_input(mlflow.data.from_pandas(features, name="train", source="s3://b/t"))
     mlflow.log_metric("accuracy", 0.8)
     model = LogisticRegression().fit(features, (features["x"] > 0.5).astype(int))
-    mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
+    log_sklearn_model(model, "model", pip_requirements=["scikit-learn"])
 
 
 def test_anchor_over_http(remote_store: str, local_gateway: Any) -> None:

@@ -106,8 +106,7 @@ def test_entry_points_are_registered() -> None:
 
 def test_importing_the_package_and_kernel_does_not_import_mlflow() -> None:
     code = (
-        "import ario_mlflow, ario_mlflow.proof, ario_mlflow.cli, sys;"
-        "print('mlflow' in sys.modules)"
+        "import ario_mlflow, ario_mlflow.proof, ario_mlflow.cli, sys;print('mlflow' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

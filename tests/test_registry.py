@@ -234,14 +234,29 @@ def test_register_model_helper_and_anchoring_existing_versions(
     )
 
 
+def test_a_model_under_another_name_is_rehashed_at_its_own_path(
+    mlflow_store: str, local_gateway: Any
+) -> None:
+    """The version's source names the model's path: a LoggedModel ``models:/m-<id>`` on
+    MLflow 3, the run's artifact location ``…/artifacts/clf`` on MLflow 2; neither is
+    ``runs:/``, and the default path ``model`` would hash nothing."""
+    trained = train(model_name="clf")
+    plain = mlflow.register_model(trained.model_uri, "scorer")
+    client = ArioMlflowClient()
+    client.anchor_model_version("scorer", plain.version)
+    assert client.wait_for_anchor("registration", "scorer", plain.version, timeout=30)
+    tags = client.get_model_version("scorer", plain.version).tags
+    assert tags["ario.artifact_verified"] == "true"
+
+
 def test_background_threads_stay_bounded(mlflow_store: str, local_gateway: Any) -> None:
+    earlier = set(threading.enumerate())
     trained = train()
     client = ArioMlflowClient()
     client.create_registered_model("credit")
-    earlier = set(threading.enumerate())  # pools left over by earlier tests are not counted
     for _ in range(12):
         client.create_model_version("credit", trained.model_uri, run_id=trained.run_id)
-    ours = [
+    ours = [  # pools left over by earlier tests of this process are not counted
         t.name
         for t in threading.enumerate()
         if t.name.startswith(("ario-upload", "ario-registry")) and t not in earlier
@@ -249,7 +264,7 @@ def test_background_threads_stay_bounded(mlflow_store: str, local_gateway: Any) 
     for version in range(1, 13):
         assert client.wait_for_anchor("registration", "credit", str(version), timeout=60)
     assert len(ours) <= 4  # two upload workers, two registry workers: never one per event
-    assert product_threads() < 16
+    assert product_threads(earlier) < 16
 
 
 def test_bad_metadata_is_refused(mlflow_store: str, local_gateway: Any) -> None:

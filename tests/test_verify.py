@@ -20,7 +20,7 @@ from ario_mlflow.registry import ArioMlflowClient
 from ario_mlflow.verify import full_verify, verify_proof_by_tx, verify_record
 from tests.cli_runner import run_cli
 from tests.conftest import VECTORS_DIR
-from tests.lifecycle import FEATURES, local_model_dir, serialized_model, train
+from tests.lifecycle import FEATURES, local_model_dir, serialized_model, trace_id_of, train
 
 
 def _verify_json(*args: str) -> tuple[int, dict[str, Any]]:
@@ -169,8 +169,8 @@ def test_edited_trace_mirror_fails(mlflow_store: str, local_gateway: Any) -> Non
     ]
     mirror = json.loads(trace.info.tags["ario.payload_json"])
     del mirror["latency_ms"]  # pruning a key passed the reference's check
-    client.set_trace_tag(trace.info.trace_id, "ario.payload_json", canonical_json(mirror).decode())
-    code, result = _verify_json("trace", trace.info.trace_id)
+    client.set_trace_tag(trace_id_of(trace), "ario.payload_json", canonical_json(mirror).decode())
+    code, result = _verify_json("trace", trace_id_of(trace))
     assert code == 1
     assert result["checks"]["source_of_truth"]["reason"] == "live_refetch_incomplete"
     assert "latency_ms" in result["checks"]["source_of_truth"]["detail"]

@@ -544,6 +544,8 @@ def artifact_checksums(
         if sources is not None:
             files = _collect_merged(sources, relative, legacy_single_file)
             return _hash_files(files, **options)
+        if _missing_remotely(rid, relative, tracking_uri):
+            raise ArtifactAccessError(f"no artifacts at {relative!r}")
         with _private_temp_dir() as scratch:
             request = {"run_id": rid, "artifact_path": relative}
             root = Path(_download(request, scratch, tracking_uri))
@@ -648,6 +650,36 @@ def _collect_merged(sources: list[Path], relative: str, legacy_single_file: bool
     if legacy_single_file and single_file:
         return []
     return list(merged.values())
+
+
+def _missing_remotely(run_id: str, relative: str, tracking_uri: str | None) -> bool:
+    """True only if MLflow lists nothing at ``runs:/<run_id>/<relative>``, file or directory.
+
+    Asked before a download because MLflow 2's artifact proxy answers a missing path with
+    HTTP 500, which its client retries for minutes. A failed listing says nothing: the
+    download then reports the cause.
+    """
+    if not relative:
+        return False
+    import mlflow.artifacts
+
+    parent, _, name = relative.rpartition("/")
+    try:
+        listed = mlflow.artifacts.list_artifacts(
+            artifact_uri=f"runs:/{run_id}/{relative}", tracking_uri=tracking_uri
+        )
+        if listed:
+            return False
+        if parent:
+            siblings = mlflow.artifacts.list_artifacts(
+                artifact_uri=f"runs:/{run_id}/{parent}", tracking_uri=tracking_uri
+            )
+        else:  # "runs:/<run_id>" alone is not a valid URI
+            siblings = mlflow.artifacts.list_artifacts(run_id=run_id, tracking_uri=tracking_uri)
+    except Exception as exc:
+        logger.debug("cannot list %s of run %s: %s", relative, run_id, exc)
+        return False
+    return not any(item.path.rstrip("/").rpartition("/")[2] == name for item in siblings)
 
 
 def _join(paths: Iterable[Path]) -> str:

@@ -102,6 +102,16 @@ def _applicants() -> tuple[Any, Any]:
     return features, labels
 
 
+def _model_name_argument(name: str) -> dict[str, str]:
+    """``log_model``'s name for the model: ``name=`` on MLflow 3, ``artifact_path=`` on 2."""
+    import inspect
+
+    import mlflow.sklearn
+
+    accepted = inspect.signature(mlflow.sklearn.log_model).parameters
+    return {"name" if "name" in accepted else "artifact_path": name}
+
+
 def _train(
     result: DemoResult, root: Path, features: Any, labels: Any
 ) -> tuple[str, dict[str, Any]]:
@@ -123,7 +133,9 @@ def _train(
         model = LogisticRegression(max_iter=500).fit(features, labels)
         mlflow.log_param("max_iter", 500)
         mlflow.log_metric("accuracy", float(model.score(features, labels)))
-        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
+        info = mlflow.sklearn.log_model(
+            model, **_model_name_argument("model"), pip_requirements=["scikit-learn"]
+        )
         anchored = anchor()
     result.run_id = run.info.run_id
     return str(info.model_uri), anchored

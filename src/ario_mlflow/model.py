@@ -238,7 +238,7 @@ class VerifiedModel:
                 f"the training record of run {resolved.run_id} ({proof.tx_id}) holds no artifact "
                 "checksums (hashing failed when it was anchored); re-anchor the run"
             )
-        run_id, path = source_location(self._client, resolved.source)
+        run_id, path = source_location(self._client, resolved.source, resolved.run_id)
         path = path or proof.artifact_path or "model"
         try:
             actual = artifact_checksums(

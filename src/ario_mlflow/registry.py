@@ -76,24 +76,54 @@ def _client(spec: dict[str, Any]) -> MlflowClient:
     )
 
 
-def source_location(client: Any, source: str | None) -> tuple[str | None, str | None]:
+def source_location(
+    client: Any, source: str | None, run_id: str | None = None
+) -> tuple[str | None, str | None]:
     """``(run id, artifact path)`` behind a model-version source.
 
     ``runs:/<run>/<path>`` directly; MLflow 3 ``models:/<model_id>`` through its
-    LoggedModel (source run and name); anything else ``(None, None)``.
+    LoggedModel (source run and name); a location inside a run's artifacts
+    (``<artifact_uri>/<path>``, which MLflow 2 records for versions registered from
+    ``runs:/``) through that run: ``run_id`` if it is that run, else the run named in the
+    usual ``…/<run_id>/artifacts/…`` layout. Anything else ``(None, None)``.
     """
-    run_id, path = parse_runs_uri(source)
-    if run_id:
-        return run_id, path
-    if source and source.startswith("models:/") and "/" not in source[len("models:/") :]:
-        getter = getattr(client, "get_logged_model", None)
-        if getter is not None:
-            try:
-                model = getter(source[len("models:/") :])
-            except Exception as exc:
-                logger.debug("could not resolve %s: %s", source, exc)
-                return None, None
-            return model.source_run_id, model.name
+    parsed_run, path = parse_runs_uri(source)
+    if parsed_run:
+        return parsed_run, path
+    if not source:
+        return None, None
+    if source.startswith("models:/"):
+        if "/" not in source[len("models:/") :]:
+            return _logged_model_source(client, source)
+        return None, None
+    return _run_artifact_source(client, source, run_id)
+
+
+def _logged_model_source(client: Any, source: str) -> tuple[str | None, str | None]:
+    getter = getattr(client, "get_logged_model", None)
+    if getter is None:  # MLflow 2: no LoggedModels
+        return None, None
+    try:
+        model = getter(source[len("models:/") :])
+    except Exception as exc:
+        logger.debug("could not resolve %s: %s", source, exc)
+        return None, None
+    return model.source_run_id, model.name
+
+
+def _run_artifact_source(
+    client: Any, source: str, run_id: str | None
+) -> tuple[str | None, str | None]:
+    parts = source.rstrip("/").split("/")
+    named = [parts[i - 1] for i, part in enumerate(parts) if part == "artifacts" and i > 0]
+    for candidate in dict.fromkeys([run_id, *named] if run_id else named):
+        try:
+            root = str(client.get_run(candidate).info.artifact_uri).rstrip("/")
+        except Exception as exc:  # not a run (or not readable): not this one
+            logger.debug("%s is not the run behind %s: %s", candidate, source, exc)
+            continue
+        if source.startswith(root + "/"):
+            return candidate, source[len(root) + 1 :].strip("/") or None
     return None, None
 
 
@@ -232,7 +262,7 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
     client = _client(spec)
     _, arweave = _components_for(spec)
     name, version, source = spec["name"], spec["version"], spec.get("source")
-    source_run, path = source_location(client, source)
+    source_run, path = source_location(client, source, spec.get("run_id"))
     explicit_run = spec.get("run_id")
     if explicit_run and source_run and explicit_run != source_run:
         raise AbandonTask(

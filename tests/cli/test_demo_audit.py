@@ -110,16 +110,20 @@ def test_audit_detects_a_swapped_artifact(demo_dir: Path, tmp_path: Path) -> Non
     import sqlite3
 
     with sqlite3.connect(db) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
         for table, column in (
             ("runs", "artifact_uri"),
             ("experiments", "artifact_location"),
-            ("logged_models", "artifact_location"),
+            ("logged_models", "artifact_location"),  # MLflow 3 only
         ):
+            if table not in tables:
+                continue
             connection.execute(
                 f"UPDATE {table} SET {column} = replace({column}, ?, ?)",
                 (str(demo_dir), str(copy)),
             )
-    model = next((copy / "artifacts").rglob("model.skops"))
+    # model.skops: MLflow 3's default sklearn format; model.pkl: MLflow 2's
+    model = next(p for p in (copy / "artifacts").rglob("model.*") if p.suffix in (".skops", ".pkl"))
     model.write_bytes(model.read_bytes() + b"swap")
     gateway = LocalGateway(copy / "gateway", key_bits=2048).start()
     try:
@@ -131,7 +135,7 @@ def test_audit_detects_a_swapped_artifact(demo_dir: Path, tmp_path: Path) -> Non
     assert result.returncode == 1, result.stderr[-2000:]
     bundle = json.loads(result.stdout)
     assert bundle["artifact_integrity"]["ok"] is False
-    assert bundle["artifact_integrity"]["changed"] == ["model.skops"]
+    assert bundle["artifact_integrity"]["changed"] == [model.name]
 
 
 def test_export_and_verify_bundle_offline(demo_dir: Path, tmp_path: Path) -> None:
