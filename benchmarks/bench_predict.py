@@ -1,6 +1,7 @@
 """Benchmark: ``VerifiedModel.predict`` vs plain ``mlflow.pyfunc`` predict, with anchoring on.
 
-    python benchmarks/bench_predict.py [--rows 2000] [--sustained 10000] [--budget 60]
+    python benchmarks/bench_predict.py [--rows 2000] [--sustained 10000] [--budget 50]
+                                       [--sustained-budget 120]
                                        [--inprocess-gateway] [--apply-proposed-fixes]
 
 Everything lives in a temporary directory: its own ``ARIO_MLFLOW_HOME`` (journal, keys,
@@ -30,15 +31,19 @@ a fresh journal (same keys and wallet) so that one phase's backlog does not slow
 3. load overhead — ``VerifiedModel(uri)`` vs ``mlflow.pyfunc.load_model(uri)``, median of
    ``--loads`` alternating loads.
 
-A failing ``predict`` (e.g. ``JournalError: database is locked``) is counted and reported,
-not fatal; a phase stops early after ``--budget`` seconds so the run stays bounded.
+A failing ``predict`` (e.g. ``JournalError: database is locked``) is counted, reported and
+ends that measurement (the journal is stuck: further calls would only wait out the same
+lock). The overhead phases stop after ``--budget`` seconds, the sustained loop after
+``--sustained-budget`` seconds (and its upload wait after ``max(30, --budget / 2)``), so
+the run stays under 5 minutes on 2 cores even when the product misbehaves.
 
 ``--no-trace-predictions`` passes ``trace_predictions=False`` (no MLflow trace per
 decision: the witness write-back only), to measure what the per-decision traces cost.
-``--apply-proposed-fixes`` measures the two product changes proposed in the README
-without editing the product: it adds the missing ``writebacks (record_id, state, id)``
-index to the benchmark's own journals and sets ``MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false``
-(so the trace write-back's per-trace ``flush_trace_async_logging`` has nothing to join).
+``--apply-proposed-fixes`` measures product changes proposed in the README without
+editing the product: it sets ``MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false`` (so the trace
+write-back's per-trace ``flush_trace_async_logging`` has nothing to join) and adds the
+``writebacks (record_id, state, id)`` index to the benchmark's journals (the product has
+it since commit 4ac7f3b, so that part is now a no-op).
 
 Exit status 1 if the DataFrame median ratio misses the target (<= 1.25), if any predict
 failed, or if any decision is not anchored after ``sync_journal``.
@@ -73,6 +78,10 @@ TARGET_RATIO = 1.25
 MODEL_NAME = "bench-credit"
 MODEL_URI = f"models:/{MODEL_NAME}@champion"
 SAMPLE_SECONDS = 0.25
+#: How long to wait for upload worker threads to finish their current item when stopped.
+WORKER_STOP_SECONDS = 20.0
+#: How long the upload-only ``sync_journal`` child may take.
+SYNC_TIMEOUT_SECONDS = 45.0
 #: Extra ``VerifiedModel`` keyword arguments (``--no-trace-predictions``).
 MODEL_OPTIONS: dict[str, Any] = {}
 #: The index proposed for ``journal.py`` (``claim_due_writebacks``' NOT EXISTS subquery).
@@ -204,18 +213,33 @@ def environment(scratch: Path, inprocess: bool) -> Iterator[str]:
             os.environ[name] = gateway.url
         yield str(gateway.url)
     finally:
-        from ario_mlflow.arweave.uploader import stop_all_workers
-
-        stop_all_workers()
+        if stop_workers():  # still busy: they will fail once the store is removed
+            logging.getLogger("mlflow").setLevel(logging.CRITICAL)
         gateway.stop()
+
+
+def stop_workers(timeout: float = WORKER_STOP_SECONDS) -> int:
+    """Stop the upload workers and wait (bounded) until their threads are gone.
+
+    ``stop_all_workers`` joins each thread for 5 s only; a worker inside a slow journal
+    transaction or trace write-back outlives that, keeps its leases and keeps the GIL
+    busy. Returns how many worker threads are still alive after ``timeout`` s.
+    """
+    from ario_mlflow.arweave.uploader import stop_all_workers
+
+    stop_all_workers()
+    until = time.monotonic() + timeout
+    alive = [t for t in threading.enumerate() if t.name.startswith("ario-upload-")]
+    for thread in alive:
+        thread.join(max(0.0, until - time.monotonic()))
+    return sum(thread.is_alive() for thread in alive)
 
 
 def fresh_home(scratch: Path, phase: str, proposed_fixes: bool) -> Path:
     """Stop the workers and switch to a new ARIO_MLFLOW_HOME with the same keys and wallet."""
     from ario_mlflow.arweave.journal import Journal
-    from ario_mlflow.arweave.uploader import stop_all_workers
 
-    stop_all_workers()
+    stop_workers()
     home = scratch / f"home-{phase}"
     shutil.copytree(scratch / "home-setup", home, ignore=shutil.ignore_patterns("journal.sqlite3*"))
     os.environ["ARIO_MLFLOW_HOME"] = str(home)
@@ -277,8 +301,9 @@ def interleaved(
 ) -> tuple[list[int], list[int]]:
     """Alternate the two calls (order flipped every round); per-call ns of each.
 
-    Failed verified calls are left out of the timings (``failures`` has them); the loop
-    stops at ``deadline`` (``time.monotonic()``).
+    A failed verified call ends the loop (``failures`` has it): it means the journal is
+    stuck, and every further call would wait out the same lock. The loop also stops at
+    ``deadline`` (``time.monotonic()``).
     """
     for _ in range(warmup):
         plain()
@@ -298,8 +323,9 @@ def interleaved(
                 start = clock()
                 outcome = failures.call(verified)
                 elapsed = clock() - start
-                if outcome is not FAILED:
-                    verified_ns.append(elapsed)
+                if outcome is FAILED:  # the journal is stuck: more calls only wait
+                    return plain_ns, verified_ns
+                verified_ns.append(elapsed)
     return plain_ns, verified_ns
 
 
@@ -483,17 +509,19 @@ def timed_calls(call: Callable[[], Any], *, seconds: float = 0.0, count: int = 0
     return samples
 
 
-def sustained(uri: str, features: Any, count: int, window: float, budget: float) -> dict[str, Any]:
+def sustained(
+    uri: str, features: Any, count: int, *, window: float, budget: float, drain_timeout: float
+) -> dict[str, Any]:
     """``count`` back-to-back predictions; rates, time to anchor all, threads, RSS.
 
-    While the write-backs are watched, plain predict is timed back to back (the workers
-    drain in the background), then again once the workers are stopped: the difference
-    is what the in-process workers cost every other call of the process.
+    After the uploads, the MLflow write-back rate is watched for ``window`` s with this
+    thread idle; then plain predict is timed back to back for ``window / 2`` s while the
+    workers go on draining, and again once they are stopped: the difference is what the
+    in-process workers cost every other call of the process.
     """
     import mlflow
 
     from ario_mlflow.arweave.journal import Journal
-    from ario_mlflow.arweave.uploader import stop_all_workers
     from ario_mlflow.config import load_settings
     from ario_mlflow.model import VerifiedModel
 
@@ -510,19 +538,23 @@ def sustained(uri: str, features: Any, count: int, window: float, budget: float)
         started = time.perf_counter()
         for _ in range(count):
             result = failures.call(lambda: model.predict(row))
-            if result is not FAILED:
-                decision_ids.append(result.decision_id)
+            if result is FAILED:  # the journal is stuck: more calls only wait
+                break
+            decision_ids.append(result.decision_id)
             if time.monotonic() > deadline:
                 break
         made = time.perf_counter() - started
         rss_after_loop = proc_status("VmRSS")
-        all_uploaded = drain_wait(journal, budget)
+        all_uploaded = drain_wait(journal, drain_timeout)
         uploaded_seconds = time.perf_counter() - started
-        # MLflow write-backs (witness, trace, trace tags): watch the workers for a while.
+        # MLflow write-backs (witness, trace, trace tags): watch the workers for a while,
+        # this thread idle (a busy thread starves them of the GIL), ...
         pending_before = journal.counts()["writebacks_pending"]
-        plain_busy = timed_calls(lambda: plain.predict(row), seconds=window)
+        time.sleep(window)
         pending_after = journal.counts()["writebacks_pending"]
-    stop_all_workers()  # so that sync_journal does not wait out the workers' leases
+        # ... then time plain predict while they go on draining.
+        plain_busy = timed_calls(lambda: plain.predict(row), seconds=window / 2)
+    still_running = stop_workers()  # their leases would hold sync_journal off
     plain_idle = timed_calls(lambda: plain.predict(row), count=max(len(plain_busy), 200))
     before_sync = decision_states(journal, decision_ids)
     sync = upload_only_sync()
@@ -547,6 +579,8 @@ def sustained(uri: str, features: Any, count: int, window: float, budget: float)
         "rss_max_kib": max(sampler.rss_kib, default=0),
         "plain_busy": summary_us(plain_busy),
         "plain_idle": summary_us(plain_idle),
+        "busy_pending": pending_after,
+        "workers_still_running": still_running,
     }
 
 
@@ -559,10 +593,16 @@ def upload_only_sync() -> dict[str, Any]:
     write-back first-hand — about a second each (see the README), hours for 10,000.
     """
     command = [sys.executable, __file__, "--sync-child"]
-    done = subprocess.run(command, check=False, capture_output=True, text=True)
-    if done.returncode != 0:  # e.g. JournalError: database is locked
+    failed = {"seconds": 0.0, "uploaded": 0, "failed_attempts": 0}
+    try:
+        done = subprocess.run(
+            command, check=False, capture_output=True, text=True, timeout=SYNC_TIMEOUT_SECONDS
+        )
+    except subprocess.TimeoutExpired:  # run() has killed the child
+        return {**failed, "remaining": f"did not finish within {SYNC_TIMEOUT_SECONDS:g} s"}
+    if done.returncode != 0:  # e.g. sqlite3.OperationalError: database is locked
         error = (done.stderr.strip().splitlines() or ["?"])[-1]
-        return {"seconds": 0.0, "uploaded": 0, "failed_attempts": 0, "remaining": error}
+        return {**failed, "remaining": error}
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return report
 
@@ -666,10 +706,12 @@ def print_sustained(run: dict[str, Any]) -> None:
     )
     busy, idle = run["plain_busy"], run["plain_idle"]
     print(
-        f"  plain predict while the workers drain write-backs: median {busy['median']:.0f} µs,"
-        f" p99 {busy['p99']:.0f} µs ({busy['n']} calls); workers stopped: median "
+        f"  plain predict while the workers drain ({run['busy_pending']} write-backs pending): "
+        f"median {busy['median']:.0f} µs, p99 {busy['p99']:.0f} µs ({busy['n']} calls); "
+        "workers stopped: median "
         f"{idle['median']:.0f} µs, p99 {idle['p99']:.0f} µs "
-        f"(x{busy['median'] / max(idle['median'], 1e-9):.2f} median)"
+        f"(x{busy['median'] / max(idle['median'], 1e-9):.2f} median); worker threads still "
+        f"running {WORKER_STOP_SECONDS:g} s after stop: {run['workers_still_running']}"
     )
     sync = run["sync"]
     print(
@@ -701,7 +743,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sustained", type=int, default=10_000, help="sustained predictions")
     parser.add_argument("--window", type=float, default=10.0, help="write-back watch, seconds")
     parser.add_argument("--loads", type=int, default=5, help="loads per contender")
-    parser.add_argument("--budget", type=float, default=60.0, help="seconds per phase, at most")
+    parser.add_argument("--budget", type=float, default=50.0, help="overhead phases, seconds")
+    parser.add_argument(
+        "--sustained-budget", type=float, default=120.0, help="sustained loop, seconds at most"
+    )
     parser.add_argument(
         "--no-trace-predictions",
         action="store_true",
@@ -758,7 +803,14 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         steps = {}
     print(f"overhead measured: {time.perf_counter() - STARTED:.0f} s", flush=True)
     fresh_home(scratch, "sustained", fixes)
-    run = sustained(MODEL_URI, features, args.sustained, args.window, args.budget)
+    run = sustained(
+        MODEL_URI,
+        features,
+        args.sustained,
+        window=args.window,
+        budget=args.sustained_budget,
+        drain_timeout=max(30.0, args.budget / 2),
+    )
     print(f"sustained run done: {time.perf_counter() - STARTED:.0f} s", flush=True)
     fresh_home(scratch, "load", fixes)
     loads = load_overhead(MODEL_URI, args.loads)

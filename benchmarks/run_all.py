@@ -6,7 +6,8 @@ Each benchmark's own output is streamed as it runs; the summary at the end repea
 key lines, its exit status and its wall time. ``--quick`` passes smaller sizes (hashing
 256 MiB x 3 rounds, 500 predict rounds and 2,000 sustained predictions, 3 anchor runs
 with an 8 MiB model, 5 CLI rounds) for a smoke run; the defaults are what the README
-table reports. ``--what-if`` also runs ``bench_predict.py --apply-proposed-fixes``.
+table reports. ``--what-if`` also runs ``bench_predict.py --apply-proposed-fixes`` and
+``bench_predict.py --no-trace-predictions``.
 Exit status 1 if any benchmark exits non-zero (a missed target counts).
 """
 
@@ -72,6 +73,14 @@ BENCHES = [
         ["--apply-proposed-fixes"],
     ),
     Bench(
+        "predict-no-traces",
+        "bench_predict.py",
+        QUICK_PREDICT,
+        r"^(1-row DataFrame|feature dict|\s+ratio|sustained:|  uploads|  MLflow|  plain|"
+        r"  RSS|target)",
+        ["--no-trace-predictions"],
+    ),
+    Bench(
         "anchor",
         "bench_anchor.py",
         ["--runs", "3", "--extra-mib", "8"],
@@ -107,7 +116,7 @@ def run(bench: Bench, quick: bool) -> tuple[int, float, list[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
-    parser.add_argument("--what-if", action="store_true", help="also predict with the fixes")
+    parser.add_argument("--what-if", action="store_true", help="also the predict variants")
     parser.add_argument(
         "--only", nargs="+", choices=[b.name for b in BENCHES], help="run only these"
     )
@@ -116,7 +125,7 @@ def main() -> int:
         b
         for b in BENCHES
         if (args.only and b.name in args.only)
-        or (not args.only and (b.name != "predict-what-if" or args.what_if))
+        or (not args.only and (not b.name.startswith("predict-") or args.what_if))
     ]
     results = [(bench, *run(bench, args.quick)) for bench in chosen]
 
