@@ -44,9 +44,11 @@ def format_number(value: float) -> str:
     """Format a finite float as ECMA-262 ``Number.prototype.toString`` does."""
     if value == 0:
         return "0"
+    text = repr(value)
+    if "e" not in text:  # positional: the same shortest digits as ECMAScript, "1.0" → "1"
+        return text[:-2] if text.endswith(".0") else text
     if value < 0:
         return "-" + format_number(-value)
-    text = repr(value)
     mantissa, _, exponent = text.partition("e")
     whole, _, fraction = mantissa.partition(".")
     digits = whole + fraction

@@ -453,12 +453,29 @@ def _public_column_arrays(frame: Any) -> list[Any]:
 
 def _labels(index: Any, name: str) -> list[Any]:
     """Index or column labels: ``to_numpy`` keeps datetimes as datetime64 (ISO strings)."""
+    fast = _plain_labels(index)
+    if fast is not None:
+        return fast
     try:
         labels: list[Any] = _conv_ndarray(index.to_numpy())
     except _Fail as fail:
         fail.segments.append(f".{name}")
         raise
     return labels
+
+
+def _plain_labels(index: Any) -> list[Any] | None:
+    """The labels of a range index or an index of strings, without the numpy round trip
+    (the usual case: ``RangeIndex`` rows, string columns); ``None`` for anything else."""
+    pd = sys.modules["pandas"]
+    if type(index) is pd.RangeIndex:
+        return list(index)
+    if getattr(index.dtype, "kind", None) not in ("O", "U", "T") and not isinstance(
+        index.dtype, pd.StringDtype
+    ):
+        return None
+    labels: list[Any] = index.tolist()
+    return labels if all(type(label) is str for label in labels) else None
 
 
 def _frame_body(frame: Any) -> dict[str, Any]:
