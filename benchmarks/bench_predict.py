@@ -225,8 +225,10 @@ def stop_workers(timeout: float = WORKER_STOP_SECONDS) -> int:
     transaction or trace write-back outlives that, keeps its leases and keeps the GIL
     busy. Returns how many worker threads are still alive after ``timeout`` s.
     """
+    from ario_mlflow.arweave.companion import stop_companions
     from ario_mlflow.arweave.uploader import stop_all_workers
 
+    stop_companions()
     stop_all_workers()
     until = time.monotonic() + timeout
     alive = [t for t in threading.enumerate() if t.name.startswith("ario-upload-")]
@@ -391,12 +393,12 @@ def breakdown(
 
     The steps are the calls ``predict`` makes, in its order, on the same 1-row DataFrame
     (reaching into the model's private parts: diagnosis only, the totals are the numbers
-    that count). ``journal_proof`` journals a real record each round; the data item is
-    then built once more on its own to split ``journal_proof``'s time.
+    that count). ``commit`` is the decision sink: one spool line with the default
+    companion process, a signed item and a journal transaction with ``thread``.
     """
-    from ario_mlflow.arweave.anchor import proof_tags
-    from ario_mlflow.arweave.dataitem import create_data_item
+    from ario_mlflow.anchoring import active_trace_id
     from ario_mlflow.model import VerifiedModel
+    from ario_mlflow.otel import capture_otel_context
     from ario_mlflow.proof import payloads as P
     from ario_mlflow.proof.canonical import canonical_json
     from ario_mlflow.proof.fingerprint import input_fingerprint, model_input, output_fingerprint
@@ -404,17 +406,16 @@ def breakdown(
     model = VerifiedModel(uri, **MODEL_OPTIONS)
     row = features.iloc[[2]]
     deadline = time.monotonic() + budget
-    signer = model._anchor.wallet.signer
     names = (
         "input_fingerprint",
         "model_input",
         "model.predict (the pyfunc call)",
+        "active trace id + OTel context",
         "output_fingerprint",
         "payload + canonical_json",
         "create_commitment (Ed25519)",
-        "write-back specs",
-        "journal_proof (total)",
-        "  data item alone (sign, no SQLite)",
+        "canonical_json(envelope) + write-back spec",
+        "commit (decision sink)",
     )
     samples: list[list[int]] = [[] for _ in names]
     clock = time.perf_counter_ns
@@ -428,8 +429,11 @@ def breakdown(
         t2 = clock()
         prediction = model._model.predict(shaped)
         t3 = clock()
-        output_hash = output_fingerprint(prediction)
+        trace_id = active_trace_id()
+        capture_otel_context(True, configured=model._capture_otel)
         t4 = clock()
+        output_hash = output_fingerprint(prediction)
+        t5 = clock()
         payload = P.prediction_payload(
             decision_id=str(uuid.uuid4()),
             model_name=model.model_name,
@@ -443,28 +447,28 @@ def breakdown(
             snapshot={"sequence": index, "stream_id": model.stream_id},
         )
         payload_bytes = canonical_json(payload)
-        t5 = clock()
+        t6 = clock()
         envelope = model._engine.create_commitment(
             event_type=P.PREDICTION,
-            subject=P.prediction_subject(payload["decision_id"], model.run_id, None),
+            subject=P.prediction_subject(payload["decision_id"], model.run_id, trace_id),
             payload_bytes=payload_bytes,
             previous_hash=model._previous_hash,
         )
-        t6 = clock()
-        tasks = model._decision_tasks(payload, payload_bytes, envelope, row, prediction)
         t7 = clock()
-        journaled = failures.call(
+        envelope_bytes = canonical_json(envelope)
+        writeback = model._decision_writeback(payload_bytes, row, prediction)
+        t8 = clock()
+        committed = failures.call(
             functools.partial(
-                model._anchor.journal_proof,
+                model._sink.commit,
                 envelope,
-                writebacks=tasks,
-                context_key=f"prediction:{payload['decision_id']}",
+                envelope_bytes,
+                f"prediction:{payload['decision_id']}",
+                writeback,
             )
         )
-        t8 = clock()
-        create_data_item(canonical_json(dict(envelope)), signer, proof_tags(envelope))
         t9 = clock()
-        if index >= 50 and journaled is not FAILED:  # after a warm-up
+        if index >= 50 and committed is not FAILED:  # after a warm-up
             marks = (t0, t1, t2, t3, t4, t5, t6, t7, t8, t9)
             for sink, (a, b) in zip(samples, itertools.pairwise(marks), strict=True):
                 sink.append(b - a)
@@ -547,7 +551,7 @@ def sustained(
         rss_after_loop = proc_status("VmRSS")
         all_uploaded = drain_wait(journal, drain_timeout)
         uploaded_seconds = time.perf_counter() - started
-        # MLflow write-backs (witness, trace, trace tags): watch the workers for a while,
+        # MLflow write-backs (witness and trace of each decision): watch the workers for a while,
         # this thread idle (a busy thread starves them of the GIL), ...
         pending_before = journal.counts()["writebacks_pending"]
         time.sleep(window)
@@ -701,7 +705,7 @@ def print_sustained(run: dict[str, Any]) -> None:
     rate = (before - after) / window
     eta = f"~{after / rate / 60:.0f} min to drain" if rate > 0 else "not draining"
     print(
-        f"  MLflow write-backs (witness, trace, trace tags): {before} pending, "
+        f"  MLflow write-backs (witness and trace of each decision): {before} pending, "
         f"{before - after} done in {window:.0f} s = {rate:.1f}/s; {after} left ({eta})"
     )
     busy, idle = run["plain_busy"], run["plain_idle"]
@@ -859,7 +863,7 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
     latency, run, loads = results["latency"], results["run"], results["loads"]
     print_latency(latency, results["steps"])
-    print(f"  (journal_proof failures during the breakdown: {results['step_failures'].describe()})")
+    print(f"  (commit failures during the breakdown: {results['step_failures'].describe()})")
     print_sustained(run)
     print(
         f"load: plain {loads['plain'] * 1000:.0f} ms, VerifiedModel "

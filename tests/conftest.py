@@ -23,6 +23,7 @@ _OUR_VARIABLES = (
     "ARIO_MLFLOW_GATEWAYS",
     "ARIO_MLFLOW_ARIO_VERIFY_URL",
     "ARIO_MLFLOW_TRUSTED_KEYS",
+    "ARIO_MLFLOW_BACKGROUND",
 )
 
 
@@ -98,6 +99,9 @@ def local_gateway(
 def _stop_upload_workers() -> Iterator[None]:
     """Upload workers are per process and per journal: stop them after each test."""
     yield
+    companion = sys.modules.get("ario_mlflow.arweave.companion")
+    if companion is not None:
+        companion.stop_companions()
     uploader = sys.modules.get("ario_mlflow.arweave.uploader")
     if uploader is not None:
         uploader.stop_all_workers()

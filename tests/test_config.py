@@ -47,6 +47,11 @@ def test_urls_and_lists() -> None:
     assert split_list("") == ()
 
 
+def test_background_mode() -> None:
+    assert load_settings({}).background == "process"
+    assert load_settings({"ARIO_MLFLOW_BACKGROUND": " Thread "}).background == "thread"
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -57,6 +62,7 @@ def test_urls_and_lists() -> None:
         ("ARIO_MLFLOW_CONNECT_TIMEOUT", "inf"),
         ("ARIO_MLFLOW_MAX_ATTEMPTS", "0"),
         ("ARIO_MLFLOW_MAX_ATTEMPTS", "many"),
+        ("ARIO_MLFLOW_BACKGROUND", "daemon"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -52,10 +52,13 @@ def _witness(run_id: str, path: str) -> bytes:
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)).read_bytes()
 
 
-def test_load_predict_and_verify_a_decision(mlflow_store: str, local_gateway: Any) -> None:
+@pytest.mark.parametrize("background", ["process", "thread"])
+def test_load_predict_and_verify_a_decision(
+    mlflow_store: str, local_gateway: Any, background: str
+) -> None:
     trained = train()
     client = _register(trained)
-    model = VerifiedModel("models:/credit@champion")
+    model = VerifiedModel("models:/credit@champion", background=background)
     assert model.artifact_verified is True
     assert (model.model_name, model.model_version, model.run_id) == ("credit", "1", trained.run_id)
 
@@ -231,6 +234,19 @@ def test_unfingerprintable_input_is_refused_before_the_model_runs(
     assert model._anchor.journal.counts() == before
 
 
+def test_a_decision_inside_an_mlflow_trace_names_it(mlflow_store: str, local_gateway: Any) -> None:
+    model = VerifiedModel(train().model_uri)
+    outside = model.predict(ROW)
+    with mlflow.start_span("serve") as span:
+        inside = model.predict(ROW)
+    trace_id = getattr(span, "trace_id", None) or span.request_id
+    assert inside.record["mlflow_trace_id"] == trace_id
+    assert "mlflow_trace_id" not in outside.record
+    assert inside.wait_for_anchor(30)
+    envelope = ArweaveAnchor().fetch_proof(inside.tx_id)
+    assert envelope["subject"]["trace_id"] == trace_id
+
+
 def test_threads_stay_bounded_over_many_predictions(mlflow_store: str, local_gateway: Any) -> None:
     earlier = set(threading.enumerate())
     trained = train()
@@ -298,6 +314,8 @@ def test_gate_arguments_are_validated() -> None:
         VerifiedModel("models:/x/1", asset_id="a")
     with pytest.raises(ValueError, match="recheck_per_predict"):
         VerifiedModel("models:/x/1", recheck_per_predict=True)
+    with pytest.raises(ValueError, match="background"):
+        VerifiedModel("models:/x/1", background="daemon")
 
 
 def test_tampered_outcome_blocks_the_load_before_mlflow(

@@ -269,7 +269,8 @@ def _anchor_dataset(
 # --- training ---------------------------------------------------------------------------
 
 
-def _active_trace_id() -> str | None:
+def active_trace_id() -> str | None:
+    """The id of the MLflow trace whose span is active here, if any."""
     import mlflow
 
     getter = getattr(mlflow, "get_active_trace_id", None)
@@ -355,7 +356,7 @@ def _read_training(
     metrics = dict(run.data.metrics)
     P.check_metrics(metrics)
     snapshot, include_uri = _snapshot(metadata, capture_otel)
-    trace_id = _active_trace_id()
+    trace_id = active_trace_id()
     if trace_id:
         snapshot = {"mlflow_trace_id": trace_id, **snapshot}
     if include_uri and ctx.tracking_uri:

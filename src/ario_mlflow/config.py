@@ -22,6 +22,8 @@ DEFAULT_GATEWAY_HOST = "turbo-gateway.com"
 #: Read gateways tried after the primary, in order.
 DEFAULT_FALLBACK_GATEWAYS = ("turbo-gateway.com", "ardrive.net")
 
+#: ``ARIO_MLFLOW_BACKGROUND`` values (see ``Settings.background``).
+BACKGROUND_MODES = ("process", "thread")
 _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 _HEX_KEY = re.compile(r"[0-9a-f]{64}")
 
@@ -45,6 +47,9 @@ class Settings:
     anchor_deadline: float = 5.0
     #: Automatic upload attempts per record before it waits for ``ar-io-mlflow sync``.
     max_attempts: int = 20
+    #: Where a predicting process's decisions are uploaded and written back from:
+    #: ``process`` (a companion process) or ``thread`` (worker threads of the process).
+    background: str = "process"
 
     @property
     def keys_dir(self) -> Path:
@@ -119,6 +124,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(
                 f"ARIO_MLFLOW_TRUSTED_KEYS holds {key!r}, which is not a 64-hex Ed25519 public key"
             )
+    background = (_text(env, "ARIO_MLFLOW_BACKGROUND") or "process").lower()
+    if background not in BACKGROUND_MODES:
+        raise ConfigError(
+            f"ARIO_MLFLOW_BACKGROUND={background!r} must be one of {', '.join(BACKGROUND_MODES)}"
+        )
     return Settings(
         home=home,
         signing_key=_text(env, "ARIO_MLFLOW_SIGNING_KEY"),
@@ -134,4 +144,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         read_timeout=_positive_float(env, "ARIO_MLFLOW_READ_TIMEOUT", 30.0),
         anchor_deadline=_positive_float(env, "ARIO_MLFLOW_ANCHOR_DEADLINE", 5.0),
         max_attempts=_positive_int(env, "ARIO_MLFLOW_MAX_ATTEMPTS", 20),
+        background=background,
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -24,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ario_mlflow import tags as T
-from ario_mlflow.anchoring import default_components
+from ario_mlflow.anchoring import active_trace_id, default_components
 from ario_mlflow.artifacts import artifact_checksums, compare_checksums
-from ario_mlflow.arweave.journal import Record
-from ario_mlflow.config import load_settings
+from ario_mlflow.config import BACKGROUND_MODES, load_settings
+from ario_mlflow.decision_sink import decision_sink
 from ario_mlflow.errors import (
     ArtifactAccessError,
     IntegrityError,
@@ -39,10 +38,14 @@ from ario_mlflow.lineage import load_training_proof
 from ario_mlflow.otel import capture_otel_context
 from ario_mlflow.proof import payloads as P
 from ario_mlflow.proof.canonical import canonical_json
-from ario_mlflow.proof.fingerprint import input_fingerprint, model_input, output_fingerprint
+from ario_mlflow.proof.fingerprint import (
+    input_fingerprint,
+    model_input,
+    output_fingerprint,
+    to_canonical,
+)
 from ario_mlflow.registry import context_key, source_location
-from ario_mlflow.witness import proof_json
-from ario_mlflow.writeback import portable_uri, trace_writebacks, witness_writeback
+from ario_mlflow.writeback import decision_writeback, portable_uri
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +147,7 @@ class VerifiedModel:
         trusted_keys: tuple[str, ...] | None = None,
         trace_predictions: bool = True,
         trace_raw_io: bool = False,
+        background: str | None = None,
     ) -> None:
         if on_failure not in ON_FAILURE_MODES:
             raise ValueError(f"on_failure must be one of {ON_FAILURE_MODES}, not {on_failure!r}")
@@ -151,6 +155,8 @@ class VerifiedModel:
             raise ValueError("pass both asset_id and verify_status_client, or neither")
         if recheck_per_predict and verify_status_client is None:
             raise ValueError("recheck_per_predict needs a verify_status_client and asset_id")
+        if background not in (None, *BACKGROUND_MODES):
+            raise ValueError(f"background must be one of {BACKGROUND_MODES}, not {background!r}")
         self.model_uri = model_uri
         self.asset_id = asset_id
         self.on_failure = on_failure
@@ -177,14 +183,18 @@ class VerifiedModel:
             resolved.version,
             resolved.run_id,
         )
-        self._trusted = tuple(trusted_keys or load_settings().trusted_keys)
+        settings = load_settings()
+        self._trusted = tuple(trusted_keys or settings.trusted_keys)
+        self._capture_otel = settings.capture_otel
         self._artifact_verified = self._integrity_gate(resolved, require_proof)
         self._model = mlflow.pyfunc.load_model(resolved.source or model_uri)
         self._previous_hash = self._chain_head(resolved)
         self._experiment_id = self._experiment_of(self.run_id)
         self.stream_id = uuid.uuid4().hex
         self._sequence = itertools.count(1)
-        self._lock = threading.Lock()
+        self._sink = None
+        if getattr(self._anchor, "enabled", True) and hasattr(self._anchor, "journal_proof"):
+            self._sink = decision_sink(self._anchor, background or settings.background)
 
     # --- gates ------------------------------------------------------------------------------
 
@@ -301,10 +311,13 @@ class VerifiedModel:
         latency_ms = (time.perf_counter() - started) * 1000.0
         decision_id = str(uuid.uuid4())
         snapshot: dict[str, Any] = {"sequence": next(self._sequence), "stream_id": self.stream_id}
-        trace_id = _active_trace_id()
+        trace_id = active_trace_id()
         if trace_id:
             snapshot["mlflow_trace_id"] = trace_id
-        extra = {**capture_otel_context(capture_otel), **(metadata or {})}
+        extra = {
+            **capture_otel_context(capture_otel, configured=self._capture_otel),
+            **(metadata or {}),
+        }
         if extra:
             P.check_metadata(extra)
             snapshot.update(extra)
@@ -328,87 +341,39 @@ class VerifiedModel:
             previous_hash=self._previous_hash,
         )
         result = VerifiedPrediction(prediction, decision_id, "disabled", payload)
-        if getattr(self._anchor, "enabled", True) and hasattr(self._anchor, "journal_proof"):
-            record = self._anchor.journal_proof(
+        if self._sink is not None:
+            wait = self._sink.commit(
                 envelope,
-                writebacks=self._decision_tasks(
-                    payload, payload_bytes, envelope, input_data, prediction
-                ),
-                context_key=f"prediction:{decision_id}",
+                canonical_json(envelope),
+                f"prediction:{decision_id}",
+                self._decision_writeback(payload_bytes, input_data, prediction),
             )
             result.proof_status = "anchoring"
-            result._wait = self._waiter(record)
+            result._wait = _waiter(wait)
         return result
 
-    def _decision_tasks(
-        self,
-        payload: dict[str, Any],
-        payload_bytes: bytes,
-        envelope: dict[str, Any],
-        input_data: Any,
-        prediction: Any,
-    ) -> list[Any]:
-        tasks = []
-        decision_id = payload["decision_id"]
-        if self.run_id != UNKNOWN:
-            folder = f"predictions/{decision_id}"
-            files = {
-                f"{folder}/payload.json": payload_bytes,
-                f"{folder}/proof.json": proof_json(envelope),
-            }
-            tasks.append(witness_writeback(self.run_id, files, tracking_uri=self._tracking_uri))
-        if self.trace_predictions:
-            tags = {
-                T.PAYLOAD_JSON: payload_bytes.decode("utf-8"),
-                T.DECISION_ID: decision_id,
-                T.MODEL_NAME: self.model_name,
-                T.MODEL_VERSION: self.model_version,
-                T.INPUT_HASH: payload["input_hash"],
-                T.OUTPUT_HASH: payload["output_hash"],
-                T.PAYLOAD_HASH: envelope["payload_hash"],
-                T.PROOF_STATUS: "anchoring",
-                "ario.run_id": self.run_id,
-            }
-            if self._artifact_verified:
-                tags[T.ARTIFACT_VERIFIED] = "true"
-            raw_in = raw_out = None
-            if self.trace_raw_io:
-                from ario_mlflow.proof.fingerprint import to_canonical
+    def _decision_writeback(self, payload_bytes: bytes, input_data: Any, prediction: Any) -> Any:
+        raw_in = raw_out = None
+        if self.trace_predictions and self.trace_raw_io:
+            raw_in, raw_out = to_canonical(input_data), to_canonical(prediction)
+        return decision_writeback(
+            tracking_uri=self._tracking_uri,
+            run_id=self.run_id if self.run_id != UNKNOWN else None,
+            experiment_id=self._experiment_id,
+            payload=payload_bytes.decode("utf-8"),
+            trace=self.trace_predictions,
+            inputs=raw_in,
+            outputs=raw_out,
+        )
 
-                raw_in, raw_out = to_canonical(input_data), to_canonical(prediction)
-            tasks += trace_writebacks(
-                tracking_uri=self._tracking_uri,
-                experiment_id=self._experiment_id,
-                tags=tags,
-                inputs=raw_in,
-                outputs=raw_out,
-            )
-        return tasks
 
-    def _waiter(self, record: Record) -> Any:
-        anchor = self._anchor
-
-        def wait(result: VerifiedPrediction, timeout: float | None) -> bool:
-            outcome = anchor.wait(record, timeout if timeout is not None else anchor.deadline)
-            if outcome is not None:
-                result.tx_id = outcome["tx_id"]
-                result.proof_status = "anchored"
-                result.anchor_error = None
-                return True
-            result.anchor_error = anchor.last_error
+def _waiter(wait: Any) -> Any:
+    def wait_for(result: VerifiedPrediction, timeout: float | None) -> bool:
+        tx_id, error = wait(timeout if timeout is not None else load_settings().anchor_deadline)
+        if tx_id is None:
+            result.anchor_error = error
             return False
+        result.tx_id, result.proof_status, result.anchor_error = tx_id, "anchored", None
+        return True
 
-        return wait
-
-
-def _active_trace_id() -> str | None:
-    import mlflow
-
-    getter = getattr(mlflow, "get_active_trace_id", None)
-    if getter is None:
-        return None
-    try:
-        value = getter()
-    except Exception:
-        return None
-    return str(value) if value else None
+    return wait_for

@@ -9,13 +9,15 @@ Importing this module registers the handler in this process.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import threading
 from typing import Any
 
-from ario_mlflow.arweave.journal import Journal, Record, Writeback
-from ario_mlflow.arweave.uploader import register_writeback_handler
-from ario_mlflow.witness import log_witness_files
+from ario_mlflow import tags as T
+from ario_mlflow.arweave.journal import Journal, PendingWriteback, Record, Writeback
+from ario_mlflow.arweave.uploader import register_batch_handler, register_writeback_handler
+from ario_mlflow.witness import log_witness_files, proof_json
 
 SET_TAGS = "mlflow.set_tags"
 LOG_WITNESS = "mlflow.log_witness"
@@ -150,41 +152,118 @@ def _delete_tag(client: Any, spec: dict[str, Any], key: str) -> None:
 
 # --- prediction traces ------------------------------------------------------------------
 
-TRACE_CREATE = "mlflow.prediction_trace"
-TRACE_TAGS = "mlflow.prediction_trace_tags"
+DECISION = "mlflow.decision"
 
 
-def trace_writebacks(
+def decision_writeback(
     *,
     tracking_uri: str | None,
+    run_id: str | None,
     experiment_id: str | None,
-    tags: dict[str, str],
+    payload: str,
+    trace: bool,
     inputs: Any = None,
     outputs: Any = None,
-) -> list[Writeback]:
-    """Create a decision's MLflow trace now; add the TX tags once the record is uploaded.
+) -> Writeback:
+    """Once a decision is uploaded: its witness files on the run, and its MLflow trace.
 
-    The trace holds hashes and ids; raw ``inputs``/``outputs`` only if the caller passes
-    them (an explicit opt-in, since they are journaled too).
+    Everything else (the trace's tags, ``proof.json``) is derived from ``payload`` and the
+    record when the write-back runs, so the hot path journals as little as possible. The
+    trace holds hashes and ids; raw ``inputs``/``outputs`` only if the caller passes them
+    (an explicit opt-in, since they are journaled too).
     """
-    create: dict[str, Any] = {
+    spec: dict[str, Any] = {
         "tracking_uri": tracking_uri,
+        "run_id": run_id,
         "experiment_id": experiment_id,
-        "tags": tags,
+        "payload": payload,
+        "trace": trace,
     }
     if inputs is not None:
-        create["inputs"] = inputs
+        spec["inputs"] = inputs
     if outputs is not None:
-        create["outputs"] = outputs
-    after: dict[str, Any] = {
-        "tracking_uri": tracking_uri,
-        "tags": {
-            "ario.prediction_tx": "{tx_id}",
-            "ario.arweave_url": "{url}",
-            "ario.proof_status": "anchored",
-        },
+        spec["outputs"] = outputs
+    return Writeback(DECISION, spec)
+
+
+def _decision_trace_tags(payload: dict[str, Any], text: str, record: Record) -> dict[str, str]:
+    envelope = json.loads(record.envelope)
+    tags = {
+        T.PAYLOAD_JSON: text,
+        T.DECISION_ID: str(payload["decision_id"]),
+        T.MODEL_NAME: str(payload.get("model_name")),
+        T.MODEL_VERSION: str(payload.get("model_version")),
+        T.INPUT_HASH: str(payload.get("input_hash")),
+        T.OUTPUT_HASH: str(payload.get("output_hash")),
+        T.PAYLOAD_HASH: str(envelope.get("payload_hash")),
+        "ario.run_id": str(payload.get("run_id")),
+        T.PREDICTION_TX: record.tx_id,
+        T.ARWEAVE_URL: record.url,
+        T.PROOF_STATUS: "anchored",
     }
-    return [Writeback(TRACE_CREATE, create, after_upload=False), Writeback(TRACE_TAGS, after)]
+    if payload.get("artifact_verified") is True:
+        tags[T.ARTIFACT_VERIFIED] = "true"
+    return tags
+
+
+def _write_decisions(items: list[PendingWriteback], journal: Journal) -> list[Exception | None]:
+    """A window of decisions: one witness upload per run, their traces, one trace flush."""
+    errors: list[Exception | None] = [None] * len(items)
+    by_run: dict[tuple[str | None, str], list[int]] = {}
+    for index, item in enumerate(items):
+        if item.record is None:
+            errors[index] = ValueError("a decision write-back belongs to a record")
+        elif item.spec.get("run_id"):
+            by_run.setdefault((item.spec.get("tracking_uri"), item.spec["run_id"]), []).append(
+                index
+            )
+    for (tracking_uri, run_id), indexes in by_run.items():
+        files: dict[str, bytes] = {}
+        for index in indexes:
+            record, payload = items[index].record, items[index].spec["payload"]
+            assert record is not None
+            folder = f"predictions/{json.loads(payload)['decision_id']}"
+            files[f"{folder}/payload.json"] = payload.encode("utf-8")
+            files[f"{folder}/proof.json"] = proof_json(json.loads(record.envelope))
+        try:
+            log_witness_files(_client(tracking_uri, None), run_id, files)
+        except Exception as exc:
+            for index in indexes:
+                errors[index] = exc
+    traced: dict[int, dict[str, Any]] = {}
+    for index, item in enumerate(items):
+        if errors[index] is not None or not item.spec.get("trace"):
+            continue
+        assert item.record is not None
+        if item.record.context.get("trace_id"):
+            continue  # created by an earlier attempt
+        try:
+            traced[item.record.id] = {"trace_id": _start_trace(item.spec, item.record)}
+        except Exception as exc:
+            errors[index] = exc
+    if traced:
+        _flush_traces()  # a decision is done once its trace is really stored
+        journal.update_contexts(traced)
+    return errors
+
+
+def _start_trace(spec: dict[str, Any], record: Record) -> str:
+    text = spec["payload"]
+    client = _client(spec.get("tracking_uri"), None)
+    span = client.start_trace(
+        "VerifiedModel.predict",
+        inputs=spec.get("inputs"),
+        tags=_decision_trace_tags(json.loads(text), text, record),
+        experiment_id=spec.get("experiment_id"),
+    )
+    trace_id = getattr(span, "trace_id", None) or getattr(span, "request_id", None)
+    client.end_trace(trace_id, outputs=spec.get("outputs"))
+    return str(trace_id)
+
+
+# Journals written by 0.1 hold per-decision trace write-backs of these two kinds.
+TRACE_CREATE = "mlflow.prediction_trace"
+TRACE_TAGS = "mlflow.prediction_trace_tags"
 
 
 def _create_trace(spec: dict[str, Any], record: Record | None, journal: Journal) -> None:
@@ -201,8 +280,6 @@ def _create_trace(spec: dict[str, Any], record: Record | None, journal: Journal)
     )
     trace_id = getattr(span, "trace_id", None) or getattr(span, "request_id", None)
     client.end_trace(trace_id, outputs=spec.get("outputs"))
-    # The task is done only once the trace is really stored. (MLflow's flush costs ~1 s a
-    # call; batching traces is the way to make this cheap — see benchmarks/README.md.)
     _flush_traces()
     journal.update_context(record.id, {"trace_id": str(trace_id)})
 
@@ -231,3 +308,4 @@ register_writeback_handler(SET_TAGS, _apply)
 register_writeback_handler(TRACE_CREATE, _create_trace)
 register_writeback_handler(TRACE_TAGS, _tag_trace)
 register_writeback_handler(LOG_WITNESS, _log_witness)
+register_batch_handler(DECISION, _write_decisions)

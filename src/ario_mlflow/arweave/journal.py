@@ -84,6 +84,10 @@ CREATE TABLE IF NOT EXISTS writebacks (
 CREATE INDEX IF NOT EXISTS writebacks_due ON writebacks (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS writebacks_context ON writebacks (context_key, id);
 CREATE INDEX IF NOT EXISTS writebacks_record ON writebacks (record_id, state, id);
+CREATE TABLE IF NOT EXISTS spool_offsets (
+    file TEXT PRIMARY KEY,
+    offset INTEGER NOT NULL
+);
 """
 
 
@@ -195,6 +199,44 @@ def _pending_writeback(row: sqlite3.Row) -> PendingWriteback:
     )
 
 
+def _insert(db: sqlite3.Connection, new: NewRecord, now: float) -> int:
+    """Insert a record and its write-backs (inside the caller's transaction); its row id."""
+    cursor = db.execute(
+        "INSERT INTO records (tx_id, event_id, event_type, context_key, context, "
+        "envelope, item, upload_url, token, gateway_base, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            new.tx_id,
+            new.event_id,
+            new.event_type,
+            new.context_key,
+            json.dumps(new.context, sort_keys=True),
+            new.envelope,
+            new.item,
+            new.upload_url,
+            new.token,
+            new.gateway_base,
+            now,
+        ),
+    )
+    record_id = int(cursor.lastrowid or 0)
+    db.executemany(
+        "INSERT INTO writebacks (record_id, kind, spec, after_upload, next_attempt_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [
+            (
+                record_id,
+                w.kind,
+                json.dumps(w.spec, sort_keys=True),
+                int(w.after_upload),
+                now + (new.writeback_delay if w.after_upload else 0.0),
+            )
+            for w in new.writebacks
+        ],
+    )
+    return record_id
+
+
 class Journal:
     """Thread- and process-safe access to one journal database."""
 
@@ -251,7 +293,6 @@ class Journal:
         Enqueuing an item whose TX id is already journaled returns the existing record
         and adds nothing (the same bytes never need two entries).
         """
-        now = time.time()
         try:
             with self._transaction() as db:
                 existing = db.execute(
@@ -259,44 +300,52 @@ class Journal:
                 ).fetchone()
                 if existing is not None:
                     return _record(existing)
-                cursor = db.execute(
-                    "INSERT INTO records (tx_id, event_id, event_type, context_key, context, "
-                    "envelope, item, upload_url, token, gateway_base, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        new.tx_id,
-                        new.event_id,
-                        new.event_type,
-                        new.context_key,
-                        json.dumps(new.context, sort_keys=True),
-                        new.envelope,
-                        new.item,
-                        new.upload_url,
-                        new.token,
-                        new.gateway_base,
-                        now,
-                    ),
-                )
-                record_id = cursor.lastrowid
-                db.executemany(
-                    "INSERT INTO writebacks "
-                    "(record_id, kind, spec, after_upload, next_attempt_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (
-                            record_id,
-                            w.kind,
-                            json.dumps(w.spec, sort_keys=True),
-                            int(w.after_upload),
-                            now + (new.writeback_delay if w.after_upload else 0.0),
-                        )
-                        for w in new.writebacks
-                    ],
-                )
+                record_id = _insert(db, new, time.time())
                 row = db.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
         except sqlite3.Error as exc:
             raise JournalError(f"cannot write journal {self.path}: {exc}") from None
         return _record(row)
+
+    # --- the decision spool (see spool.py) ---------------------------------------------
+
+    def spool_offset(self, spool_file: str) -> int:
+        """How many bytes of a spool file are journaled."""
+        row = (
+            self._connection()
+            .execute("SELECT offset FROM spool_offsets WHERE file = ?", (spool_file,))
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def ingest(self, spool_file: str, start: int, end: int, records: Sequence[NewRecord]) -> bool:
+        """Journal ``records`` (the spool lines ``start:end``) and move the file's offset,
+        atomically — unless another ingester moved it first (then nothing is written)."""
+        now = time.time()
+        try:
+            with self._transaction() as db:
+                row = db.execute(
+                    "SELECT offset FROM spool_offsets WHERE file = ?", (spool_file,)
+                ).fetchone()
+                if (int(row[0]) if row else 0) != start:
+                    return False
+                for new in records:
+                    if not db.execute(
+                        "SELECT 1 FROM records WHERE tx_id = ?", (new.tx_id,)
+                    ).fetchone():
+                        _insert(db, new, now)
+                db.execute(
+                    "INSERT INTO spool_offsets (file, offset) VALUES (?, ?) "
+                    "ON CONFLICT(file) DO UPDATE SET offset = excluded.offset",
+                    (spool_file, end),
+                )
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write journal {self.path}: {exc}") from None
+        return True
+
+    def forget_spool(self, spool_file: str) -> None:
+        """Drop the offset of a spool file that was deleted."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM spool_offsets WHERE file = ?", (spool_file,))
 
     def get(self, record_id: int) -> Record | None:
         """The record with this row id."""
@@ -328,15 +377,22 @@ class Journal:
 
     def update_context(self, record_id: int, values: dict[str, Any]) -> None:
         """Merge ``values`` into a record's context (e.g. the trace id it was given)."""
+        self.update_contexts({record_id: values})
+
+    def update_contexts(self, values_by_record: dict[int, dict[str, Any]]) -> None:
+        """:meth:`update_context` for several records in one transaction."""
         with self._transaction() as db:
-            row = db.execute("SELECT context FROM records WHERE id = ?", (record_id,)).fetchone()
-            if row is None:
-                raise JournalError(f"no record {record_id} in {self.path}")
-            merged = {**json.loads(row["context"]), **values}
-            db.execute(
-                "UPDATE records SET context = ? WHERE id = ?",
-                (json.dumps(merged, sort_keys=True), record_id),
-            )
+            for record_id, values in values_by_record.items():
+                row = db.execute(
+                    "SELECT context FROM records WHERE id = ?", (record_id,)
+                ).fetchone()
+                if row is None:
+                    raise JournalError(f"no record {record_id} in {self.path}")
+                merged = {**json.loads(row["context"]), **values}
+                db.execute(
+                    "UPDATE records SET context = ? WHERE id = ?",
+                    (json.dumps(merged, sort_keys=True), record_id),
+                )
 
     def claim_due_records(
         self, owner: str, limit: int, lease_seconds: float, *, ignore_schedule: bool = False
@@ -481,11 +537,16 @@ class Journal:
 
     def mark_writeback_done(self, writeback_id: int) -> None:
         """A write-back succeeded."""
+        self.mark_writebacks_done([writeback_id])
+
+    def mark_writebacks_done(self, writeback_ids: Sequence[int]) -> None:
+        """Several write-backs succeeded (one transaction)."""
+        now = time.time()
         with self._transaction() as db:
-            db.execute(
+            db.executemany(
                 "UPDATE writebacks SET state = ?, done_at = ?, attempts = attempts + 1, "
                 "last_error = NULL, lease_owner = NULL, lease_until = 0 WHERE id = ?",
-                (DONE, time.time(), writeback_id),
+                [(DONE, now, writeback_id) for writeback_id in writeback_ids],
             )
 
     def add_task(self, task: Writeback, *, context_key: str | None = None) -> int:

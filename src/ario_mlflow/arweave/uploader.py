@@ -25,12 +25,16 @@ from typing import Any
 import requests
 
 from ario_mlflow.arweave.journal import PENDING, UPLOADED, Journal, PendingWriteback, Record
+from ario_mlflow.arweave.spool import WalletSigner, ingest_spool
 from ario_mlflow.arweave.turbo import UploadOutcome, post_item
 
 logger = logging.getLogger(__name__)
 
 #: ``handler(spec, record, journal)``; ``record`` is ``None`` for a standalone task.
 WritebackHandler = Callable[[dict[str, Any], "Record | None", Journal], None]
+#: ``handler(writebacks, journal) -> errors``: one call for many write-backs of a kind
+#: (e.g. the witnesses and traces of a window of decisions); one error or ``None`` each.
+BatchHandler = Callable[[list[PendingWriteback], Journal], list["Exception | None"]]
 
 
 class AbandonTask(Exception):
@@ -38,6 +42,9 @@ class AbandonTask(Exception):
 
 
 _HANDLERS: dict[str, WritebackHandler] = {}
+_BATCH_HANDLERS: dict[str, BatchHandler] = {}
+#: Write-backs a worker leases at once (a batch handler gets all of its kind).
+WRITEBACK_CLAIM = 64
 
 #: Longest wait between two attempts at the same record or write-back.
 MAX_BACKOFF_SECONDS = 300.0
@@ -54,9 +61,14 @@ def register_writeback_handler(kind: str, handler: WritebackHandler) -> None:
     _HANDLERS[kind] = handler
 
 
+def register_batch_handler(kind: str, handler: BatchHandler) -> None:
+    """Make this process able to perform write-backs of ``kind``, many per call."""
+    _BATCH_HANDLERS[kind] = handler
+
+
 def writeback_kinds() -> list[str]:
     """Kinds this process can perform."""
-    return sorted(_HANDLERS)
+    return sorted({*_HANDLERS, *_BATCH_HANDLERS})
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
@@ -127,24 +139,49 @@ def attempt_upload(
 
 def run_writeback(journal: Journal, writeback: PendingWriteback) -> bool:
     """Perform one leased write-back; True if it succeeded."""
+    return run_writebacks(journal, [writeback])[0]
+
+
+def run_writebacks(journal: Journal, claimed: list[PendingWriteback]) -> list[bool]:
+    """Perform leased write-backs (batch kinds in one call per kind); success of each."""
+    errors: dict[int, Exception | None] = {}
+    batches: dict[str, list[PendingWriteback]] = {}
+    for writeback in claimed:
+        if writeback.kind in _BATCH_HANDLERS:
+            batches.setdefault(writeback.kind, []).append(writeback)
+        else:
+            errors[writeback.id] = _perform(journal, writeback)
+    for kind, items in batches.items():
+        try:
+            outcomes = _BATCH_HANDLERS[kind](items, journal)
+        except Exception as exc:  # a handler failure must never kill a worker
+            outcomes = [exc] * len(items)
+        errors.update((item.id, error) for item, error in zip(items, outcomes, strict=True))
+    journal.mark_writebacks_done([w.id for w in claimed if errors[w.id] is None])
+    for writeback in claimed:
+        error = errors[writeback.id]
+        if isinstance(error, AbandonTask):
+            journal.mark_writeback_abandoned(writeback.id, str(error))
+            logger.warning("task %s abandoned: %s", writeback.kind, error)
+        elif error is not None:
+            journal.mark_writeback_failed(
+                writeback.id,
+                f"{type(error).__name__}: {error}",
+                backoff_seconds(writeback.attempts),
+            )
+            logger.info("write-back %s #%d failed: %s", writeback.kind, writeback.id, error)
+    return [errors[w.id] is None for w in claimed]
+
+
+def _perform(journal: Journal, writeback: PendingWriteback) -> Exception | None:
     handler = _HANDLERS.get(writeback.kind)
     if handler is None:  # claimed only for registered kinds; be safe anyway
-        journal.mark_writeback_failed(writeback.id, "no handler in this process", 0.0)
-        return False
+        return LookupError("no handler in this process")
     try:
         handler(writeback.spec, writeback.record, journal)
-    except AbandonTask as exc:
-        journal.mark_writeback_abandoned(writeback.id, str(exc))
-        logger.warning("task %s abandoned: %s", writeback.kind, exc)
-        return False
     except Exception as exc:  # a handler failure must never kill a worker
-        journal.mark_writeback_failed(
-            writeback.id, f"{type(exc).__name__}: {exc}", backoff_seconds(writeback.attempts)
-        )
-        logger.info("write-back %s #%d failed: %s", writeback.kind, writeback.id, exc)
-        return False
-    journal.mark_writeback_done(writeback.id)
-    return True
+        return exc
+    return None
 
 
 def run_task_now(journal: Journal, task_id: int) -> bool:
@@ -256,11 +293,11 @@ class UploadWorkers:
 
     def _writebacks(self, owner: str) -> bool:
         claimed = self.journal.claim_due_writebacks(
-            owner, 8, LEASE_SECONDS, kinds=writeback_kinds()
+            owner, WRITEBACK_CLAIM, LEASE_SECONDS, kinds=writeback_kinds()
         )
         kinds = writeback_kinds()
+        run_writebacks(self.journal, claimed)
         for writeback in claimed:
-            run_writeback(self.journal, writeback)
             record = writeback.record
             if record is not None and not self.journal.pending_writebacks_for(record.id, kinds):
                 with self._changed:
@@ -452,7 +489,16 @@ def _sync_writebacks(journal: Journal, owner: str, patience: float) -> tuple[int
                 journal.release_writeback(writeback.id)
             else:
                 claimed.append(writeback)
+        batched = [w for w in claimed if w.kind in _BATCH_HANDLERS]
+        for start in range(0, len(batched), 256):
+            chunk = batched[start : start + 256]
+            attempted.update(w.id for w in chunk)
+            outcomes = run_writebacks(journal, chunk)
+            done += sum(outcomes)
+            failed += len(outcomes) - sum(outcomes)
         for writeback in claimed:
+            if writeback.kind in _BATCH_HANDLERS:
+                continue
             attempted.add(writeback.id)
             destination = f"{writeback.kind}:{writeback.spec.get('tracking_uri')}"
             if destination in unreachable:  # one failure per destination is enough to know
@@ -486,6 +532,8 @@ def sync_journal(
     """
     owner = lease_owner()
     reclaim_dead_leases(journal)
+    home = journal.path.parent
+    ingest_spool(journal, home, WalletSigner(home))  # decisions not journaled yet
     uploaded, failed = _sync_records(
         journal,
         owner,

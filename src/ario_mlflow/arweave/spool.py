@@ -1,0 +1,275 @@
+"""The decision spool: the hot path's durable, lock-free first stage of the journal.
+
+``VerifiedModel.predict`` must commit its signed record before it returns, and must not
+wait for anybody to do so. A SQLite transaction can wait (another process holds the write
+lock; SQLite's busy handler sleeps at least a millisecond) and signing the ANS-104 item
+costs as much again. So a decision is appended, as one JSON line and one ``write(2)``, to
+a file only this process writes: ``$ARIO_MLFLOW_HOME/spool/<host>~<pid>~<random>.jsonl``.
+A write that has returned survives the death of the process (it is in the page cache;
+the same guarantee as the journal's ``synchronous=NORMAL``).
+
+Ingestion — by the companion process, ``sync``, or any worker — signs each entry into a
+data item and moves it into the journal. The lines and the file's new offset commit in
+one transaction that first checks the old offset, so two ingesters never journal a line
+twice (which matters: an RSA-PSS item signed twice gets two TX ids). A file whose writer
+is gone and whose lines are all journaled is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ario_mlflow._files import ensure_private_dir
+from ario_mlflow.arweave.dataitem import create_data_item
+from ario_mlflow.arweave.item_tags import proof_tags
+from ario_mlflow.arweave.journal import Journal, NewRecord, Writeback
+from ario_mlflow.arweave.wallet import LoadedWallet, load_wallet
+
+logger = logging.getLogger(__name__)
+
+SPOOL_DIR = "spool"
+SUFFIX = ".jsonl"
+#: Lines journaled per transaction while ingesting.
+INGEST_BATCH = 500
+
+#: ``sign(envelope, entry) -> (tx_id, item bytes, token)``: how an ingester turns an
+#: entry into an ANS-104 item (it holds the funding wallet).
+Signer = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[str, bytes, str]]
+
+
+class WalletSigner:
+    """Signs entries into data items with a funding wallet, loaded on first use (an
+    ingester with nothing to ingest never touches wallet files)."""
+
+    def __init__(self, home: Path, wallet_path: str | os.PathLike[str] | None = None) -> None:
+        self.home = Path(home)
+        self.wallet_path = wallet_path
+        self._wallet: LoadedWallet | None = None
+
+    def __call__(
+        self, envelope: Mapping[str, Any], entry: Mapping[str, Any]
+    ) -> tuple[str, bytes, str]:
+        if self._wallet is None:
+            if self.wallet_path is None:
+                from ario_mlflow.config import load_settings
+
+                self.wallet_path = load_settings().wallet_path
+            self._wallet = load_wallet(self.wallet_path, home=self.home)
+        signer = self._wallet.signer
+        item = create_data_item(entry["envelope"].encode("utf-8"), signer, proof_tags(envelope))
+        return item.id, item.raw, signer.token
+
+
+def spool_dir(home: Path) -> Path:
+    """Where the spool files of an installation live."""
+    return Path(home) / SPOOL_DIR
+
+
+class SpoolWriter:
+    """Appends entries to this process's spool file; one ``write(2)`` per entry."""
+
+    def __init__(self, home: Path) -> None:
+        self.directory = spool_dir(home)
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = -1
+        self.path: Path | None = None
+
+    def _open(self) -> int:
+        pid = os.getpid()
+        if self._fd is None or self._pid != pid:  # a forked child gets its own file
+            ensure_private_dir(self.directory)
+            name = f"{socket.gethostname()}~{pid}~{secrets.token_hex(4)}{SUFFIX}"
+            self.path = self.directory / name
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._pid = pid
+        return self._fd
+
+    def append(self, entry: Mapping[str, Any]) -> None:
+        """Make ``entry`` durable (against a crash of this process) before returning."""
+        line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        with self._lock:
+            fd = self._open()
+            written = os.write(fd, line)
+            while written < len(line):  # a regular file takes it whole; be exact anyway
+                written += os.write(fd, line[written:])
+
+    def close(self) -> None:
+        """Close the file (ingesters delete it once it is journaled and we are gone)."""
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
+
+
+def entry_for(
+    envelope: bytes,
+    *,
+    context_key: str,
+    upload_url: str,
+    gateway_base: str,
+    writebacks: Sequence[Writeback] = (),
+    writeback_delay: float = 0.0,
+) -> dict[str, Any]:
+    """A spool entry: the signed envelope's bytes and everything the journal row needs."""
+    return {
+        "envelope": envelope.decode("utf-8"),
+        "context_key": context_key,
+        "upload_url": upload_url,
+        "gateway_base": gateway_base,
+        "writebacks": [[w.kind, w.spec, w.after_upload] for w in writebacks],
+        "writeback_delay": writeback_delay,
+    }
+
+
+def _writer_alive(path: Path) -> bool:
+    host, _, rest = path.name.partition("~")
+    pid_text = rest.partition("~")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True  # another host's file (shared home): its writer decides
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class _Line:
+    end: int  # offset just past this line
+    entry: dict[str, Any] | None  # None: not an entry (kept aside, never lost)
+    raw: bytes
+
+
+def _complete_lines(data: bytes, start: int) -> Iterator[_Line]:
+    position = 0
+    while True:
+        newline = data.find(b"\n", position)
+        if newline < 0:
+            return  # an unterminated tail is a write still in progress
+        raw = data[position:newline]
+        position = newline + 1
+        try:
+            entry = json.loads(raw)
+            if not isinstance(entry, dict) or not isinstance(entry.get("envelope"), str):
+                entry = None
+        except ValueError:
+            entry = None
+        yield _Line(start + position, entry, raw)
+
+
+def _new_record(entry: Mapping[str, Any], sign: Signer) -> NewRecord:
+    envelope_text: str = entry["envelope"]
+    envelope = json.loads(envelope_text)
+    tx_id, item, token = sign(envelope, entry)
+    return NewRecord(
+        tx_id=tx_id,
+        envelope=envelope_text.encode("utf-8"),
+        item=item,
+        upload_url=str(entry["upload_url"]),
+        token=token,
+        gateway_base=str(entry["gateway_base"]),
+        event_id=str(envelope.get("event_id")) if envelope.get("event_id") else None,
+        event_type=str(envelope.get("event_type")) if envelope.get("event_type") else None,
+        context_key=entry.get("context_key"),
+        writebacks=[
+            Writeback(kind, spec, bool(after)) for kind, spec, after in entry["writebacks"]
+        ],
+        writeback_delay=float(entry.get("writeback_delay") or 0.0),
+    )
+
+
+def _keep_aside(directory: Path, raw: bytes, why: str) -> None:
+    """A line that is not an entry is never dropped: it goes to ``rejected.log``."""
+    logger.error("spool line that is not a decision entry kept aside (%s): %.200r", why, raw)
+    with open(directory / "rejected.log", "ab") as sink:
+        sink.write(raw + b"\n")
+
+
+def ingest_file(journal: Journal, path: Path, sign: Signer, *, limit: int = INGEST_BATCH) -> int:
+    """Journal up to ``limit`` complete lines of one spool file; how many were journaled."""
+    key = path.name
+    start = journal.spool_offset(key)
+    try:
+        with open(path, "rb") as source:
+            source.seek(start)
+            data = source.read()
+    except FileNotFoundError:
+        return 0
+    records: list[NewRecord] = []
+    end = start
+    for line in _complete_lines(data, start):
+        if line.entry is None:
+            _keep_aside(path.parent, line.raw, "not JSON")
+        else:
+            try:
+                records.append(_new_record(line.entry, sign))
+            except Exception as exc:  # a malformed entry must not block the ones after it
+                _keep_aside(path.parent, line.raw, f"{type(exc).__name__}: {exc}")
+        end = line.end
+        if len(records) >= limit:
+            break
+    if end == start:
+        return 0
+    if not journal.ingest(key, start, end, records):
+        return 0  # another ingester took these lines first
+    return len(records)
+
+
+def ingest_spool(journal: Journal, home: Path, sign: Signer) -> int:
+    """Journal every complete spool line of the installation; delete finished files.
+
+    Returns how many records were journaled.
+    """
+    directory = spool_dir(home)
+    if not directory.is_dir():
+        return 0
+    total = 0
+    for path in sorted(directory.glob(f"*{SUFFIX}")):
+        while True:
+            journaled = ingest_file(journal, path, sign)
+            total += journaled
+            if journaled < INGEST_BATCH:
+                break
+        _delete_if_finished(journal, path)
+    return total
+
+
+def _delete_if_finished(journal: Journal, path: Path) -> None:
+    if _writer_alive(path):
+        return
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if journal.spool_offset(path.name) >= size:
+        path.unlink(missing_ok=True)
+        journal.forget_spool(path.name)
+
+
+def spool_backlog(home: Path, journal: Journal) -> int:
+    """Bytes written to spool files and not journaled yet (0 when all is ingested)."""
+    directory = spool_dir(home)
+    if not directory.is_dir():
+        return 0
+    backlog = 0
+    for path in directory.glob(f"*{SUFFIX}"):
+        try:
+            backlog += max(0, path.stat().st_size - journal.spool_offset(path.name))
+        except FileNotFoundError:
+            continue
+    return backlog

@@ -1,0 +1,114 @@
+"""Where ``VerifiedModel.predict`` commits a signed decision before it returns.
+
+Two sinks, one contract (the record survives a crash of the process once ``commit``
+returned; it is uploaded and written back later, by somebody else):
+
+* ``SpoolSink`` (default, ``ARIO_MLFLOW_BACKGROUND=process``): one appended line in this
+  process's spool file; a companion process does the rest. Nothing in the serving process
+  competes with ``predict`` for the GIL or for the journal's write lock.
+* ``JournalSink`` (``thread``): the ANS-104 item is signed and committed to the journal
+  here; this process's worker threads upload it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ario_mlflow.arweave.companion import ensure_companion
+from ario_mlflow.arweave.gateway import gateway_base
+from ario_mlflow.arweave.journal import REJECTED, UPLOADED, Writeback
+from ario_mlflow.arweave.spool import SpoolWriter, entry_for
+
+#: ``wait(timeout) -> (tx_id or None, error or None)``.
+Waiter = Callable[[float], tuple[str | None, str | None]]
+#: How often the spool sink makes sure its companion runs.
+COMPANION_CHECK_SECONDS = 1.0
+#: How often a waiter looks at the journal.
+WAIT_POLL_SECONDS = 0.02
+
+_writers: dict[Path, SpoolWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def _writer_for(home: Path) -> SpoolWriter:
+    with _writers_lock:
+        writer = _writers.get(home)
+        if writer is None:
+            writer = _writers[home] = SpoolWriter(home)
+        return writer
+
+
+class JournalSink:
+    """Sign the item and commit it to the journal in this process (worker threads)."""
+
+    def __init__(self, anchor: Any) -> None:
+        self._anchor = anchor
+
+    def commit(
+        self, envelope: Mapping[str, Any], envelope_bytes: bytes, key: str, writeback: Writeback
+    ) -> Waiter:
+        record = self._anchor.journal_proof(envelope, writebacks=[writeback], context_key=key)
+        anchor = self._anchor
+
+        def wait(timeout: float) -> tuple[str | None, str | None]:
+            outcome = anchor.wait(record, timeout)
+            return (outcome["tx_id"], None) if outcome else (None, anchor.last_error)
+
+        return wait
+
+
+class SpoolSink:
+    """Append the decision to this process's spool; the companion takes it from there."""
+
+    def __init__(self, anchor: Any) -> None:
+        self._anchor = anchor
+        self._home = Path(anchor.settings.home)
+        self._writer = _writer_for(self._home)
+        self._gateway = gateway_base(anchor.gateway_host)
+        self._wallet_path = getattr(anchor, "_wallet_path", None)
+        self._next_check = 0.0
+
+    def commit(
+        self, envelope: Mapping[str, Any], envelope_bytes: bytes, key: str, writeback: Writeback
+    ) -> Waiter:
+        self._writer.append(
+            entry_for(
+                envelope_bytes,
+                context_key=key,
+                upload_url=self._anchor.upload_url,
+                gateway_base=self._gateway,
+                writebacks=[writeback],
+            )
+        )
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + COMPANION_CHECK_SECONDS
+            ensure_companion(self._home, self._wallet_path)
+        journal = self._anchor.journal
+
+        def wait(timeout: float) -> tuple[str | None, str | None]:
+            until = time.monotonic() + timeout
+            while True:
+                record = journal.latest_for(key)
+                if record is not None and record.state == UPLOADED:
+                    return record.tx_id, None
+                if record is not None and record.state == REJECTED:
+                    return None, f"{record.last_error} (record {record.tx_id} kept in the journal)"
+                if time.monotonic() >= until:
+                    where = f"record {record.tx_id}" if record else "the decision (spooled)"
+                    return None, (
+                        f"upload not confirmed within {timeout:g}s; {where} will be retried "
+                        "(ar-io-mlflow sync)"
+                    )
+                time.sleep(WAIT_POLL_SECONDS)
+
+        return wait
+
+
+def decision_sink(anchor: Any, background: str) -> JournalSink | SpoolSink:
+    """The sink for ``background`` (``process`` or ``thread``)."""
+    return SpoolSink(anchor) if background == "process" else JournalSink(anchor)

@@ -1,0 +1,173 @@
+"""The decision spool: appended lines reach the journal exactly once, and never vanish."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ario_mlflow.arweave.anchor import ArweaveAnchor
+from ario_mlflow.arweave.dataitem import parse_data_item, verify_data_item
+from ario_mlflow.arweave.journal import Journal, Writeback
+from ario_mlflow.arweave.spool import (
+    SpoolWriter,
+    WalletSigner,
+    entry_for,
+    ingest_spool,
+    spool_backlog,
+    spool_dir,
+)
+from ario_mlflow.arweave.uploader import sync_journal
+from ario_mlflow.engine import ProofEngine
+from ario_mlflow.proof.canonical import canonical_json
+
+
+def _envelope(engine: ProofEngine, index: int) -> dict[str, Any]:
+    return engine.create_commitment(
+        event_type="prediction",
+        subject={"type": "mlflow_prediction", "decision_id": f"d-{index}"},
+        payload_bytes=f"payload-{index}".encode(),
+        previous_hash="GENESIS",
+    )
+
+
+def _spool(home: Path, count: int, writer: SpoolWriter | None = None) -> list[bytes]:
+    engine, writer = ProofEngine(), writer or SpoolWriter(home)
+    written = []
+    for index in range(count):
+        data = canonical_json(_envelope(engine, index))
+        writer.append(
+            entry_for(
+                data,
+                context_key=f"prediction:d-{index}",
+                upload_url="http://127.0.0.1:9",
+                gateway_base="http://127.0.0.1:9",
+                writebacks=[Writeback("test.kind", {"n": index})],
+            )
+        )
+        written.append(data)
+    return written
+
+
+def test_ingest_journals_each_line_once_with_a_valid_item(ario_home: Path) -> None:
+    written = _spool(ario_home, 5)
+    journal = Journal.at_home(ario_home)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 5
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 0  # nothing twice
+    for index, data in enumerate(written):
+        record = journal.latest_for(f"prediction:d-{index}")
+        assert record is not None
+        assert record.envelope == data
+        item = parse_data_item(record.item)
+        assert verify_data_item(item)
+        assert item.id == record.tx_id
+        assert item.data == data
+        assert journal.pending_writebacks_for(record.id) == 1
+    assert journal.counts()["pending"] == 5
+    assert spool_backlog(ario_home, journal) == 0
+
+
+def test_an_unfinished_line_waits_and_a_garbage_line_is_kept_aside(ario_home: Path) -> None:
+    writer = SpoolWriter(ario_home)
+    _spool(ario_home, 1, writer)
+    assert writer.path is not None
+    with open(writer.path, "ab") as raw:
+        raw.write(b"this is not json\n")
+    _spool(ario_home, 1, writer)  # the line after the garbage one is journaled
+    with open(writer.path, "ab") as raw:
+        raw.write(b'{"envelope": "{}", "half')  # a write still in progress
+    journal = Journal.at_home(ario_home)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 2
+    assert (spool_dir(ario_home) / "rejected.log").read_bytes() == b"this is not json\n"
+    assert spool_backlog(ario_home, journal) == len(b'{"envelope": "{}", "half')
+
+
+def test_racing_ingesters_never_journal_a_line_twice(ario_home: Path) -> None:
+    """RSA-PSS items differ on every signing: only the offset check prevents twins."""
+    _spool(ario_home, 200)
+    signer = WalletSigner(ario_home)
+    counts: list[int] = []
+
+    def ingest() -> None:
+        counts.append(ingest_spool(Journal.at_home(ario_home), ario_home, signer))
+
+    threads = [threading.Thread(target=ingest) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    journal = Journal.at_home(ario_home)
+    assert sum(counts) == 200
+    assert journal.counts()["pending"] == 200
+
+
+def test_a_dead_writers_file_is_deleted_once_journaled_a_live_one_is_kept(
+    ario_home: Path,
+) -> None:
+    live = SpoolWriter(ario_home)
+    _spool(ario_home, 2, live)
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, '.');"
+        "from tests.arweave.test_spool import _spool; _spool(Path(sys.argv[1]), 3)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code, str(ario_home)], check=True, cwd=root)
+    assert len(list(spool_dir(ario_home).glob("*.jsonl"))) == 2
+    journal = Journal.at_home(ario_home)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 5
+    (remaining,) = spool_dir(ario_home).glob("*.jsonl")
+    assert remaining == live.path  # the writer that is gone: file deleted, lines journaled
+
+
+def test_sync_uploads_what_was_only_spooled(local_gateway: Any, ario_home: Path) -> None:
+    """A serving process killed before its companion journaled anything loses nothing."""
+    written = _spool(ario_home, 3)
+    journal = Journal.at_home(ario_home)
+    for line in spool_dir(ario_home).glob("*.jsonl"):  # point the entries at the gateway
+        entries = [json.loads(raw) for raw in line.read_bytes().splitlines()]
+        for entry in entries:
+            entry["upload_url"] = entry["gateway_base"] = local_gateway.url
+            entry["writebacks"] = []
+        line.write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in entries))
+    report = sync_journal(journal)
+    assert report.uploaded == 3
+    assert report.complete
+    anchor = ArweaveAnchor()
+    for index, data in enumerate(written):
+        record = journal.latest_for(f"prediction:d-{index}")
+        assert record is not None
+        assert record.state == "uploaded"
+        assert anchor.fetch_envelope_bytes(record.tx_id) == data
+
+
+def test_a_forked_child_writes_its_own_file(ario_home: Path) -> None:
+    writer = SpoolWriter(ario_home)
+    _spool(ario_home, 1, writer)
+    pid = os.fork()
+    if pid == 0:  # child: append and leave at once
+        try:
+            _spool(ario_home, 1, writer)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert len(list(spool_dir(ario_home).glob("*.jsonl"))) == 2
+
+
+@pytest.mark.parametrize("missing", ["upload_url", "writebacks"])
+def test_an_entry_missing_a_field_is_kept_aside_not_lost(ario_home: Path, missing: str) -> None:
+    writer = SpoolWriter(ario_home)
+    data = canonical_json(_envelope(ProofEngine(), 0))
+    entry = entry_for(data, context_key="k", upload_url="http://x", gateway_base="http://x")
+    del entry[missing]
+    writer.append(entry)
+    _spool(ario_home, 1, writer)
+    journal = Journal.at_home(ario_home)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 1
+    kept = (spool_dir(ario_home) / "rejected.log").read_bytes()
+    assert json.loads(kept)["context_key"] == "k"

@@ -1,0 +1,148 @@
+"""Predictions through the companion process: anchored, written back, never lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from ario_mlflow.arweave.anchor import ArweaveAnchor
+from ario_mlflow.arweave.companion import _running
+from ario_mlflow.arweave.journal import Journal
+from ario_mlflow.model import VerifiedModel
+from tests.cli_runner import run_cli
+from tests.lifecycle import FEATURES, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_SERVER = textwrap.dedent(
+    """
+    import sys, time
+    from ario_mlflow.arweave import companion
+    from ario_mlflow.model import VerifiedModel
+    from tests.lifecycle import FEATURES
+
+    model = VerifiedModel(sys.argv[1])
+    for index in range(int(sys.argv[2])):
+        print(model.predict(FEATURES.iloc[[index % len(FEATURES)]]).decision_id, flush=True)
+    (process,) = companion._running.values()
+    print("companion", process.pid, flush=True)
+    if sys.argv[3] == "wait":
+        time.sleep(600)  # until killed
+    """
+)
+
+
+def _serve(model_uri: str, count: int, then: str) -> tuple[subprocess.Popen[str], list[str], int]:
+    server = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, model_uri, str(count), then],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ),
+    )
+    assert server.stdout is not None
+    decisions = [server.stdout.readline().strip() for _ in range(count)]
+    label, pid = server.stdout.readline().split()
+    assert label == "companion", server.stderr.read() if server.stderr else ""
+    assert all(decisions)
+    return server, decisions, int(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie waiting for its parent is gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_until(condition: Any, timeout: float) -> bool:
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return bool(condition())
+
+
+def test_the_companion_anchors_and_writes_back_while_the_process_only_predicts(
+    mlflow_store: str, local_gateway: Any, ario_home: Path
+) -> None:
+    trained = train()
+    model = VerifiedModel(trained.model_uri)
+    before = set(threading.enumerate())
+    decisions = [model.predict(FEATURES.iloc[[i]]) for i in range(6)]
+    assert all(d.wait_for_anchor(30) for d in decisions)
+    assert all(d.proof_status == "anchored" and d.tx_id for d in decisions)
+    (companion,) = _running.values()
+    assert companion.pid != os.getpid()
+    assert companion.poll() is None
+    started = [t.name for t in set(threading.enumerate()) - before]
+    assert not [name for name in started if name.startswith("ario-")], started
+
+    journal = Journal.at_home(ario_home)
+    assert _wait_until(lambda: journal.counts()["writebacks_pending"] == 0, 60)
+    client = mlflow.MlflowClient()
+    for decision in decisions:
+        path = f"ario/predictions/{decision.decision_id}"
+        names = {f.path for f in client.list_artifacts(trained.run_id, path)}
+        assert names == {f"{path}/payload.json", f"{path}/proof.json"}
+    result = run_cli("verify", "decision", decisions[0].decision_id, "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = json.loads(result.stdout)["checks"]
+    assert checks["source_of_truth"]["ok"] is True
+
+
+def test_the_companion_finishes_after_its_parent_exits(
+    mlflow_store: str, local_gateway: Any, ario_home: Path
+) -> None:
+    trained = train()
+    server, decisions, companion = _serve(trained.model_uri, 8, "exit")
+    assert server.wait(timeout=60) == 0
+    journal = Journal.at_home(ario_home)
+
+    def done() -> bool:
+        records = [journal.latest_for(f"prediction:{d}") for d in decisions]
+        settled = all(r is not None and r.state == "uploaded" for r in records)
+        return settled and journal.counts()["writebacks_pending"] == 0
+
+    assert _wait_until(done, 60), journal.counts()
+    assert _wait_until(lambda: not _alive(companion), 30)  # and then it leaves
+
+
+def test_sigkill_of_server_and_companion_loses_no_returned_decision(
+    mlflow_store: str, local_gateway: Any, ario_home: Path
+) -> None:
+    trained = train()
+    local_gateway.set_faults(upload={"blackhole": True})
+    server, decisions, companion = _serve(trained.model_uri, 10, "wait")
+    for pid in (server.pid, companion):
+        os.kill(pid, signal.SIGKILL)
+    server.wait(timeout=30)
+    assert _wait_until(lambda: not _alive(companion), 10)
+
+    local_gateway.set_faults()
+    result = run_cli("sync", "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    journal, anchor = Journal.at_home(ario_home), ArweaveAnchor()
+    for decision_id in decisions:
+        record = journal.latest_for(f"prediction:{decision_id}")
+        assert record is not None
+        assert record.state == "uploaded"
+        assert anchor.fetch_envelope_bytes(record.tx_id) == record.envelope
+    result = run_cli("verify", "decision", decisions[-1], "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
