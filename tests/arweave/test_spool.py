@@ -25,6 +25,7 @@ from ario_mlflow.arweave.spool import (
 )
 from ario_mlflow.arweave.uploader import sync_journal
 from ario_mlflow.engine import ProofEngine
+from ario_mlflow.errors import JournalError
 from ario_mlflow.proof.canonical import canonical_json
 
 
@@ -171,3 +172,32 @@ def test_an_entry_missing_a_field_is_kept_aside_not_lost(ario_home: Path, missin
     assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 1
     kept = (spool_dir(ario_home) / "rejected.log").read_bytes()
     assert json.loads(kept)["context_key"] == "k"
+
+
+def test_a_long_lived_writer_rotates_and_sealed_files_are_deleted(
+    ario_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that never exits must not fill the disk with journaled lines."""
+    monkeypatch.setattr("ario_mlflow.arweave.spool.ROTATE_BYTES", 3000)
+    writer = SpoolWriter(ario_home)
+    _spool(ario_home, 12, writer)
+    assert len(list(spool_dir(ario_home).glob("*.jsonl"))) > 2
+    journal = Journal.at_home(ario_home)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 12
+    (current,) = spool_dir(ario_home).glob("*.jsonl")
+    assert current == writer.path  # sealed files deleted, the one being written kept
+    _spool(ario_home, 1, writer)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 1
+
+
+def test_a_full_disk_refuses_the_decision_with_a_typed_error(
+    ario_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = SpoolWriter(ario_home)
+    _spool(ario_home, 1, writer)
+    assert writer.path is not None
+    following = writer.path.with_name(writer.path.name.replace("~000000.", "~000001."))
+    following.symlink_to("/dev/full")  # the next file is on a full device
+    monkeypatch.setattr("ario_mlflow.arweave.spool.ROTATE_BYTES", 1)
+    with pytest.raises(JournalError, match="cannot write the decision spool"):
+        _spool(ario_home, 1, writer)

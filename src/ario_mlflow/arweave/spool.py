@@ -4,15 +4,15 @@
 wait for anybody to do so. A SQLite transaction can wait (another process holds the write
 lock; SQLite's busy handler sleeps at least a millisecond) and signing the ANS-104 item
 costs as much again. So a decision is appended, as one JSON line and one ``write(2)``, to
-a file only this process writes: ``$ARIO_MLFLOW_HOME/spool/<host>~<pid>~<random>.jsonl``.
+a file only this process writes: ``$ARIO_MLFLOW_HOME/spool/<host>~<pid>~<random>~<n>.jsonl``.
 A write that has returned survives the death of the process (it is in the page cache;
 the same guarantee as the journal's ``synchronous=NORMAL``).
 
 Ingestion — by the companion process, ``sync``, or any worker — signs each entry into a
 data item and moves it into the journal. The lines and the file's new offset commit in
 one transaction that first checks the old offset, so two ingesters never journal a line
-twice (which matters: an RSA-PSS item signed twice gets two TX ids). A file whose writer
-is gone and whose lines are all journaled is deleted.
+twice (which matters: an RSA-PSS item signed twice gets two TX ids). A file whose lines
+are all journaled is deleted once its writer is gone or has moved on to a newer file.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ario_mlflow.arweave.dataitem import create_data_item
 from ario_mlflow.arweave.item_tags import proof_tags
 from ario_mlflow.arweave.journal import Journal, NewRecord, Writeback
 from ario_mlflow.arweave.wallet import LoadedWallet, load_wallet
+from ario_mlflow.errors import JournalError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ SPOOL_DIR = "spool"
 SUFFIX = ".jsonl"
 #: Lines journaled per transaction while ingesting.
 INGEST_BATCH = 500
+#: A writer starts a new file past this size; the old one is deleted once journaled.
+ROTATE_BYTES = 16 * 1024 * 1024
 
 #: ``sign(envelope, entry) -> (tx_id, item bytes, token)``: how an ingester turns an
 #: entry into an ANS-104 item (it holds the funding wallet).
@@ -75,33 +78,54 @@ def spool_dir(home: Path) -> Path:
 
 
 class SpoolWriter:
-    """Appends entries to this process's spool file; one ``write(2)`` per entry."""
+    """Appends entries to this process's spool file; one ``write(2)`` per entry.
+
+    Files are named ``<host>~<pid>~<random>~<sequence>.jsonl``; past ``ROTATE_BYTES``
+    the writer moves on to the next sequence number, which seals the previous file.
+    """
 
     def __init__(self, home: Path) -> None:
         self.directory = spool_dir(home)
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._pid = -1
+        self._prefix = ""
+        self._sequence = 0
+        self._size = 0
         self.path: Path | None = None
 
     def _open(self) -> int:
         pid = os.getpid()
-        if self._fd is None or self._pid != pid:  # a forked child gets its own file
-            ensure_private_dir(self.directory)
-            name = f"{socket.gethostname()}~{pid}~{secrets.token_hex(4)}{SUFFIX}"
-            self.path = self.directory / name
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            self._pid = pid
+        if self._fd is not None and self._pid == pid and self._size < ROTATE_BYTES:
+            return self._fd
+        if self._fd is not None and self._pid == pid:
+            os.close(self._fd)  # rotation: the next file seals this one
+            self._sequence += 1
+        else:  # first use, or a forked child: a file of its own
+            self._prefix = f"{socket.gethostname()}~{pid}~{secrets.token_hex(4)}~"
+            self._sequence = 0
+        ensure_private_dir(self.directory)
+        self.path = self.directory / f"{self._prefix}{self._sequence:06d}{SUFFIX}"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._pid, self._size = pid, 0
         return self._fd
 
     def append(self, entry: Mapping[str, Any]) -> None:
-        """Make ``entry`` durable (against a crash of this process) before returning."""
+        """Make ``entry`` durable (against a crash of this process) before returning.
+
+        Raises ``JournalError`` when the spool cannot be written (e.g. a full disk): a
+        decision that cannot be kept is refused, never silently dropped.
+        """
         line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
         with self._lock:
-            fd = self._open()
-            written = os.write(fd, line)
-            while written < len(line):  # a regular file takes it whole; be exact anyway
-                written += os.write(fd, line[written:])
+            try:
+                fd = self._open()
+                written = os.write(fd, line)
+                while written < len(line):  # a regular file takes it whole; be exact anyway
+                    written += os.write(fd, line[written:])
+            except OSError as exc:
+                raise JournalError(f"cannot write the decision spool {self.path}: {exc}") from None
+            self._size += written
 
     def close(self) -> None:
         """Close the file (ingesters delete it once it is journaled and we are gone)."""
@@ -129,6 +153,15 @@ def entry_for(
         "writebacks": [[w.kind, w.spec, w.after_upload] for w in writebacks],
         "writeback_delay": writeback_delay,
     }
+
+
+def _sealed(path: Path) -> bool:
+    """A newer file of the same writer exists: nobody appends to this one any more."""
+    prefix, _, sequence = path.name[: -len(SUFFIX)].rpartition("~")
+    return any(
+        other.name[: -len(SUFFIX)].rpartition("~")[2] > sequence
+        for other in path.parent.glob(f"{prefix}~*{SUFFIX}")
+    )
 
 
 def _writer_alive(path: Path) -> bool:
@@ -250,7 +283,7 @@ def ingest_spool(journal: Journal, home: Path, sign: Signer) -> int:
 
 
 def _delete_if_finished(journal: Journal, path: Path) -> None:
-    if _writer_alive(path):
+    if _writer_alive(path) and not _sealed(path):
         return
     try:
         size = path.stat().st_size
