@@ -2,7 +2,7 @@
 
     python benchmarks/bench_predict.py [--rows 2000] [--sustained 10000] [--budget 50]
                                        [--sustained-budget 120]
-                                       [--inprocess-gateway] [--apply-proposed-fixes]
+                                       [--inprocess-gateway] [--background thread]
 
 Everything lives in a temporary directory: its own ``ARIO_MLFLOW_HOME`` (journal, keys,
 wallet), a sqlite MLflow store, and a local gateway on 127.0.0.1 (RSA 2048) that
@@ -39,11 +39,8 @@ the run stays under 5 minutes on 2 cores even when the product misbehaves.
 
 ``--no-trace-predictions`` passes ``trace_predictions=False`` (no MLflow trace per
 decision: the witness write-back only), to measure what the per-decision traces cost.
-``--apply-proposed-fixes`` measures product changes proposed in the README without
-editing the product: it sets ``MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false`` (so the trace
-write-back's per-trace ``flush_trace_async_logging`` has nothing to join) and adds the
-``writebacks (record_id, state, id)`` index to the benchmark's journals (the product has
-it since commit 4ac7f3b, so that part is now a no-op).
+``--background thread`` passes ``background="thread"`` (item signing, journal commit,
+uploads and write-backs inside the serving process instead of the companion process).
 
 Exit status 1 if the DataFrame median ratio misses the target (<= 1.25), if any predict
 failed, or if any decision is not anchored after ``sync_journal``.
@@ -59,7 +56,6 @@ import json
 import logging
 import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -84,8 +80,6 @@ WORKER_STOP_SECONDS = 20.0
 SYNC_TIMEOUT_SECONDS = 45.0
 #: Extra ``VerifiedModel`` keyword arguments (``--no-trace-predictions``).
 MODEL_OPTIONS: dict[str, Any] = {}
-#: The index proposed for ``journal.py`` (``claim_due_writebacks``' NOT EXISTS subquery).
-PROPOSED_INDEX = "CREATE INDEX IF NOT EXISTS writebacks_record ON writebacks (record_id, state, id)"
 
 
 # --- small helpers --------------------------------------------------------------------
@@ -237,7 +231,7 @@ def stop_workers(timeout: float = WORKER_STOP_SECONDS) -> int:
     return sum(thread.is_alive() for thread in alive)
 
 
-def fresh_home(scratch: Path, phase: str, proposed_fixes: bool) -> Path:
+def fresh_home(scratch: Path, phase: str) -> Path:
     """Stop the workers and switch to a new ARIO_MLFLOW_HOME with the same keys and wallet."""
     from ario_mlflow.arweave.journal import Journal
 
@@ -245,11 +239,7 @@ def fresh_home(scratch: Path, phase: str, proposed_fixes: bool) -> Path:
     home = scratch / f"home-{phase}"
     shutil.copytree(scratch / "home-setup", home, ignore=shutil.ignore_patterns("journal.sqlite3*"))
     os.environ["ARIO_MLFLOW_HOME"] = str(home)
-    journal = Journal.at_home(home)  # creates the schema
-    if proposed_fixes:
-        with contextlib.closing(sqlite3.connect(journal.path)) as db:
-            db.execute(PROPOSED_INDEX)
-    journal.close()
+    Journal.at_home(home).close()  # creates the schema
     return home
 
 
@@ -758,7 +748,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--inprocess-gateway", action="store_true", help="gateway in-process")
     parser.add_argument(
-        "--apply-proposed-fixes", action="store_true", help="what-if: see the docstring"
+        "--background", choices=["process", "thread"], default=None, help="VerifiedModel mode"
     )
     parser.add_argument("--dir", default=None, help="where to create the temporary directory")
     parser.add_argument("--sync-child", action="store_true", help=argparse.SUPPRESS)
@@ -785,7 +775,6 @@ class ErrorCounter(logging.Handler):
 
 def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     """Every phase, each on a fresh journal; the numbers for the report."""
-    fixes = args.apply_proposed_fixes
     features = train_and_register()
     print(f"trained, anchored, registered: {time.perf_counter() - STARTED:.0f} s", flush=True)
     latency = overhead(
@@ -794,9 +783,9 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         args.rows,
         args.warmup,
         budget=args.budget,
-        new_journal=lambda label: fresh_home(scratch, label, fixes),
+        new_journal=lambda label: fresh_home(scratch, label),
     )
-    fresh_home(scratch, "steps", fixes)
+    fresh_home(scratch, "steps")
     step_failures = Failures()
     try:
         steps = breakdown(
@@ -806,7 +795,7 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         print(f"step breakdown unavailable (VerifiedModel changed?): {exc}")
         steps = {}
     print(f"overhead measured: {time.perf_counter() - STARTED:.0f} s", flush=True)
-    fresh_home(scratch, "sustained", fixes)
+    fresh_home(scratch, "sustained")
     run = sustained(
         MODEL_URI,
         features,
@@ -816,7 +805,7 @@ def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
         drain_timeout=max(30.0, args.budget / 2),
     )
     print(f"sustained run done: {time.perf_counter() - STARTED:.0f} s", flush=True)
-    fresh_home(scratch, "load", fixes)
+    fresh_home(scratch, "load")
     loads = load_overhead(MODEL_URI, args.loads)
     return {
         "latency": latency,
@@ -842,8 +831,8 @@ def main() -> int:
     product_logger = logging.getLogger("ario_mlflow")
     product_logger.addHandler(errors)
     product_logger.propagate = False
-    if args.apply_proposed_fixes:
-        os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+    if args.background:
+        MODEL_OPTIONS["background"] = args.background
     if args.no_trace_predictions:
         MODEL_OPTIONS["trace_predictions"] = False
 
@@ -852,7 +841,7 @@ def main() -> int:
     try:
         with environment(scratch, args.inprocess_gateway) as url:
             where = "in-process" if args.inprocess_gateway else "subprocess"
-            fixes = "with the proposed fixes" if args.apply_proposed_fixes else "product as is"
+            fixes = f"background={args.background or 'process (default)'}"
             if args.no_trace_predictions:
                 fixes += ", trace_predictions=False"
             load = " / ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -6,7 +6,7 @@ Each benchmark's own output is streamed as it runs; the summary at the end repea
 key lines, its exit status and its wall time. ``--quick`` passes smaller sizes (hashing
 256 MiB x 3 rounds, 500 predict rounds and 2,000 sustained predictions, 3 anchor runs
 with an 8 MiB model, 5 CLI rounds) for a smoke run; the defaults are what the README
-table reports. ``--what-if`` also runs ``bench_predict.py --apply-proposed-fixes`` and
+table reports. ``--what-if`` also runs ``bench_predict.py --background thread`` and
 ``bench_predict.py --no-trace-predictions``.
 Exit status 1 if any benchmark exits non-zero (a missed target counts).
 """
@@ -65,12 +65,12 @@ BENCHES = [
         r"  journal states|  threads|  RSS|load:|product errors|target)",
     ),
     Bench(
-        "predict-what-if",
+        "predict-thread",
         "bench_predict.py",
         QUICK_PREDICT,
         r"^(1-row DataFrame|feature dict|\s+ratio|sustained:|  uploads|  MLflow|  plain|"
         r"  RSS|target)",
-        ["--apply-proposed-fixes"],
+        ["--background", "thread"],
     ),
     Bench(
         "predict-no-traces",
