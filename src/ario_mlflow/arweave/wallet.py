@@ -39,6 +39,9 @@ WalletMode = Literal["user-configured", "persistent", "ephemeral"]
 
 DEFAULT_WALLET_NAME = "wallet.json"
 JWK_FIELDS = ("kty", "n", "e", "d", "p", "q", "dp", "dq", "qi")
+#: The longest base58 text of a 64-byte Solana secret. Base58 decoding is quadratic in
+#: the text length, so longer strings are refused before decoding.
+_MAX_BASE58_SECRET_CHARS = 88
 #: Wallet files are a few kilobytes; refuse to read anything absurdly larger.
 _MAX_WALLET_BYTES = 1 << 20
 
@@ -128,8 +131,13 @@ def _detect(content: Any, where: str) -> tuple[Signer, WalletType]:
             )
         raise WalletLoadError(f"{where} is not a valid Solana id.json (expected 64 ints 0-255)")
     if isinstance(content, str):
+        text = content.strip()
         try:
-            solana = _solana_from_secret(b58decode(content.strip()))
+            solana = (
+                _solana_from_secret(b58decode(text))
+                if len(text) <= _MAX_BASE58_SECRET_CHARS
+                else None
+            )
         except ValueError:
             solana = None
         if solana is None:
@@ -153,6 +161,8 @@ def _read_wallet(path: Path) -> tuple[Signer, WalletType]:
         raise WalletLoadError(f"{where} does not exist") from None
     except OSError as exc:
         raise WalletLoadError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # e.g. "embedded null byte": no file can have this name
+        raise WalletLoadError(f"{where} is not a usable file name: {exc}") from None
     if len(content) > _MAX_WALLET_BYTES:
         raise WalletLoadError(f"{where} is too large to be a wallet file")
     try:
@@ -209,7 +219,12 @@ def load_wallet(wallet_path: str | os.PathLike[str] | None, *, home: Path) -> Lo
     an empty string counts as no choice. ``home`` is ``$ARIO_MLFLOW_HOME``.
     """
     if wallet_path is not None and os.fspath(wallet_path) != "":
-        path = Path(wallet_path).expanduser()
+        try:
+            path = Path(wallet_path).expanduser()
+        except (RuntimeError, ValueError) as exc:  # "~user/…": no such user, a NUL byte
+            raise WalletLoadError(
+                f"funding wallet {os.fspath(wallet_path)!r}: cannot expand '~' ({exc})"
+            ) from None
         signer, wallet_type = _read_wallet(path)
         return LoadedWallet(signer, wallet_type, "user-configured", path)
     return _default_wallet(Path(home) / DEFAULT_WALLET_NAME)

@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(2)
     except Exception as exc:
         # MLflow's own errors (no tracking server, bad URI …) are user-facing: one line.
-        if type(exc).__name__ != "MlflowException":
+        # Subclasses too (UnsupportedModelRegistryStoreURIException for an unknown scheme).
+        if not any(cls.__name__ == "MlflowException" for cls in type(exc).__mro__):
             raise
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
         click.echo(f"error: MLflow: {first_line[:300]}", err=True)

@@ -75,7 +75,14 @@ def sync(fmt: str, quiet: bool) -> None:
 
 @click.command("outbox")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@click.option("--limit", default=50, show_default=True, help="Rows to list.")
+@click.option(
+    "--limit",
+    # bounded: SQLite cannot bind an integer beyond 64 bits (OverflowError, a traceback)
+    type=click.IntRange(0, 1_000_000),
+    default=50,
+    show_default=True,
+    help="Rows to list.",
+)
 def outbox(fmt: str, limit: int) -> None:
     """List journaled records and write-backs that are not done yet, with their last error."""
     journal = _journal()

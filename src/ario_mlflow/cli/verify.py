@@ -125,8 +125,14 @@ def _run(
     if html_path:
         from ario_mlflow.report import render_verification_report
 
-        with open(html_path, "w", encoding="utf-8") as handle:
-            handle.write(render_verification_report(report))
+        try:
+            with open(html_path, "w", encoding="utf-8") as handle:
+                handle.write(render_verification_report(report))
+        except OSError as exc:  # no such directory, a file in the way, no permission
+            raise click.BadParameter(
+                f"cannot write the HTML report to {html_path!r}: {exc.strerror or exc}",
+                param_hint="'--html'",
+            ) from None
     if fmt == "json":
         click.echo(json.dumps(report, indent=2, default=str))
     else:

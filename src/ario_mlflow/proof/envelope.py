@@ -58,7 +58,10 @@ def envelope_for_signature(envelope: dict[str, Any]) -> dict[str, Any]:
     return {
         key: value
         for key, value in envelope.items()
-        if key not in _UNSIGNED_KEYS and not (strip_underscore and key.startswith("_"))
+        # A non-string key is kept (not stripped): canonicalizing the scope then fails
+        # with a typed error instead of an AttributeError escaping a verifier.
+        if key not in _UNSIGNED_KEYS
+        and not (strip_underscore and isinstance(key, str) and key.startswith("_"))
     }
 
 

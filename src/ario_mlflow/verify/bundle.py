@@ -20,6 +20,7 @@ import json
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -182,6 +183,13 @@ def _export_record(
 
 
 def _publish(staging: Path, output: Path) -> None:
+    try:
+        _copy_out(staging, output)
+    except OSError as exc:  # a file where a directory must be, no permission, disk full
+        raise BundleError(f"cannot write the bundle to {output}: {exc.strerror or exc}") from None
+
+
+def _copy_out(staging: Path, output: Path) -> None:
     if output.suffix == ".zip":
         output.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -209,7 +217,10 @@ class _Bundle:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._zip = zipfile.ZipFile(path) if path.suffix == ".zip" else None
+        try:
+            self._zip = zipfile.ZipFile(path) if path.suffix == ".zip" else None
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise BundleError(f"{path} is not a readable zip archive: {exc}") from None
 
     def read(self, relative: str) -> bytes:
         if ".." in Path(relative).parts or relative.startswith("/"):
@@ -220,6 +231,29 @@ class _Bundle:
             return (self.path / relative).read_bytes()
         except (KeyError, OSError) as exc:
             raise BundleError(f"bundle file {relative} is missing: {exc}") from None
+        except (ValueError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error) as exc:
+            # a NUL in the path, a corrupt or encrypted zip member
+            raise BundleError(f"bundle file {relative!r} cannot be read: {exc}") from None
+
+
+def _manifest_records(manifest: Any) -> list[dict[str, Any]]:
+    """The record entries of a parsed manifest, checked for the fields verification reads."""
+    if not isinstance(manifest, dict):
+        raise BundleError(f"manifest.json holds a JSON {type(manifest).__name__}, not an object")
+    if manifest.get("schema") != SCHEMA:
+        raise BundleError(f"not an evidence bundle (schema {manifest.get('schema')!r})")
+    records = manifest.get("records", [])
+    if not isinstance(records, list):
+        raise BundleError("manifest.json: 'records' is not a list")
+    for index, entry in enumerate(records):
+        if not isinstance(entry, dict):
+            raise BundleError(f"manifest.json: record {index} is not an object")
+        for name in ("stage", "tx_id", "envelope"):
+            if not isinstance(entry.get(name), str) or not entry[name]:
+                raise BundleError(f"manifest.json: record {index} has no {name!r} string")
+        if entry.get("payload") is not None and not isinstance(entry["payload"], str):
+            raise BundleError(f"manifest.json: record {index} 'payload' is not a path string")
+    return records
 
 
 def _verify_entry(
@@ -248,7 +282,7 @@ def _verify_entry(
     for name in ("signature", "anchored_bytes", "subject", "issuer"):
         if result[name].get("ok") is False:
             problems.append(f"{name}: {result[name].get('reason')}")
-    if payload_bytes is None and entry["event_type"] != "dataset":
+    if payload_bytes is None and entry.get("event_type") != "dataset":
         problems.append("no payload bytes in the bundle")
     return {
         **entry,
@@ -266,13 +300,11 @@ def verify_bundle(
     bundle = _Bundle(path)
     try:
         manifest = json.loads(bundle.read("manifest.json"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise BundleError(f"manifest.json is not JSON: {exc}") from None
-    if manifest.get("schema") != SCHEMA:
-        raise BundleError(f"not an evidence bundle (schema {manifest.get('schema')!r})")
     results = [
         _verify_entry(bundle, entry, manifest, trusted_keys)
-        for entry in manifest.get("records", [])
+        for entry in _manifest_records(manifest)
     ]
     by_stage: dict[str, list[dict[str, Any]]] = {}
     for result in results:
