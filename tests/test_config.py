@@ -63,6 +63,7 @@ def test_background_mode() -> None:
         ("ARIO_MLFLOW_MAX_ATTEMPTS", "0"),
         ("ARIO_MLFLOW_MAX_ATTEMPTS", "many"),
         ("ARIO_MLFLOW_BACKGROUND", "daemon"),
+        ("ARIO_MLFLOW_HOME", "~no-such-user-here/x"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:

@@ -107,7 +107,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
     home_raw = _text(env, "ARIO_MLFLOW_HOME")
-    home = Path(home_raw).expanduser() if home_raw else Path.home() / ".ario-mlflow"
+    try:
+        home = Path(home_raw).expanduser() if home_raw else Path.home() / ".ario-mlflow"
+    except (RuntimeError, ValueError) as exc:  # "~nosuchuser", a NUL byte, no home dir
+        raise ConfigError(f"ARIO_MLFLOW_HOME={home_raw!r}: cannot expand '~' ({exc})") from None
     gateway_host = _text(env, "ARIO_MLFLOW_GATEWAY_HOST") or DEFAULT_GATEWAY_HOST
     upload_url = (_text(env, "ARIO_MLFLOW_UPLOAD_URL") or DEFAULT_UPLOAD_URL).rstrip("/")
     if not upload_url.startswith(("http://", "https://")):
