@@ -5,9 +5,9 @@
 Each benchmark's own output is streamed as it runs; the summary at the end repeats its
 key lines, its exit status and its wall time. ``--quick`` passes smaller sizes (hashing
 256 MiB x 3 rounds, 500 predict rounds and 2,000 sustained predictions, 3 anchor runs
-with an 8 MiB model, 5 CLI rounds) for a smoke run; the defaults are what the README
-table reports. ``--what-if`` also runs ``bench_predict.py --background thread`` and
-``bench_predict.py --no-trace-predictions``.
+with an 8 MiB model, 5 CLI rounds and 3 of ``verify run``, 2,000 records to verify) for a
+smoke run; the defaults are what the README table reports. ``--what-if`` also runs
+``bench_predict.py --background thread`` and ``bench_predict.py --no-trace-predictions``.
 Exit status 1 if any benchmark exits non-zero (a missed target counts).
 """
 
@@ -86,7 +86,18 @@ BENCHES = [
         ["--runs", "3", "--extra-mib", "8"],
         r"^(up |blackholed|gateway down|after lifting)",
     ),
-    Bench("cli", "bench_cli.py", ["--rounds", "5"], r"^(python|ar-io-mlflow|slowest|--help)"),
+    Bench(
+        "cli",
+        "bench_cli.py",
+        ["--rounds", "5", "--verify-rounds", "3"],
+        r"^(python|ar-io-mlflow|slowest|--help|verify run|setup)",
+    ),
+    Bench(
+        "verify",
+        "bench_verify.py",
+        ["--records", "2000"],
+        r"^(floor|verify_record|ratio|tamper|verify-bundle|verify_bundle|target)",
+    ),
 ]
 
 

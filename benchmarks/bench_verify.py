@@ -1,0 +1,488 @@
+"""Benchmark: offline verification throughput of ``verify_record`` vs the cryptographic floor.
+
+    python benchmarks/bench_verify.py [--records 10000] [--rounds 3] [--no-cli]
+
+An auditor re-verifies every decision of a model: how many records per second does our
+verifier check, and how far is that from what the cryptography alone costs? Verification
+is offline by design (no MLflow, no network), so this benchmark needs no MLflow store and
+no gateway: everything lives in a temporary directory with its own ``ARIO_MLFLOW_HOME``
+(where ``ProofEngine`` creates the signing key).
+
+``--records`` prediction decisions (default 10,000) are minted as ``VerifiedModel.predict``
+builds them (``payloads.prediction_payload`` → ``canonical_json`` →
+``ProofEngine.create_commitment`` with ``payloads.prediction_subject``), all chained to one
+registration record. Then, for ``--rounds`` rounds (default 3), the contenders run one
+after the other over all records, so a slow phase of the machine hits each of them:
+
+* floor — the bare cryptography per record, in this process: ``hashlib.sha256`` of the
+  payload bytes compared with ``payload_hash``, plus one PyNaCl ``VerifyKey(key).verify``
+  of the envelope's signing message (messages, keys and signatures are prepared before
+  timing: serialising the signed scope is verifier work, not cryptography);
+* ``verify_record(envelope, payload_bytes, trusted_keys=(key,))`` — an auditor pinning
+  the issuer, as ``verify-bundle --trusted-key`` does;
+* ``verify_record(envelope, payload_bytes)`` — defaults: the trusted keys come from the
+  environment (``load_settings()``) on every call.
+
+Every timed pass counts the records that verified, so a pass that checks nothing would
+show. A tamper check follows: one payload byte flipped in one record and one signed
+envelope field changed in another; ``verify_record`` and the floor must fail exactly those
+two records (``payload_hash_mismatch`` and ``signature_invalid``).
+
+Unless ``--no-cli``, the records (plus the registration record) are also written as an
+evidence bundle directory (``manifest.json`` + ``records/<tx_id>/{envelope.json,
+payload.bin}``, the layout of ``ario_mlflow.verify.bundle``; written directly, since
+``ar-io-mlflow export`` needs MLflow traces) and checked by ``ar-io-mlflow verify-bundle
+<dir> --trusted-key <key> --format json`` in a subprocess (start-up included) and by
+``verify_bundle()`` in this process; then one ``payload.bin`` is corrupted and the command
+must exit 1 with exactly that record failing.
+
+Target: ``verify_record`` (pinned) >= 1,000 records/s in its best round. Exit status 1 if
+the target is missed, a timed pass verified fewer records than it was given, a tamper is
+missed or a sound record fails, or ``verify-bundle`` does not exit 0 (1 when tampered).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from base64 import urlsafe_b64encode
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SOURCE_ROOT = Path(__file__).resolve().parents[1] / "src"
+TARGET_RECORDS_PER_SECOND = 1000.0
+MODEL_NAME = "credit-model"
+MODEL_VERSION = "1"
+
+
+@dataclass
+class Minted:
+    """The decisions under test and what the floor needs, prepared before timing."""
+
+    public_key: str
+    envelopes: list[dict[str, Any]]
+    envelope_bytes: list[bytes]
+    payloads: list[bytes]
+    tx_ids: list[str]
+    registration: tuple[str, dict[str, Any], bytes, bytes]  # tx id, envelope, bytes, payload
+    seconds: float
+    floor_inputs: list[tuple[bytes, str, bytes, bytes, bytes]] = field(default_factory=list)
+
+
+def fake_tx_id(data: bytes) -> str:
+    """A 43-character base64url id, shaped like an Arweave TX id (the bundle's folder name)."""
+    return urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip("=")
+
+
+def mint(count: int) -> Minted:
+    """``count`` signed prediction records chained to one registration record."""
+    from ario_mlflow.engine import ProofEngine
+    from ario_mlflow.proof import payloads as P
+    from ario_mlflow.proof.canonical import canonical_json
+    from ario_mlflow.proof.envelope import parse_json_object
+
+    engine = ProofEngine()
+    run_id = uuid.uuid4().hex
+    model_uri = f"models:/m-{uuid.uuid4().hex}"
+    reg_payload = canonical_json(
+        P.registration_payload(
+            model_name=MODEL_NAME,
+            model_version=MODEL_VERSION,
+            source_run_id=run_id,
+            source=model_uri,
+            artifact_verified=True,
+            artifact_hash=hashlib.sha256(b"model").hexdigest(),
+        )
+    )
+    reg_envelope = engine.create_commitment(
+        event_type=P.REGISTRATION,
+        subject=P.model_version_subject(MODEL_NAME, MODEL_VERSION),
+        payload_bytes=reg_payload,
+        previous_hash=fake_tx_id(b"training"),
+    )
+    reg_bytes = canonical_json(reg_envelope)
+    reg_tx = fake_tx_id(reg_bytes)
+    stream_id = str(uuid.uuid4())
+    envelopes, envelope_bytes, payloads, tx_ids = [], [], [], []
+    start = time.perf_counter()
+    for index in range(count):
+        decision_id = str(uuid.uuid4())
+        payload = P.prediction_payload(
+            decision_id=decision_id,
+            model_name=MODEL_NAME,
+            model_version=MODEL_VERSION,
+            run_id=run_id,
+            model_uri=model_uri,
+            input_hash=hashlib.sha256(f"input {index}".encode()).hexdigest(),
+            output_hash=hashlib.sha256(f"output {index}".encode()).hexdigest(),
+            latency_ms=0.5 + (index % 100) / 37,
+            artifact_verified=True,
+            snapshot={"sequence": index, "stream_id": stream_id},
+        )
+        payload_bytes = canonical_json(payload)
+        envelope = engine.create_commitment(
+            event_type=P.PREDICTION,
+            subject=P.prediction_subject(decision_id, run_id, f"tr-{uuid.uuid4().hex}"),
+            payload_bytes=payload_bytes,
+            previous_hash=reg_tx,
+        )
+        data = canonical_json(envelope)
+        envelopes.append(parse_json_object(data))  # what an auditor holds: the parsed bytes
+        envelope_bytes.append(data)
+        payloads.append(payload_bytes)
+        tx_ids.append(fake_tx_id(data))
+    seconds = time.perf_counter() - start
+    minted = Minted(
+        engine.public_key_hex,
+        envelopes,
+        envelope_bytes,
+        payloads,
+        tx_ids,
+        (reg_tx, reg_envelope, reg_bytes, reg_payload),
+        seconds,
+    )
+    minted.floor_inputs = floor_inputs(envelopes, payloads)
+    return minted
+
+
+def floor_inputs(
+    envelopes: list[dict[str, Any]], payloads: list[bytes]
+) -> list[tuple[bytes, str, bytes, bytes, bytes]]:
+    """Per record: payload bytes, stored hash, key, signing message, signature (raw)."""
+    from ario_mlflow.proof.envelope import signing_message
+
+    return [
+        (
+            payload,
+            envelope["payload_hash"],
+            bytes.fromhex(envelope["public_key"]),
+            signing_message(envelope),
+            bytes.fromhex(envelope["signature"]),
+        )
+        for envelope, payload in zip(envelopes, payloads, strict=True)
+    ]
+
+
+def floor_pass(inputs: list[tuple[bytes, str, bytes, bytes, bytes]]) -> list[int]:
+    """The baseline: sha256 + one Ed25519 verification per record; indices that failed."""
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+
+    failed = []
+    for index, (payload, stored, key, message, signature) in enumerate(inputs):
+        ok = hashlib.sha256(payload).hexdigest() == stored
+        try:
+            VerifyKey(key).verify(message, signature)
+        except BadSignatureError:
+            ok = False
+        if not ok:
+            failed.append(index)
+    return failed
+
+
+def ours_pass(
+    envelopes: list[dict[str, Any]], payloads: list[bytes], trusted: tuple[str, ...] | None
+) -> list[int]:
+    """``verify_record`` over every record; indices whose ``overall`` is not true."""
+    from ario_mlflow.verify import verify_record
+
+    return [
+        index
+        for index, (envelope, payload) in enumerate(zip(envelopes, payloads, strict=True))
+        if verify_record(envelope, payload, trusted_keys=trusted)["overall"] is not True
+    ]
+
+
+def timed_rounds(minted: Minted, rounds: int) -> dict[str, dict[str, Any]]:
+    """Each contender once per round over all records: seconds and failures per round."""
+    pinned = (minted.public_key,)
+    contenders: dict[str, Callable[[], list[int]]] = {
+        "floor": lambda: floor_pass(minted.floor_inputs),
+        "pinned": lambda: ours_pass(minted.envelopes, minted.payloads, pinned),
+        "default": lambda: ours_pass(minted.envelopes, minted.payloads, None),
+    }
+    for run in contenders.values():  # warm-up: imports, caches
+        run()
+    results: dict[str, dict[str, Any]] = {name: {"seconds": [], "failed": 0} for name in contenders}
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            failed = run()
+            results[name]["seconds"].append(time.perf_counter() - start)
+            results[name]["failed"] += len(failed)
+    return results
+
+
+def tamper_check(minted: Minted) -> dict[str, Any]:
+    """Flip one payload byte and one signed envelope field; exactly those two must fail."""
+    from ario_mlflow.verify import verify_record
+
+    count = len(minted.payloads)
+    bad_payload, bad_envelope = count // 3 + 7, (2 * count) // 3 + 1
+    payloads = list(minted.payloads)
+    corrupted = bytearray(payloads[bad_payload])
+    corrupted[len(corrupted) // 2] ^= 0x01
+    payloads[bad_payload] = bytes(corrupted)
+    envelopes = list(minted.envelopes)
+    forged = json.loads(json.dumps(envelopes[bad_envelope]))
+    forged["subject"]["decision_id"] = str(uuid.uuid4())  # a signed field
+    envelopes[bad_envelope] = forged
+    pinned = (minted.public_key,)
+    ours = ours_pass(envelopes, payloads, pinned)
+    reasons = {
+        index: [
+            f"{name}: {check.get('reason')}"
+            for name, check in verify_record(
+                envelopes[index], payloads[index], trusted_keys=pinned
+            ).items()
+            if isinstance(check, dict) and check.get("ok") is False
+        ]
+        for index in ours
+    }
+    floor = floor_pass(floor_inputs(envelopes, payloads))
+    expected = [bad_payload, bad_envelope]
+    ok = (
+        ours == expected
+        and floor == expected
+        and reasons.get(bad_payload) == ["anchored_bytes: payload_hash_mismatch"]
+        and reasons.get(bad_envelope) == ["signature: signature_invalid"]
+    )
+    return {"expected": expected, "ours": ours, "floor": floor, "reasons": reasons, "ok": ok}
+
+
+def write_bundle(minted: Minted, root: Path) -> int:
+    """The records as an evidence bundle directory; returns how many records it holds."""
+    from ario_mlflow.verify.bundle import SCHEMA
+
+    reg_tx, reg_envelope, reg_bytes, reg_payload = minted.registration
+    entries = [("registration", f"v{MODEL_VERSION}", reg_tx, reg_envelope, reg_bytes, reg_payload)]
+    entries += [
+        ("prediction", env["subject"]["decision_id"], tx, env, data, payload)
+        for env, data, payload, tx in zip(
+            minted.envelopes, minted.envelope_bytes, minted.payloads, minted.tx_ids, strict=True
+        )
+    ]
+    records = []
+    for stage, label, tx_id, envelope, data, payload in entries:
+        folder = root / "records" / tx_id
+        folder.mkdir(parents=True)
+        (folder / "envelope.json").write_bytes(data)
+        (folder / "payload.bin").write_bytes(payload)
+        records.append(
+            {
+                "stage": stage,
+                "label": label,
+                "tx_id": tx_id,
+                "event_type": envelope["event_type"],
+                "envelope": f"records/{tx_id}/envelope.json",
+                "envelope_sha256": hashlib.sha256(data).hexdigest(),
+                "payload": f"records/{tx_id}/payload.bin",
+                "payload_sha256": hashlib.sha256(payload).hexdigest(),
+                "receipt": None,
+            }
+        )
+    manifest = {
+        "schema": SCHEMA,
+        "generated_by": "benchmarks/bench_verify.py",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "model": MODEL_NAME,
+        "version": MODEL_VERSION,
+        "run_id": None,
+        "records": records,
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return len(records)
+
+
+def cli_prefix() -> list[str]:
+    """The console script beside this interpreter, else ``python -m ario_mlflow.cli``."""
+    script = Path(sys.executable).parent / "ar-io-mlflow"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "ario_mlflow.cli"]
+
+
+def run_verify_bundle(bundle: Path, key: str) -> tuple[float, int, list[str]]:
+    """``ar-io-mlflow verify-bundle`` once: wall seconds, exit status, failing tx ids."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(SOURCE_ROOT), env.get("PYTHONPATH"))))
+    command = [*cli_prefix(), "verify-bundle", str(bundle), "--trusted-key", key]
+    start = time.perf_counter()
+    done = subprocess.run(
+        [*command, "--format", "json"], env=env, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - start
+    try:
+        records = json.loads(done.stdout)["records"]
+    except (ValueError, KeyError):
+        print(f"  verify-bundle output is not its JSON report: {done.stderr.strip()[-500:]}")
+        return seconds, done.returncode, ["<no report>"]
+    return seconds, done.returncode, [r["tx_id"] for r in records if not r["ok"]]
+
+
+def bundle_checks(minted: Minted, scratch: Path) -> dict[str, Any]:
+    """verify-bundle on the sound bundle (CLI and in-process), then with one byte flipped."""
+    from ario_mlflow.verify.bundle import verify_bundle
+
+    root = scratch / "bundle"
+    start = time.perf_counter()
+    count = write_bundle(minted, root)
+    written = time.perf_counter() - start
+    key = minted.public_key
+    cli_seconds, cli_status, cli_failed = run_verify_bundle(root, key)
+    start = time.perf_counter()
+    report = verify_bundle(root, trusted_keys=[key])
+    inprocess = time.perf_counter() - start
+    inprocess_failed = [r["tx_id"] for r in report["records"] if not r["ok"]]
+    victim = minted.tx_ids[len(minted.tx_ids) // 2]
+    path = root / "records" / victim / "payload.bin"
+    data = bytearray(path.read_bytes())
+    data[5] ^= 0x01
+    path.write_bytes(bytes(data))
+    tampered_seconds, tampered_status, tampered_failed = run_verify_bundle(root, key)
+    ok = (
+        cli_status == 0
+        and not cli_failed
+        and report["ok"] is True
+        and not inprocess_failed
+        and tampered_status == 1
+        and tampered_failed == [victim]
+    )
+    return {
+        "records": count,
+        "written": written,
+        "cli": (cli_seconds, cli_status, cli_failed),
+        "inprocess": (inprocess, inprocess_failed),
+        "tampered": (tampered_seconds, tampered_status, tampered_failed, victim),
+        "ok": ok,
+    }
+
+
+def print_rounds(results: dict[str, dict[str, Any]], count: int) -> float:
+    """The result table; returns the pinned contender's best records/s."""
+    floor_best = min(results["floor"]["seconds"])
+    floor_median = statistics.median(results["floor"]["seconds"])
+    labels = {
+        "floor": "floor: sha256 + Ed25519 verify",
+        "pinned": "verify_record, trusted_keys pinned",
+        "default": "verify_record, defaults",
+    }
+    print(
+        f"{'contender':<36} {'best rec/s':>11} {'median rec/s':>13} {'best total s':>13} "
+        f"{'µs/record':>10} {'med/floor':>9} {'failed':>7}"
+    )
+    print("-" * 105)
+    for name, label in labels.items():
+        seconds = results[name]["seconds"]
+        best, median = min(seconds), statistics.median(seconds)
+        print(
+            f"{label:<36} {count / best:>11,.0f} {count / median:>13,.0f} {best:>13.3f} "
+            f"{best / count * 1e6:>10.1f} {median / floor_median:>8.2f}x "
+            f"{results[name]['failed']:>7}"
+        )
+    print("-" * 105)
+    for name in ("pinned", "default"):
+        seconds = results[name]["seconds"]
+        print(
+            f"ratio {labels[name]} / floor (time): {min(seconds) / floor_best:.2f}x best, "
+            f"{statistics.median(seconds) / floor_median:.2f}x median; beyond the floor "
+            f"{(statistics.median(seconds) - floor_median) / count * 1e6:.1f} µs/record"
+        )
+    return count / min(results["pinned"]["seconds"])
+
+
+def print_bundle(bundle: dict[str, Any]) -> None:
+    """The verify-bundle lines."""
+    count = bundle["records"]
+    seconds, status, failed = bundle["cli"]
+    print(
+        f"verify-bundle CLI ({count:,} records, start-up included): {seconds:.2f} s, "
+        f"{count / seconds:,.0f} records/s, exit {status}, failed records {len(failed)}"
+    )
+    seconds, failed = bundle["inprocess"]
+    print(
+        f"verify_bundle() in-process: {seconds:.2f} s, {count / seconds:,.0f} records/s, "
+        f"failed records {len(failed)} (bundle written in {bundle['written']:.1f} s)"
+    )
+    seconds, status, failed, victim = bundle["tampered"]
+    print(
+        f"verify-bundle, one payload.bin byte flipped ({victim}): {seconds:.2f} s, exit "
+        f"{status}, failed {failed if len(failed) < 4 else f'{len(failed)} records'} — "
+        f"{'exactly that record' if failed == [victim] else 'WRONG'}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=10_000, help="decisions to verify")
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes per contender")
+    parser.add_argument("--no-cli", action="store_true", help="skip the verify-bundle part")
+    parser.add_argument("--dir", default=None, help="where to create the temporary directory")
+    args = parser.parse_args()
+    sys.path.insert(0, str(SOURCE_ROOT))
+    started = time.perf_counter()
+
+    scratch = Path(tempfile.mkdtemp(prefix="ario-bench-verify-", dir=args.dir))
+    saved = {n: os.environ.get(n) for n in ("ARIO_MLFLOW_HOME", "ARIO_MLFLOW_TRUSTED_KEYS")}
+    try:
+        os.environ["ARIO_MLFLOW_HOME"] = str(scratch / "home")
+        os.environ.pop("ARIO_MLFLOW_SIGNING_KEY", None)
+        os.environ.pop("ARIO_MLFLOW_TRUSTED_KEYS", None)
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"minting {args.records:,} prediction records (load average {load}) ...", flush=True)
+        minted = mint(args.records)
+        print(
+            f"  minted in {minted.seconds:.1f} s ({args.records / minted.seconds:,.0f}/s: "
+            f"payload + canonical_json + create_commitment); issuer {minted.public_key[:16]}…",
+            flush=True,
+        )
+        results = timed_rounds(minted, args.rounds)
+        tamper = tamper_check(minted)
+        bundle = None if args.no_cli else bundle_checks(minted, scratch)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    print()
+    best = print_rounds(results, args.records)
+    print(
+        f"tamper check: failed {tamper['ours']} (verify_record), {tamper['floor']} (floor), "
+        f"expected {tamper['expected']}: {'ok' if tamper['ok'] else 'WRONG'}; "
+        f"reasons {tamper['reasons']}"
+    )
+    if bundle is not None:
+        print_bundle(bundle)
+    complete = all(r["failed"] == 0 for r in results.values())
+    met = best >= TARGET_RECORDS_PER_SECOND
+    print(
+        f"target verify_record >= {TARGET_RECORDS_PER_SECOND:,.0f} records/s: "
+        f"{'met' if met else 'MISSED'} ({best:,.0f}/s best round); every timed record "
+        f"verified: {complete}; tamper detected exactly: {tamper['ok']}; verify-bundle: "
+        f"{'skipped' if bundle is None else 'ok' if bundle['ok'] else 'FAILED'}"
+    )
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"cpu count {os.cpu_count()}, records {args.records:,}, rounds {args.rounds}, "
+        f"total {time.perf_counter() - started:.0f} s, load average {load}"
+    )
+    bundle_ok = bundle is None or bundle["ok"]
+    return 0 if met and complete and tamper["ok"] and bundle_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
