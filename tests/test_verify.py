@@ -50,6 +50,19 @@ def test_reference_records_verify_offline(record: str) -> None:
     assert other["issuer"]["reason"].startswith("untrusted_issuer")
 
 
+def test_offline_verification_reads_only_the_pinned_keys_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unrelated bad setting (the upload URL) must not break an offline verifier."""
+    folder = next((VECTORS_DIR / "original-0.3.0").iterdir())
+    envelope = json.loads((folder / "envelope.json").read_bytes())
+    payload = (folder / "payload.bin").read_bytes()
+    monkeypatch.setenv("ARIO_MLFLOW_UPLOAD_URL", "not-a-url")
+    assert verify_record(envelope, payload)["overall"] is True
+    monkeypatch.setenv("ARIO_MLFLOW_TRUSTED_KEYS", "ab" * 32)
+    assert verify_record(envelope, payload)["issuer"]["reason"].startswith("untrusted_issuer")
+
+
 def test_every_verify_command_passes_on_honest_records(
     mlflow_store: str, local_gateway: Any
 ) -> None:

@@ -103,6 +103,18 @@ def resolve_gateways(primary: str, configured: tuple[str, ...]) -> tuple[str, ..
     return tuple(dict.fromkeys((primary, *DEFAULT_FALLBACK_GATEWAYS)))
 
 
+def trusted_keys_from_env(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``ARIO_MLFLOW_TRUSTED_KEYS`` alone (verifiers need nothing else from the settings)."""
+    env = os.environ if env is None else env
+    trusted = tuple(k.lower() for k in split_list(env.get("ARIO_MLFLOW_TRUSTED_KEYS")))
+    for key in trusted:
+        if not _HEX_KEY.fullmatch(key):
+            raise ConfigError(
+                f"ARIO_MLFLOW_TRUSTED_KEYS holds {key!r}, which is not a 64-hex Ed25519 public key"
+            )
+    return trusted
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default: ``os.environ``)."""
     env = os.environ if env is None else env
@@ -121,12 +133,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     verify_url = _text(env, "ARIO_MLFLOW_ARIO_VERIFY_URL")
     capture = (_text(env, "ARIO_MLFLOW_CAPTURE_OTEL") or "true").lower() not in _FALSE_WORDS
     explicit_gateways = split_list(env.get("ARIO_MLFLOW_GATEWAYS"))
-    trusted = tuple(k.lower() for k in split_list(env.get("ARIO_MLFLOW_TRUSTED_KEYS")))
-    for key in trusted:
-        if not _HEX_KEY.fullmatch(key):
-            raise ConfigError(
-                f"ARIO_MLFLOW_TRUSTED_KEYS holds {key!r}, which is not a 64-hex Ed25519 public key"
-            )
+    trusted = trusted_keys_from_env(env)
     background = (_text(env, "ARIO_MLFLOW_BACKGROUND") or "process").lower()
     if background not in BACKGROUND_MODES:
         raise ConfigError(

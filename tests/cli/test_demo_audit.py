@@ -171,6 +171,10 @@ def test_export_and_verify_bundle_offline(demo_dir: Path, tmp_path: Path) -> Non
     untrusted = run_cli("verify-bundle", str(bundle), "--trusted-key", "ab" * 32, env=offline)
     assert untrusted.returncode == 1
     assert "untrusted_issuer" in untrusted.stdout
+    pinned_by_env = {**offline, "ARIO_MLFLOW_TRUSTED_KEYS": "ab" * 32}
+    untrusted = run_cli("verify-bundle", str(bundle), env=pinned_by_env)
+    assert untrusted.returncode == 1  # the environment's pins count, as for `verify`
+    assert "untrusted_issuer" in untrusted.stdout
 
     payload = bundle / manifest["records"][2]["payload"]
     payload.write_bytes(payload.read_bytes().replace(b"credit-scorer", b"credit-scorex"))

@@ -64,7 +64,7 @@ def export(model_ref: str, output: Path, decisions: int, tracking_uri: str | Non
     "trusted_keys",
     multiple=True,
     metavar="HEX",
-    help="Issuer public key to pin (repeatable).",
+    help="Issuer public key to pin (repeatable; added to ARIO_MLFLOW_TRUSTED_KEYS).",
 )
 @click.option("--online", is_flag=True, help="Also check each TX on the gateways.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
@@ -72,10 +72,12 @@ def verify_bundle_command(
     path: Path, trusted_keys: tuple[str, ...], online: bool, fmt: str
 ) -> None:
     """Verify an evidence bundle offline: no MLflow, no network (unless --online)."""
+    from ario_mlflow.config import trusted_keys_from_env
     from ario_mlflow.verify.bundle import BundleError, verify_bundle
 
     try:
-        result = verify_bundle(path, trusted_keys=[k.lower() for k in trusted_keys], online=online)
+        pinned = dict.fromkeys((*trusted_keys_from_env(), *(k.lower() for k in trusted_keys)))
+        result = verify_bundle(path, trusted_keys=list(pinned), online=online)
     except BundleError as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":

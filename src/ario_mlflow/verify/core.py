@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ario_mlflow.config import load_settings
+from ario_mlflow.config import trusted_keys_from_env
 from ario_mlflow.errors import EnvelopeParseError
 from ario_mlflow.proof.envelope import parse_json_object
 from ario_mlflow.proof.hashing import sha256_hex
@@ -45,7 +45,7 @@ def overall_ok(checks: dict[str, dict[str, Any]], event_type: Any) -> bool | Non
 
 
 def _trusted(trusted_keys: Sequence[str] | None) -> tuple[str, ...]:
-    return tuple(trusted_keys) if trusted_keys is not None else load_settings().trusted_keys
+    return tuple(trusted_keys) if trusted_keys is not None else trusted_keys_from_env()
 
 
 def full_verify(
