@@ -270,14 +270,20 @@ def _anchor_dataset(
 
 
 def active_trace_id() -> str | None:
-    """The id of the MLflow trace whose span is active here, if any."""
+    """The id of the MLflow trace whose span is active here, if any.
+
+    MLflow 3 has ``mlflow.get_active_trace_id``; MLflow 2 only the active span, whose
+    ``request_id`` is the trace's id.
+    """
     import mlflow
 
-    getter = getattr(mlflow, "get_active_trace_id", None)
-    if getter is None:
-        return None
     try:
-        trace_id = getter()
+        getter = getattr(mlflow, "get_active_trace_id", None)
+        if getter is not None:
+            trace_id = getter()
+        else:
+            span = mlflow.get_current_active_span()
+            trace_id = getattr(span, "request_id", None) if span is not None else None
     except Exception:  # tracing is optional context, never a reason to fail
         return None
     return str(trace_id) if trace_id else None
