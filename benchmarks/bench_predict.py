@@ -404,7 +404,7 @@ def breakdown(
         "output_fingerprint",
         "payload + canonical_json",
         "create_commitment (Ed25519)",
-        "canonical_json(envelope) + write-back spec",
+        "write-back spec",
         "commit (decision sink)",
     )
     samples: list[list[int]] = [[] for _ in names]
@@ -445,14 +445,12 @@ def breakdown(
             previous_hash=model._previous_hash,
         )
         t7 = clock()
-        envelope_bytes = canonical_json(envelope)
         writeback = model._decision_writeback(payload_bytes, row, prediction)
         t8 = clock()
         committed = failures.call(
             functools.partial(
                 model._sink.commit,
                 envelope,
-                envelope_bytes,
                 f"prediction:{payload['decision_id']}",
                 writeback,
             )

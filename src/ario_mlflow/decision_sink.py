@@ -48,9 +48,7 @@ class JournalSink:
     def __init__(self, anchor: Any) -> None:
         self._anchor = anchor
 
-    def commit(
-        self, envelope: Mapping[str, Any], envelope_bytes: bytes, key: str, writeback: Writeback
-    ) -> Waiter:
+    def commit(self, envelope: Mapping[str, Any], key: str, writeback: Writeback) -> Waiter:
         record = self._anchor.journal_proof(envelope, writebacks=[writeback], context_key=key)
         anchor = self._anchor
 
@@ -72,12 +70,10 @@ class SpoolSink:
         self._wallet_path = getattr(anchor, "_wallet_path", None)
         self._next_check = 0.0
 
-    def commit(
-        self, envelope: Mapping[str, Any], envelope_bytes: bytes, key: str, writeback: Writeback
-    ) -> Waiter:
+    def commit(self, envelope: Mapping[str, Any], key: str, writeback: Writeback) -> Waiter:
         self._writer.append(
             entry_for(
-                envelope_bytes,
+                envelope,
                 context_key=key,
                 upload_url=self._anchor.upload_url,
                 gateway_base=self._gateway,

@@ -344,7 +344,6 @@ class VerifiedModel:
         if self._sink is not None:
             wait = self._sink.commit(
                 envelope,
-                canonical_json(envelope),
                 f"prediction:{decision_id}",
                 self._decision_writeback(payload_bytes, input_data, prediction),
             )

@@ -42,10 +42,11 @@ def _spool(home: Path, count: int, writer: SpoolWriter | None = None) -> list[by
     engine, writer = ProofEngine(), writer or SpoolWriter(home)
     written = []
     for index in range(count):
-        data = canonical_json(_envelope(engine, index))
+        envelope = _envelope(engine, index)
+        data = canonical_json(envelope)
         writer.append(
             entry_for(
-                data,
+                envelope,
                 context_key=f"prediction:d-{index}",
                 upload_url="http://127.0.0.1:9",
                 gateway_base="http://127.0.0.1:9",
@@ -82,11 +83,11 @@ def test_an_unfinished_line_waits_and_a_garbage_line_is_kept_aside(ario_home: Pa
         raw.write(b"this is not json\n")
     _spool(ario_home, 1, writer)  # the line after the garbage one is journaled
     with open(writer.path, "ab") as raw:
-        raw.write(b'{"envelope": "{}", "half')  # a write still in progress
+        raw.write(b'{"envelope": {}, "half')  # a write still in progress
     journal = Journal.at_home(ario_home)
     assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 2
     assert (spool_dir(ario_home) / "rejected.log").read_bytes() == b"this is not json\n"
-    assert spool_backlog(ario_home, journal) == len(b'{"envelope": "{}", "half')
+    assert spool_backlog(ario_home, journal) == len(b'{"envelope": {}, "half')
 
 
 def test_racing_ingesters_never_journal_a_line_twice(ario_home: Path) -> None:
@@ -163,8 +164,9 @@ def test_a_forked_child_writes_its_own_file(ario_home: Path) -> None:
 @pytest.mark.parametrize("missing", ["upload_url", "writebacks"])
 def test_an_entry_missing_a_field_is_kept_aside_not_lost(ario_home: Path, missing: str) -> None:
     writer = SpoolWriter(ario_home)
-    data = canonical_json(_envelope(ProofEngine(), 0))
-    entry = entry_for(data, context_key="k", upload_url="http://x", gateway_base="http://x")
+    entry = entry_for(
+        _envelope(ProofEngine(), 0), context_key="k", upload_url="http://x", gateway_base="http://x"
+    )
     del entry[missing]
     writer.append(entry)
     _spool(ario_home, 1, writer)

@@ -34,6 +34,7 @@ from ario_mlflow.arweave.item_tags import proof_tags
 from ario_mlflow.arweave.journal import Journal, NewRecord, Writeback
 from ario_mlflow.arweave.wallet import LoadedWallet, load_wallet
 from ario_mlflow.errors import JournalError
+from ario_mlflow.proof.canonical import canonical_json
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ INGEST_BATCH = 500
 #: A writer starts a new file past this size; the old one is deleted once journaled.
 ROTATE_BYTES = 16 * 1024 * 1024
 
-#: ``sign(envelope, entry) -> (tx_id, item bytes, token)``: how an ingester turns an
-#: entry into an ANS-104 item (it holds the funding wallet).
-Signer = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[str, bytes, str]]
+#: ``sign(envelope, canonical bytes) -> (tx_id, item bytes, token)``: how an ingester
+#: turns an entry into an ANS-104 item (it holds the funding wallet).
+Signer = Callable[[Mapping[str, Any], bytes], tuple[str, bytes, str]]
 
 
 class WalletSigner:
@@ -58,9 +59,7 @@ class WalletSigner:
         self.wallet_path = wallet_path
         self._wallet: LoadedWallet | None = None
 
-    def __call__(
-        self, envelope: Mapping[str, Any], entry: Mapping[str, Any]
-    ) -> tuple[str, bytes, str]:
+    def __call__(self, envelope: Mapping[str, Any], data: bytes) -> tuple[str, bytes, str]:
         if self._wallet is None:
             if self.wallet_path is None:
                 from ario_mlflow.config import load_settings
@@ -68,7 +67,7 @@ class WalletSigner:
                 self.wallet_path = load_settings().wallet_path
             self._wallet = load_wallet(self.wallet_path, home=self.home)
         signer = self._wallet.signer
-        item = create_data_item(entry["envelope"].encode("utf-8"), signer, proof_tags(envelope))
+        item = create_data_item(data, signer, proof_tags(envelope))
         return item.id, item.raw, signer.token
 
 
@@ -136,7 +135,7 @@ class SpoolWriter:
 
 
 def entry_for(
-    envelope: bytes,
+    envelope: Mapping[str, Any],
     *,
     context_key: str,
     upload_url: str,
@@ -144,9 +143,13 @@ def entry_for(
     writebacks: Sequence[Writeback] = (),
     writeback_delay: float = 0.0,
 ) -> dict[str, Any]:
-    """A spool entry: the signed envelope's bytes and everything the journal row needs."""
+    """A spool entry: the signed envelope and everything the journal row needs.
+
+    The envelope is kept as a JSON object; the ingester canonicalizes it (RFC 8785 is
+    deterministic, so those are the bytes the signature was made over, spelled the same).
+    """
     return {
-        "envelope": envelope.decode("utf-8"),
+        "envelope": envelope,
         "context_key": context_key,
         "upload_url": upload_url,
         "gateway_base": gateway_base,
@@ -198,7 +201,7 @@ def _complete_lines(data: bytes, start: int) -> Iterator[_Line]:
         position = newline + 1
         try:
             entry = json.loads(raw)
-            if not isinstance(entry, dict) or not isinstance(entry.get("envelope"), str):
+            if not isinstance(entry, dict) or not isinstance(entry.get("envelope"), dict):
                 entry = None
         except ValueError:
             entry = None
@@ -206,12 +209,12 @@ def _complete_lines(data: bytes, start: int) -> Iterator[_Line]:
 
 
 def _new_record(entry: Mapping[str, Any], sign: Signer) -> NewRecord:
-    envelope_text: str = entry["envelope"]
-    envelope = json.loads(envelope_text)
-    tx_id, item, token = sign(envelope, entry)
+    envelope: dict[str, Any] = entry["envelope"]
+    data = canonical_json(envelope)
+    tx_id, item, token = sign(envelope, data)
     return NewRecord(
         tx_id=tx_id,
-        envelope=envelope_text.encode("utf-8"),
+        envelope=data,
         item=item,
         upload_url=str(entry["upload_url"]),
         token=token,
