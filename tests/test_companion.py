@@ -19,6 +19,7 @@ from ario_mlflow.arweave.anchor import ArweaveAnchor
 from ario_mlflow.arweave.companion import _running
 from ario_mlflow.arweave.journal import Journal
 from ario_mlflow.model import VerifiedModel
+from ario_mlflow.registry import ArioMlflowClient
 from tests.cli_runner import run_cli
 from tests.lifecycle import FEATURES, train
 
@@ -31,6 +32,12 @@ _SERVER = textwrap.dedent(
     from ario_mlflow.model import VerifiedModel
     from tests.lifecycle import FEATURES
 
+    if sys.argv[3] == "wait":  # a registration in flight too
+        from ario_mlflow.registry import ArioMlflowClient
+
+        client = ArioMlflowClient()
+        client.create_registered_model("killed")
+        print(client.create_model_version("killed", sys.argv[1]).version, flush=True)
     model = VerifiedModel(sys.argv[1])
     for index in range(int(sys.argv[2])):
         print(model.predict(FEATURES.iloc[[index % len(FEATURES)]]).decision_id, flush=True)
@@ -42,7 +49,9 @@ _SERVER = textwrap.dedent(
 )
 
 
-def _serve(model_uri: str, count: int, then: str) -> tuple[subprocess.Popen[str], list[str], int]:
+def _serve(
+    model_uri: str, count: int, then: str
+) -> tuple[subprocess.Popen[str], list[str], int, str | None]:
     server = subprocess.Popen(
         [sys.executable, "-c", _SERVER, model_uri, str(count), then],
         stdout=subprocess.PIPE,
@@ -52,11 +61,14 @@ def _serve(model_uri: str, count: int, then: str) -> tuple[subprocess.Popen[str]
         env=dict(os.environ),
     )
     assert server.stdout is not None
+    version = server.stdout.readline().strip() if then == "wait" else None
     decisions = [server.stdout.readline().strip() for _ in range(count)]
-    label, pid = server.stdout.readline().split()
-    assert label == "companion", server.stderr.read() if server.stderr else ""
+    line = server.stdout.readline()
+    assert line, server.stderr.read() if server.stderr else "the server ended early"
+    label, pid = line.split()
+    assert label == "companion"
     assert all(decisions)
-    return server, decisions, int(pid)
+    return server, decisions, int(pid), version
 
 
 def _alive(pid: int) -> bool:
@@ -111,7 +123,7 @@ def test_the_companion_finishes_after_its_parent_exits(
     mlflow_store: str, local_gateway: Any, ario_home: Path
 ) -> None:
     trained = train()
-    server, decisions, companion = _serve(trained.model_uri, 8, "exit")
+    server, decisions, companion, _ = _serve(trained.model_uri, 8, "exit")
     assert server.wait(timeout=60) == 0
     journal = Journal.at_home(ario_home)
 
@@ -127,9 +139,10 @@ def test_the_companion_finishes_after_its_parent_exits(
 def test_sigkill_of_server_and_companion_loses_no_returned_decision(
     mlflow_store: str, local_gateway: Any, ario_home: Path
 ) -> None:
+    """A serving process that registers and predicts, and its companion, are killed."""
     trained = train()
     local_gateway.set_faults(upload={"blackhole": True})
-    server, decisions, companion = _serve(trained.model_uri, 10, "wait")
+    server, decisions, companion, version = _serve(trained.model_uri, 10, "wait")
     for pid in (server.pid, companion):
         os.kill(pid, signal.SIGKILL)
     server.wait(timeout=30)
@@ -145,4 +158,9 @@ def test_sigkill_of_server_and_companion_loses_no_returned_decision(
         assert record.state == "uploaded"
         assert anchor.fetch_envelope_bytes(record.tx_id) == record.envelope
     result = run_cli("verify", "decision", decisions[-1], "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert version is not None
+    status = ArioMlflowClient().anchor_status("registration", "killed", version)
+    assert status["status"] == "anchored", status
+    result = run_cli("verify", "model", f"killed/{version}", "--format", "json")
     assert result.returncode == 0, result.stdout + result.stderr
