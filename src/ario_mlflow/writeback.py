@@ -24,6 +24,7 @@ LOG_WITNESS = "mlflow.log_witness"
 _TARGETS = ("run", "model_version", "registered_model", "trace")
 _clients: dict[tuple[str | None, str | None], Any] = {}
 _clients_lock = threading.Lock()
+_decisions_lock = threading.Lock()
 
 
 def portable_uri(uri: str | None) -> str | None:
@@ -207,7 +208,18 @@ def _decision_trace_tags(payload: dict[str, Any], text: str, record: Record) -> 
 
 
 def _write_decisions(items: list[PendingWriteback], journal: Journal) -> list[Exception | None]:
-    """A window of decisions: one witness upload per run, their traces, one trace flush."""
+    """A window of decisions: one witness upload per run, their traces, one trace flush.
+
+    One window at a time per process: MLflow's trace flush is not made for concurrent
+    callers, and a worker that waits here only makes the next window larger.
+    """
+    with _decisions_lock:
+        return _write_decision_window(items, journal)
+
+
+def _write_decision_window(
+    items: list[PendingWriteback], journal: Journal
+) -> list[Exception | None]:
     errors: list[Exception | None] = [None] * len(items)
     by_run: dict[tuple[str | None, str], list[int]] = {}
     for index, item in enumerate(items):

@@ -38,6 +38,9 @@ LINGER_SECONDS = 30.0
 BUSY_POLL_SECONDS = 0.05
 IDLE_POLL_SECONDS = 0.2
 LOG_FILE = "companion.log"
+#: Upload / write-back threads: twice a serving process's, since they cost it nothing
+#: here (half favour uploads, so slow MLflow trace writes never hold the uploads back).
+WORKER_THREADS = 4
 #: The companion's scheduling priority relative to its parent (``nice``).
 NICENESS = 10
 
@@ -96,6 +99,7 @@ def run(home: Path, parent: int, wallet_path: str | None) -> None:
         journal,
         timeout=(settings.connect_timeout, settings.read_timeout),
         max_attempts=settings.max_attempts,
+        threads=WORKER_THREADS,
     )
     sign = WalletSigner(home, wallet_path)
     orphaned_at: float | None = None

@@ -371,13 +371,16 @@ def workers_for(
     *,
     timeout: tuple[float, float] = (5.0, 30.0),
     max_attempts: int | None = None,
+    threads: int = 2,
 ) -> UploadWorkers:
     """The process-wide worker pool of ``journal`` (started on first use)."""
     key = journal.path.resolve()
     with _REGISTRY.lock:
         pool = _REGISTRY.pools.get(key)
         if pool is None:
-            pool = UploadWorkers(journal, timeout=timeout, max_attempts=max_attempts)
+            pool = UploadWorkers(
+                journal, timeout=timeout, max_attempts=max_attempts, threads=threads
+            )
             _REGISTRY.pools[key] = pool
     pool.start()
     return pool
