@@ -100,7 +100,9 @@ def bundle_files() -> dict[str, bytes]:
         event_id="11111111-1111-4111-8111-111111111111",
         signed_at="2026-01-01T00:00:00+00:00",
     )
-    registration_payload = canonical_json({"model_name": "m", "version": "1"})
+    registration_payload = canonical_json(
+        {"model_name": "m", "source_run_id": "r1", "version": "1"}
+    )
     registration = build_mlflow_envelope(
         event_type="model_registered",
         subject={"type": "mlflow_model_version", "name": "m", "version": "1"},

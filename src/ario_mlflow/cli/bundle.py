@@ -87,6 +87,8 @@ def verify_bundle_command(
         for record in result["records"]:
             text = "ok" if record["ok"] else "; ".join(record["problems"])
             click.echo(f"  {record['stage']:<13} {record['tx_id']} {glyph(record['ok'])} {text}")
+        for problem in result.get("problems", []):
+            click.echo(f"  {glyph(False)} {problem}")
         for issuer in result["issuers"]:
             click.echo(
                 f"  issuer {issuer['fingerprint']}: "

@@ -120,6 +120,8 @@ def _run(
         "checks": {k: _jsonable(v) for k, v in result.items() if isinstance(v, dict)},
         "overall": result["overall"],
         "proof_found": result["proof_found"],
+        # why no gateway gave a usable record (None when one did): the text panel prints it
+        "fetch_error": result.get("fetch_error"),
         "generated_at": datetime.now(timezone.utc).isoformat(),
     }
     if html_path:

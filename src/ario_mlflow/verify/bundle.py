@@ -284,11 +284,16 @@ def _verify_entry(
             problems.append(f"{name}: {result[name].get('reason')}")
     if payload_bytes is None and entry.get("event_type") != "dataset":
         problems.append("no payload bytes in the bundle")
+    try:
+        payload = parse_json_object(payload_bytes) if payload_bytes is not None else {}
+    except EnvelopeParseError:
+        payload = {}  # its hash is checked above; the links below then find nothing in it
     return {
         **entry,
         "ok": not problems,
         "problems": problems,
         "envelope_obj": envelope,
+        "payload_obj": payload,
         "issuer": result["issuer"],
     }
 
@@ -309,11 +314,20 @@ def verify_bundle(
     by_stage: dict[str, list[dict[str, Any]]] = {}
     for result in results:
         by_stage.setdefault(result["stage"], []).append(result)
-    training = by_stage.get("training", [{}])[0].get("tx_id")
-    registration = by_stage.get("registration", [{}])[0].get("tx_id")
+    # A lineage without its training or registration record proves nothing about the model.
+    bundle_problems = [
+        f"the bundle needs exactly one {stage} record, it has {len(by_stage.get(stage, []))}"
+        for stage in ("training", "registration")
+        if len(by_stage.get(stage, [])) != 1
+    ]
+    training_record = by_stage.get("training", [{}])[0]
+    registration_record = by_stage.get("registration", [{}])[0]
+    training = training_record.get("tx_id")
+    registration = registration_record.get("tx_id")
     for result in results:
         envelope = result.get("envelope_obj") or {}
         expected = {
+            "datasets": "GENESIS",
             "registration": training,
             "promotion": registration,
             "alias": registration,
@@ -325,6 +339,10 @@ def verify_bundle(
                 f"chain_link_broken: previous_hash {envelope.get('previous_hash')!r}, "
                 f"expected {expected!r}"
             )
+        problem = _subject_problem(result, manifest, training_record, registration_record)
+        if problem:
+            result["ok"] = False
+            result["problems"].append(problem)
         if online:
             reader_anchor = anchor
             if reader_anchor is None:
@@ -340,11 +358,49 @@ def verify_bundle(
     )
     for result in results:
         result.pop("envelope_obj", None)
+        result.pop("payload_obj", None)
     return {
         "bundle": str(path),
         "model": manifest.get("model"),
         "version": manifest.get("version"),
         "records": results,
+        "problems": bundle_problems,
         "issuers": [check_issuer({"public_key": k}, trusted_keys) for k in keys],
-        "ok": bool(results) and all(r["ok"] for r in results),
+        "ok": bool(results) and all(r["ok"] for r in results) and not bundle_problems,
     }
+
+
+def _subject_problem(
+    result: dict[str, Any],
+    manifest: dict[str, Any],
+    training: dict[str, Any],
+    registration: dict[str, Any],
+) -> str | None:
+    """The training record must be about the registration's source run, and a decision
+    about this model version and that run (another run's or version's valid record, filed
+    under this lineage's TX ids, passes every per-record check)."""
+    stage = result["stage"]
+    subject = (result.get("envelope_obj") or {}).get("subject") or {}
+    if stage == "training":
+        source_run = (registration.get("payload_obj") or {}).get("source_run_id")
+        if subject.get("type") != "mlflow_run" or subject.get("run_id") != source_run:
+            return (
+                f"subject_mismatch: training record is about run_id={subject.get('run_id')!r} "
+                f"not run_id={source_run!r} (the registration's source run)"
+            )
+    if stage == "prediction":
+        payload = result.get("payload_obj") or {}
+        training_run = ((training.get("envelope_obj") or {}).get("subject") or {}).get("run_id")
+        name, version = str(manifest.get("model")), str(manifest.get("version"))
+        if (
+            subject.get("type") != "mlflow_prediction"
+            or subject.get("model_run_id") != training_run
+            or payload.get("decision_id") != subject.get("decision_id")
+            or str(payload.get("model_name")) != name
+            or str(payload.get("model_version")) != version
+        ):
+            return (
+                f"subject_mismatch: decision {subject.get('decision_id')!r} is not about "
+                f"{name}/{version} and run {training_run!r}"
+            )
+    return None
