@@ -76,6 +76,7 @@ class Minted:
     payloads: list[bytes]
     tx_ids: list[str]
     registration: tuple[str, dict[str, Any], bytes, bytes]  # tx id, envelope, bytes, payload
+    training: tuple[str, dict[str, Any], bytes, bytes]  # the record the registration links to
     seconds: float
     floor_inputs: list[tuple[bytes, str, bytes, bytes, bytes]] = field(default_factory=list)
 
@@ -95,6 +96,25 @@ def mint(count: int) -> Minted:
     engine = ProofEngine()
     run_id = uuid.uuid4().hex
     model_uri = f"models:/m-{uuid.uuid4().hex}"
+    train_payload = canonical_json(
+        P.training_payload(
+            run_id=run_id,
+            params={"C": "1.0"},
+            metrics={"accuracy": 0.93},
+            artifact_checksums={"model.pkl": hashlib.sha256(b"model").hexdigest()},
+            source_name="train.py",
+            git_commit="unknown",
+            dataset_inputs=[],
+        )
+    )
+    train_envelope = engine.create_commitment(
+        event_type=P.TRAINING,
+        subject=P.run_subject(run_id),
+        payload_bytes=train_payload,
+        previous_hash=P.GENESIS,
+    )
+    train_bytes = canonical_json(train_envelope)
+    train_tx = fake_tx_id(train_bytes)
     reg_payload = canonical_json(
         P.registration_payload(
             model_name=MODEL_NAME,
@@ -109,7 +129,7 @@ def mint(count: int) -> Minted:
         event_type=P.REGISTRATION,
         subject=P.model_version_subject(MODEL_NAME, MODEL_VERSION),
         payload_bytes=reg_payload,
-        previous_hash=fake_tx_id(b"training"),
+        previous_hash=train_tx,
     )
     reg_bytes = canonical_json(reg_envelope)
     reg_tx = fake_tx_id(reg_bytes)
@@ -150,6 +170,7 @@ def mint(count: int) -> Minted:
         payloads,
         tx_ids,
         (reg_tx, reg_envelope, reg_bytes, reg_payload),
+        (train_tx, train_envelope, train_bytes, train_payload),
         seconds,
     )
     minted.floor_inputs = floor_inputs(envelopes, payloads)
@@ -266,7 +287,11 @@ def write_bundle(minted: Minted, root: Path) -> int:
     from ario_mlflow.verify.bundle import SCHEMA
 
     reg_tx, reg_envelope, reg_bytes, reg_payload = minted.registration
-    entries = [("registration", f"v{MODEL_VERSION}", reg_tx, reg_envelope, reg_bytes, reg_payload)]
+    train_tx, train_envelope, train_bytes, train_payload = minted.training
+    entries = [
+        ("training", "run", train_tx, train_envelope, train_bytes, train_payload),
+        ("registration", f"v{MODEL_VERSION}", reg_tx, reg_envelope, reg_bytes, reg_payload),
+    ]
     entries += [
         ("prediction", env["subject"]["decision_id"], tx, env, data, payload)
         for env, data, payload, tx in zip(
@@ -298,7 +323,7 @@ def write_bundle(minted: Minted, root: Path) -> int:
         "created_at": "2026-01-01T00:00:00+00:00",
         "model": MODEL_NAME,
         "version": MODEL_VERSION,
-        "run_id": None,
+        "run_id": minted.training[1]["subject"]["run_id"],
         "records": records,
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -399,7 +424,7 @@ def print_rounds(results: dict[str, dict[str, Any]], count: int) -> float:
             f"{statistics.median(seconds) / floor_median:.2f}x median; beyond the floor "
             f"{(statistics.median(seconds) - floor_median) / count * 1e6:.1f} µs/record"
         )
-    return count / min(results["pinned"]["seconds"])
+    return float(count / min(results["pinned"]["seconds"]))
 
 
 def print_bundle(bundle: dict[str, Any]) -> None:
