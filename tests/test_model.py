@@ -25,6 +25,7 @@ from ario_mlflow.proof.commitment import verify_commitment
 from ario_mlflow.proof.fingerprint import FingerprintError, input_fingerprint
 from ario_mlflow.registry import ArioMlflowClient
 from ario_mlflow.verify_status_client import VerifyStatusClient
+from tests.cli_runner import run_cli
 from tests.lifecycle import (
     FEATURES,
     HAS_LOGGED_MODELS,
@@ -232,6 +233,24 @@ def test_unfingerprintable_input_is_refused_before_the_model_runs(
     with pytest.raises(FingerprintError):
         model.predict({"income": {1, 2}})
     assert model._anchor.journal.counts() == before
+
+
+def test_audit_counts_untraced_decisions_by_their_witnesses(
+    mlflow_store: str, local_gateway: Any
+) -> None:
+    """Decisions anchored on Arweave are matched to MLflow by trace *or* witness: serving
+    with ``trace_predictions=False`` must not look like deleted decisions."""
+    _register(train())
+    model = VerifiedModel("models:/credit@champion", trace_predictions=False)
+    decisions = [model.predict(ROW) for _ in range(2)]
+    assert all(d.wait_for_anchor(30) for d in decisions)
+    from ario_mlflow.arweave.uploader import sync_journal
+
+    assert sync_journal(ArweaveAnchor().journal).complete
+    result = run_cli("audit", "credit/1", "--format", "json")
+    onchain = json.loads(result.stdout)["decisions"]["onchain"]
+    assert onchain == {"ok": True, "onchain": 2, "missing": [], "reason": None}
+    assert result.returncode == 0, result.stdout
 
 
 def test_a_decision_inside_an_mlflow_trace_names_it(mlflow_store: str, local_gateway: Any) -> None:

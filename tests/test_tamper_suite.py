@@ -131,6 +131,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, gateway_key_file: Path) -> I
                 "signer": run_a.anchored["envelope"]["public_key"],
                 **{f"decision_{n}": d["decision_id"] for n, d in enumerate(decisions, 1)},
                 **{f"trace_{n}": d["trace_id"] for n, d in enumerate(decisions, 1)},
+                **{f"decision_tx_{n}": d["tx_id"] for n, d in enumerate(decisions, 1)},
             }
             assert [d["sequence"] for d in decisions] == ["1", "2", "3"]
             yield World(root, gateway, ids, decisions)
@@ -459,8 +460,11 @@ def delete_a_decision(scene: Scene) -> None:
 
 
 def delete_the_last_decision(scene: Scene) -> None:
-    """The newest decision of the stream disappears from MLflow: no gap is left behind."""
+    """The newest decision of the stream disappears from MLflow, trace and witness: no
+    gap is left behind."""
     assert scene.client.delete_traces("0", trace_ids=[scene.ids["trace_3"]]) == 1
+    witness = scene.run_dir(scene.ids["run_a"]) / "ario/predictions" / scene.ids["decision_3"]
+    shutil.rmtree(witness)
 
 
 def export_bundle(scene: Scene) -> dict[str, Any]:
@@ -693,6 +697,13 @@ CASES = [
         AUDIT_1,
         Expect("audit:sequence_gaps", "missing sequence numbers [2]"),
     ),
+    Case(
+        # no gap is left behind: the decisions anchored on Arweave are the count
+        "decision deleted at the end of its stream",
+        delete_the_last_decision,
+        AUDIT_1,
+        Expect("audit:onchain", "anchored but not in MLflow: ['{decision_tx_3}']"),
+    ),
 ]
 
 
@@ -717,6 +728,9 @@ def _observe(report: dict[str, Any], check: str) -> tuple[bool | None, list[str]
     if check == "audit:sequence_gaps":
         gaps = report["decisions"]["sequence_gaps"]
         return not gaps, [f"missing sequence numbers {g['missing']}" for g in gaps], gaps
+    if check == "audit:onchain":
+        onchain = report["decisions"]["onchain"]
+        return onchain["ok"], [f"anchored but not in MLflow: {onchain['missing']}"], onchain
     if check == "bundle":
         return report["ok"], list(report.get("problems", [])), report.get("problems")
     if check.startswith("bundle:"):
@@ -730,28 +744,9 @@ def _passed(report: dict[str, Any]) -> bool:
     return any(report.get(key) is True for key in ("overall", "overall_ok", "ok"))
 
 
-#: Tampers the product does not detect yet: each must exit 1 once it does (strict xfail).
-KNOWN_GAPS = [
-    Case(
-        "decision deleted at the end of its stream",
-        delete_the_last_decision,
-        AUDIT_1,
-        Expect("audit:sequence_gaps", "missing sequence numbers [3]"),
-    ),
-]
-_TAIL = (
-    "sequence gaps only show deletions below the highest surviving sequence number; "
-    "audit has no independent count of a stream's anchored decisions"
-)
-
-
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(case, id=case.id) for case in CASES]
-    + [
-        pytest.param(case, id=case.id, marks=pytest.mark.xfail(strict=True, reason=_TAIL))
-        for case in KNOWN_GAPS
-    ],
+    [pytest.param(case, id=case.id) for case in CASES],
 )
 def test_tamper(case: Case, scene: Scene) -> None:
     case.tamper(scene)

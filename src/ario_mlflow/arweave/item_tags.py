@@ -45,6 +45,8 @@ def proof_tags(proof: Mapping[str, Any], extra_tags: Mapping[str, str] | None = 
     subject = proof.get("subject")
     if isinstance(subject, Mapping) and isinstance(subject.get("type"), str):
         tags.append(Tag("Subject-Type", subject["type"]))
+        if isinstance(subject.get("decision_id"), str):  # lets audit match MLflow cheaply
+            tags.append(Tag("Decision-Id", subject["decision_id"]))
     taken = {tag.name for tag in tags}
     for name, value in (extra_tags or {}).items():
         if name in _BASELINE_TAGS or name in taken:

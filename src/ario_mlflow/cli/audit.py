@@ -117,6 +117,15 @@ def _print(bundle: dict[str, Any]) -> None:
         click.echo(
             f"  {glyph(False)} stream {gap['stream_id']}: missing sequence numbers {gap['missing']}"
         )
+    onchain = decisions.get("onchain") or {}
+    if onchain.get("onchain") is not None:
+        missing = ", ".join(onchain["missing"])
+        click.echo(
+            f"  {glyph(onchain['ok'])} {onchain['onchain']} anchored on Arweave for this version"
+            + (f"; missing from MLflow: {missing}" if missing else "")
+        )
+    elif onchain:
+        click.echo(f"  on-chain count unavailable ({onchain.get('reason')})")
     for issuer in bundle["issuers"]:
         state = "pinned" if issuer["pinned"] else "NOT pinned"
         click.echo(f"  issuer {issuer['fingerprint']} ({state})")

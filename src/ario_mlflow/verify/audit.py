@@ -16,6 +16,7 @@ from typing import Any
 from ario_mlflow import tags as T
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError
 from ario_mlflow.proof.ed25519 import key_fingerprint
+from ario_mlflow.proof.envelope import verify_envelope
 from ario_mlflow.verify.core import verify_proof_by_tx
 from ario_mlflow.verify.targets import model_version
 
@@ -99,7 +100,7 @@ def _integrity(client: Any, anchor: Any, mv: Any, trusted: Sequence[str]) -> dic
     }
 
 
-def _decisions(client: Any, name: str, version: str) -> dict[str, Any]:
+def _decisions(client: Any, name: str, version: str) -> tuple[dict[str, Any], set[str]]:
     from ario_mlflow.traces import all_experiment_ids, search_traces
 
     experiments = all_experiment_ids(client)
@@ -119,9 +120,11 @@ def _decisions(client: Any, name: str, version: str) -> dict[str, Any]:
             break
     streams: dict[str, list[int]] = {}
     anchored = 0
+    recorded: set[str] = set()  # TX ids and decision ids MLflow still shows
     for trace in traces:
         tags = trace.info.tags or {}
         anchored += bool(tags.get(T.PREDICTION_TX))
+        recorded.update(str(tags.get(key) or "") for key in (T.PREDICTION_TX, T.DECISION_ID))
         try:
             payload = json.loads(tags.get(T.PAYLOAD_JSON) or "{}")
         except ValueError:
@@ -134,13 +137,69 @@ def _decisions(client: Any, name: str, version: str) -> dict[str, Any]:
         missing = [n for n in range(1, max(seen) + 1) if n not in seen]
         if missing:
             gaps.append({"stream_id": stream, "missing": missing[:100]})
-    return {
+    summary = {
         "count": len(traces),
         "anchored": anchored,
         "pending": len(traces) - anchored,
         "streams": len(streams),
         "sequence_gaps": gaps,
     }
+    return summary, recorded
+
+
+def _witnessed_decisions(client: Any, run_id: str | None) -> set[str]:
+    """Decision ids with a payload witness on the run (decisions made without traces)."""
+    if not run_id:
+        return set()
+    try:
+        folders = client.list_artifacts(run_id, "ario/predictions")
+    except Exception:  # no witnesses readable: only the traces count
+        return set()
+    return {str(f.path).rsplit("/", 1)[-1] for f in folders if f.is_dir}
+
+
+def _missing_from_mlflow(
+    anchor: Any, registration_tx: str | None, recorded: set[str], issuers: set[str]
+) -> dict[str, Any]:
+    """Decisions anchored on Arweave (chained to this version's registration, signed by
+    the lineage's key) that MLflow no longer shows — what a sequence gap cannot reveal
+    when the *newest* decisions were deleted.
+
+    A decision whose write-back is still pending in this installation's journal is not
+    missing, only late. Without a reachable GraphQL endpoint the check is ``None``.
+    """
+    if not registration_tx or not issuers:
+        return {"ok": None, "onchain": None, "missing": [], "reason": "no registration record"}
+    try:
+        nodes = list(
+            anchor.reader().find_transactions(
+                tags={
+                    "App-Name": "ar-io-mlflow",
+                    "Event-Type": "prediction",
+                    "Chain-Prev": registration_tx,
+                    "Signer": sorted(issuers),
+                }
+            )
+        )
+    except Exception as exc:  # an unreachable or GraphQL-less gateway: unknown, not failed
+        return {"ok": None, "onchain": None, "missing": [], "reason": f"graphql: {exc}"}
+    journal = getattr(anchor, "journal", None)
+    missing = []
+    for node in nodes:
+        if node.id in recorded or node.tags.get("Decision-Id") in recorded:
+            continue
+        if journal is not None:
+            record = journal.by_tx(node.id)
+            if record is not None and journal.pending_writebacks_for(record.id):
+                continue  # written back later by the companion or sync
+        envelope = anchor.fetch_proof(node.id)  # a forged tag proves nothing: verify it
+        if (
+            isinstance(envelope, dict)
+            and envelope.get("public_key") in issuers
+            and verify_envelope(envelope).signature_ok
+        ):
+            missing.append(node.id)
+    return {"ok": not missing, "onchain": len(nodes), "missing": missing[:100], "reason": None}
 
 
 def audit_model(
@@ -220,8 +279,10 @@ def audit_model(
         )
 
     integrity = _integrity(client, anchor, mv, trusted_keys)
-    decisions = _decisions(client, name, version)
+    decisions, recorded = _decisions(client, name, version)
+    recorded |= _witnessed_decisions(client, mv.run_id)
     keys = {s["public_key"] for s in stages if s.get("public_key")}
+    decisions["onchain"] = _missing_from_mlflow(anchor, registration_tx, recorded, keys)
     issuers = [
         {"public_key": k, "fingerprint": key_fingerprint(k), "pinned": k in set(trusted_keys)}
         for k in sorted(keys)
@@ -232,6 +293,7 @@ def audit_model(
         and all(s["ok"] is not False for s in stages)
         and integrity["ok"] is True
         and not decisions["sequence_gaps"]
+        and decisions["onchain"]["ok"] is not False
     )
     return {
         "schema": SCHEMA,
