@@ -64,3 +64,32 @@ def test_sync_uploads_and_reports(local_gateway: Any, gateway_dir: Path) -> None
         assert ArweaveAnchor().fetch_envelope_bytes(tx_id) is not None
     finally:
         revived.stop()
+
+
+def test_outbox_shows_spooled_decisions_and_sync_takes_them(
+    local_gateway: Any, ario_home: Path
+) -> None:
+    """Decisions a serving process spooled (its companion gone) are not invisible."""
+    from ario_mlflow.arweave.spool import SpoolWriter, entry_for
+
+    envelope = ProofEngine().create_commitment(
+        event_type="prediction",
+        subject={"type": "mlflow_prediction", "decision_id": "d-1"},
+        payload_bytes=b"p",
+        previous_hash="GENESIS",
+    )
+    SpoolWriter(ario_home).append(
+        entry_for(
+            envelope,
+            context_key="prediction:d-1",
+            upload_url=local_gateway.url,
+            gateway_base=local_gateway.url,
+        )
+    )
+    listing = run_cli("outbox", "--format", "json")
+    assert json.loads(listing.stdout)["counts"]["spooled_bytes"] > 0
+    assert "not journaled yet" in run_cli("outbox").stdout
+    result = run_cli("sync", "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["uploaded"] == 1
+    assert json.loads(run_cli("outbox", "--format", "json").stdout)["counts"]["spooled_bytes"] == 0

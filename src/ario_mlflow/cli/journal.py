@@ -85,10 +85,14 @@ def sync(fmt: str, quiet: bool) -> None:
 )
 def outbox(fmt: str, limit: int) -> None:
     """List journaled records and write-backs that are not done yet, with their last error."""
+    from ario_mlflow.arweave.spool import spool_backlog
+
     journal = _journal()
     records = journal.outstanding(limit)
     writebacks = journal.outstanding_writebacks(limit)
     counts = journal.counts()
+    # decisions a serving process spooled that no companion (or sync) has journaled yet
+    counts["spooled_bytes"] = spool_backlog(journal.path.parent, journal)
     if fmt == "json":
         click.echo(
             json.dumps(
@@ -120,6 +124,11 @@ def outbox(fmt: str, limit: int) -> None:
         f"records: {counts['uploaded']} uploaded, {counts['pending']} pending, "
         f"{counts['rejected']} rejected; write-backs pending: {counts['writebacks_pending']}"
     )
+    if counts["spooled_bytes"]:
+        click.echo(
+            f"decision spool: {counts['spooled_bytes']} bytes not journaled yet "
+            "(a companion process or 'ar-io-mlflow sync' takes them)"
+        )
     for r in records:
         click.echo(
             f"  {r.state:<9} {r.tx_id}  {r.event_type or '-':<18} attempts={r.attempts}"
