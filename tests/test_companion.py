@@ -37,7 +37,8 @@ _SERVER = textwrap.dedent(
 
         client = ArioMlflowClient()
         client.create_registered_model("killed")
-        print(client.create_model_version("killed", sys.argv[1]).version, flush=True)
+        version = client.create_model_version("killed", sys.argv[1], run_id=sys.argv[4])
+        print(version.version, flush=True)
     model = VerifiedModel(sys.argv[1])
     for index in range(int(sys.argv[2])):
         print(model.predict(FEATURES.iloc[[index % len(FEATURES)]]).decision_id, flush=True)
@@ -50,10 +51,10 @@ _SERVER = textwrap.dedent(
 
 
 def _serve(
-    model_uri: str, count: int, then: str
+    model_uri: str, count: int, then: str, run_id: str = ""
 ) -> tuple[subprocess.Popen[str], list[str], int, str | None]:
     server = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, model_uri, str(count), then],
+        [sys.executable, "-c", _SERVER, model_uri, str(count), then, run_id],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -142,7 +143,7 @@ def test_sigkill_of_server_and_companion_loses_no_returned_decision(
     """A serving process that registers and predicts, and its companion, are killed."""
     trained = train()
     local_gateway.set_faults(upload={"blackhole": True})
-    server, decisions, companion, version = _serve(trained.model_uri, 10, "wait")
+    server, decisions, companion, version = _serve(trained.model_uri, 10, "wait", trained.run_id)
     for pid in (server.pid, companion):
         os.kill(pid, signal.SIGKILL)
     server.wait(timeout=30)

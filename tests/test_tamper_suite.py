@@ -270,6 +270,16 @@ def _repoint_store(database: Path, old: str, new: str) -> None:
                 )
 
 
+def _forget_artifact_repositories() -> None:
+    """MLflow 2 caches each run's artifact repository by run id, process-wide: every row
+    copies the same runs elsewhere, so the cache would read the previous row's files."""
+    from mlflow.tracking._tracking_service import utils
+
+    cache = getattr(utils, "_artifact_repos_cache", None)
+    if cache is not None:
+        cache.clear()
+
+
 @pytest.fixture
 def scene(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scene]:
     root = tmp_path / "world"
@@ -282,6 +292,7 @@ def scene(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     uri = f"sqlite:///{root / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
+    _forget_artifact_repositories()
     with ExitStack() as stack:
         try:
             yield Scene(world, root, monkeypatch, stack)
@@ -454,15 +465,23 @@ def edit_trace_mirror(scene: Scene) -> None:
     )
 
 
+def _delete_trace(scene: Scene, trace_id: str) -> int:
+    """``delete_traces`` of one trace: ``trace_ids=`` on MLflow 3, ``request_ids=`` on 2."""
+    try:
+        return int(scene.client.delete_traces("0", trace_ids=[trace_id]))
+    except TypeError:
+        return int(scene.client.delete_traces("0", request_ids=[trace_id]))
+
+
 def delete_a_decision(scene: Scene) -> None:
     """The second of three decisions disappears from MLflow."""
-    assert scene.client.delete_traces("0", trace_ids=[scene.ids["trace_2"]]) == 1
+    assert _delete_trace(scene, scene.ids["trace_2"]) == 1
 
 
 def delete_the_last_decision(scene: Scene) -> None:
     """The newest decision of the stream disappears from MLflow, trace and witness: no
     gap is left behind."""
-    assert scene.client.delete_traces("0", trace_ids=[scene.ids["trace_3"]]) == 1
+    assert _delete_trace(scene, scene.ids["trace_3"]) == 1
     witness = scene.run_dir(scene.ids["run_a"]) / "ario/predictions" / scene.ids["decision_3"]
     shutil.rmtree(witness)
 
