@@ -1,10 +1,13 @@
-"""Running ``ar-io-mlflow`` the way a user does: a fresh process, real arguments."""
+"""Running ``ar-io-mlflow`` the way a user does: a fresh process, real arguments — or, when
+many calls must be cheap, the same entry point in this process."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 
 
 def run_cli(
@@ -19,3 +22,20 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def invoke_cli(args: list[str]) -> tuple[int, str, str]:
+    """``ar-io-mlflow ARGS`` through the console-script entry point, in this process:
+    ``(exit code, stdout, stderr)``. An exception escaping ``main`` (a user's traceback)
+    propagates and fails the test."""
+    from ario_mlflow.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: int
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return code, out.getvalue(), err.getvalue()

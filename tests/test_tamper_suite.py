@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, redirect_stderr, redirect_stdout
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,10 +35,10 @@ import requests
 
 from ario_mlflow.arweave.anchor import ArweaveAnchor
 from ario_mlflow.arweave.localgw import LocalGateway
-from ario_mlflow.cli import main
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import public_key_hex, signing_key_from_seed
 from ario_mlflow.proof.envelope import sign_envelope
+from tests.cli_runner import invoke_cli
 from tests.lifecycle import FEATURES, local_model_dir, serialized_model, trace_id_of, train
 
 #: Someone with write access to MLflow and the network, without the signing key.
@@ -488,7 +487,7 @@ def delete_the_last_decision(scene: Scene) -> None:
 
 def export_bundle(scene: Scene) -> dict[str, Any]:
     """``ar-io-mlflow export credit/1`` of the honest world; its manifest."""
-    code, stdout, stderr = _invoke(["export", "credit/1", "--output", str(scene.bundle)])
+    code, stdout, stderr = invoke_cli(["export", "credit/1", "--output", str(scene.bundle)])
     assert code == 0, stdout + stderr
     manifest: dict[str, Any] = json.loads((scene.bundle / "manifest.json").read_bytes())
     assert {"training", "registration", "prediction"} <= {r["stage"] for r in manifest["records"]}
@@ -726,19 +725,6 @@ CASES = [
 ]
 
 
-def _invoke(args: list[str]) -> tuple[int, str, str]:
-    """``ar-io-mlflow ARGS`` through the console-script entry point, in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    code: int
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return code, out.getvalue(), err.getvalue()
-
-
 def _observe(report: dict[str, Any], check: str) -> tuple[bool | None, list[str], Any]:
     """``(ok, reasons, the check's JSON)`` of one check of a command's JSON report."""
     if check == "audit:artifact_integrity":
@@ -771,7 +757,7 @@ def test_tamper(case: Case, scene: Scene) -> None:
     case.tamper(scene)
     ids = scene.ids
     args = [part.format(**ids) for part in case.args]
-    code, stdout, stderr = _invoke([*args, "--format", "json", "--trusted-key", ids["signer"]])
+    code, stdout, stderr = invoke_cli([*args, "--format", "json", "--trusted-key", ids["signer"]])
     assert stdout, stderr
     report = json.loads(stdout)
     if case.expect is None:

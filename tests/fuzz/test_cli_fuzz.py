@@ -15,13 +15,11 @@ port or schemes MLflow does not know.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shlex
 import threading
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,11 +29,10 @@ import pytest
 from hypothesis import currently_in_test_context, event, given
 from hypothesis import strategies as st
 
-from ario_mlflow.cli import main
 from ario_mlflow.errors import EnvelopeParseError
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.envelope import parse_json_object
-from tests.cli_runner import run_cli
+from tests.cli_runner import invoke_cli, run_cli
 from tests.fuzz.seeds import bundle_files, is_the_signed_record, records, write_bundle
 from tests.fuzz.strategies import fuzz_settings, hex_of, mutated_bytes
 
@@ -155,22 +152,15 @@ def invoke(args: list[str], env: dict[str, str] | None = None) -> Outcome:
     """
     saved = {name: os.environ.get(name) for name in env or {}}
     os.environ.update(env or {})
-    out, err = io.StringIO(), io.StringIO()
-    code: int
     try:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                main(args)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code, stdout, stderr = invoke_cli(args)
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    return Outcome(code, out.getvalue(), err.getvalue())
+    return Outcome(code, stdout, stderr)
 
 
 def _effective_format(args: list[str]) -> str | None:

@@ -19,6 +19,7 @@ from ario_mlflow.errors import EnvelopeParseError
 from ario_mlflow.proof import verify_commitment
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.envelope import (
+    MLFLOW_ENVELOPE_KEYS,
     parse_json_object,
     verify_envelope,
     verify_envelope_bytes,
@@ -40,15 +41,7 @@ from tests.fuzz.strategies import (
 
 #: Keys a mutation may add: the envelope's own, unsigned ones, and near misses.
 _ENVELOPE_KEYS = (
-    "event_id",
-    "event_type",
-    "subject",
-    "payload_hash",
-    "previous_hash",
-    "signed_at",
-    "spec_version",
-    "public_key",
-    "signature",
+    *MLFLOW_ENVELOPE_KEYS,
     "payload",
     "co_signatures",
     "_tx_id",
