@@ -19,6 +19,7 @@ from ario_mlflow.arweave.spool import (
     SpoolWriter,
     WalletSigner,
     entry_for,
+    ingest_file,
     ingest_spool,
     spool_backlog,
     spool_dir,
@@ -203,3 +204,13 @@ def test_a_full_disk_refuses_the_decision_with_a_typed_error(
     monkeypatch.setattr("ario_mlflow.arweave.spool.ROTATE_BYTES", 1)
     with pytest.raises(JournalError, match="cannot write the decision spool"):
         _spool(ario_home, 1, writer)
+
+
+def test_a_long_file_is_journaled_in_several_transactions(ario_home: Path) -> None:
+    writer = SpoolWriter(ario_home)
+    _spool(ario_home, 10, writer)
+    assert writer.path is not None
+    journal = Journal.at_home(ario_home)
+    assert ingest_file(journal, writer.path, WalletSigner(ario_home), batch=3) == 10
+    assert journal.spool_offset(writer.path.name) == writer.path.stat().st_size
+    assert journal.counts()["pending"] == 10

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ario_mlflow._files import ensure_private_dir
+from ario_mlflow._process import local_process_gone
 from ario_mlflow.arweave.dataitem import create_data_item
 from ario_mlflow.arweave.item_tags import proof_tags
 from ario_mlflow.arweave.journal import Journal, NewRecord, Writeback
@@ -169,19 +170,7 @@ def _sealed(path: Path) -> bool:
 
 def _writer_alive(path: Path) -> bool:
     host, _, rest = path.name.partition("~")
-    pid_text = rest.partition("~")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True  # another host's file (shared home): its writer decides
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return not local_process_gone(host, rest.partition("~")[0])
 
 
 @dataclass(frozen=True)
@@ -236,8 +225,9 @@ def _keep_aside(directory: Path, raw: bytes, why: str) -> None:
         sink.write(raw + b"\n")
 
 
-def ingest_file(journal: Journal, path: Path, sign: Signer, *, limit: int = INGEST_BATCH) -> int:
-    """Journal up to ``limit`` complete lines of one spool file; how many were journaled."""
+def ingest_file(journal: Journal, path: Path, sign: Signer, *, batch: int = INGEST_BATCH) -> int:
+    """Journal every complete line of one spool file, ``batch`` records per transaction;
+    how many were journaled. The file is read once."""
     key = path.name
     start = journal.spool_offset(key)
     try:
@@ -246,6 +236,7 @@ def ingest_file(journal: Journal, path: Path, sign: Signer, *, limit: int = INGE
             data = source.read()
     except FileNotFoundError:
         return 0
+    total = 0
     records: list[NewRecord] = []
     end = start
     for line in _complete_lines(data, start):
@@ -257,13 +248,13 @@ def ingest_file(journal: Journal, path: Path, sign: Signer, *, limit: int = INGE
             except Exception as exc:  # a malformed entry must not block the ones after it
                 _keep_aside(path.parent, line.raw, f"{type(exc).__name__}: {exc}")
         end = line.end
-        if len(records) >= limit:
-            break
-    if end == start:
-        return 0
-    if not journal.ingest(key, start, end, records):
-        return 0  # another ingester took these lines first
-    return len(records)
+        if len(records) >= batch:
+            if not journal.ingest(key, start, end, records):
+                return total  # another ingester took these lines first
+            total, start, records = total + len(records), end, []
+    if end != start and journal.ingest(key, start, end, records):
+        total += len(records)
+    return total
 
 
 def ingest_spool(journal: Journal, home: Path, sign: Signer) -> int:
@@ -276,11 +267,7 @@ def ingest_spool(journal: Journal, home: Path, sign: Signer) -> int:
         return 0
     total = 0
     for path in sorted(directory.glob(f"*{SUFFIX}")):
-        while True:
-            journaled = ingest_file(journal, path, sign)
-            total += journaled
-            if journaled < INGEST_BATCH:
-                break
+        total += ingest_file(journal, path, sign)
         _delete_if_finished(journal, path)
     return total
 

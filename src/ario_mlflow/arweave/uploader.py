@@ -24,6 +24,7 @@ from typing import Any
 
 import requests
 
+from ario_mlflow._process import local_process_gone
 from ario_mlflow.arweave.journal import PENDING, UPLOADED, Journal, PendingWriteback, Record
 from ario_mlflow.arweave.spool import WalletSigner, ingest_spool
 from ario_mlflow.arweave.turbo import UploadOutcome, post_item
@@ -87,16 +88,7 @@ def lease_owner() -> str:
 
 def _owner_is_dead(owner: str) -> bool:
     host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return local_process_gone(host, rest.partition(":")[0])
 
 
 def reclaim_dead_leases(journal: Journal) -> int:
@@ -292,10 +284,10 @@ class UploadWorkers:
         return bool(records)
 
     def _writebacks(self, owner: str) -> bool:
-        claimed = self.journal.claim_due_writebacks(
-            owner, WRITEBACK_CLAIM, LEASE_SECONDS, kinds=writeback_kinds()
-        )
         kinds = writeback_kinds()
+        claimed = self.journal.claim_due_writebacks(
+            owner, WRITEBACK_CLAIM, LEASE_SECONDS, kinds=kinds
+        )
         run_writebacks(self.journal, claimed)
         for writeback in claimed:
             record = writeback.record
