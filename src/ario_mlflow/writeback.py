@@ -250,7 +250,9 @@ def _write_decision_window(
         if item.record.context.get("trace_id"):
             continue  # created by an earlier attempt
         try:
-            traced[item.record.id] = {"trace_id": _start_trace(item.spec, item.record)}
+            text = item.spec["payload"]
+            tags = _decision_trace_tags(json.loads(text), text, item.record)
+            traced[item.record.id] = {"trace_id": _start_trace(item.spec, tags)}
         except Exception as exc:
             errors[index] = exc
     if traced:
@@ -259,13 +261,13 @@ def _write_decision_window(
     return errors
 
 
-def _start_trace(spec: dict[str, Any], record: Record) -> str:
-    text = spec["payload"]
+def _start_trace(spec: dict[str, Any], tags: dict[str, str]) -> str:
+    """Create and end a decision's trace (not flushed); its id."""
     client = _client(spec.get("tracking_uri"), None)
     span = client.start_trace(
         "VerifiedModel.predict",
         inputs=spec.get("inputs"),
-        tags=_decision_trace_tags(json.loads(text), text, record),
+        tags=tags,
         experiment_id=spec.get("experiment_id"),
     )
     trace_id = getattr(span, "trace_id", None) or getattr(span, "request_id", None)
@@ -283,17 +285,9 @@ def _create_trace(spec: dict[str, Any], record: Record | None, journal: Journal)
         raise ValueError("a prediction trace belongs to a record")
     if record.context.get("trace_id"):
         return  # created by an earlier attempt
-    client = _client(spec.get("tracking_uri"), None)
-    span = client.start_trace(
-        "VerifiedModel.predict",
-        inputs=spec.get("inputs"),
-        tags=spec["tags"],
-        experiment_id=spec.get("experiment_id"),
-    )
-    trace_id = getattr(span, "trace_id", None) or getattr(span, "request_id", None)
-    client.end_trace(trace_id, outputs=spec.get("outputs"))
+    trace_id = _start_trace(spec, spec["tags"])
     _flush_traces()
-    journal.update_context(record.id, {"trace_id": str(trace_id)})
+    journal.update_context(record.id, {"trace_id": trace_id})
 
 
 def _flush_traces() -> None:
