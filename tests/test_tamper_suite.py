@@ -373,15 +373,21 @@ def edit_decision_witness(scene: Scene) -> None:
     witness.write_bytes(canonical_json(payload))
 
 
-def serve_edited_envelope(scene: Scene) -> None:
-    """Edit a metric and the witness, and have a gateway serve the training record with
-    ``payload_hash`` changed to match: everything agrees except the signature."""
+def _forge_consistent_training_payload(scene: Scene) -> bytes:
+    """The metric edited in the store and in both witnesses, so they agree; the payload."""
     edit_metric_in_store(scene)
     forged = json.loads(_training_witnesses(scene)[0].read_bytes())
     forged["metrics"]["accuracy"] = 0.99
     payload = canonical_json(forged)
     for witness in _training_witnesses(scene):
         witness.write_bytes(payload)
+    return payload
+
+
+def serve_edited_envelope(scene: Scene) -> None:
+    """Edit a metric and the witness, and have a gateway serve the training record with
+    ``payload_hash`` changed to match: everything agrees except the signature."""
+    payload = _forge_consistent_training_payload(scene)
     envelope = scene.envelope(scene.ids["training_a"])
     envelope["payload_hash"] = hashlib.sha256(payload).hexdigest()
     scene.serve_forged(scene.ids["training_a"], envelope)
@@ -409,12 +415,7 @@ def swap_public_key(scene: Scene) -> None:
 def resign_with_another_key(scene: Scene) -> None:
     """Edit the metric, re-sign an honest-looking payload with the attacker's key, upload
     it, rewrite both witnesses and move the tag: only the signer gives it away."""
-    edit_metric_in_store(scene)
-    forged = json.loads(_training_witnesses(scene)[0].read_bytes())
-    forged["metrics"]["accuracy"] = 0.99
-    payload = canonical_json(forged)
-    for witness in _training_witnesses(scene):
-        witness.write_bytes(payload)
+    payload = _forge_consistent_training_payload(scene)
     honest = scene.envelope(scene.ids["training_a"])
     unsigned = {k: v for k, v in honest.items() if k not in ("signature", "public_key")}
     unsigned["payload_hash"] = hashlib.sha256(payload).hexdigest()
