@@ -13,7 +13,8 @@ from typing import Any
 
 from ario_mlflow.keys import SigningIdentity, load_signing_identity
 from ario_mlflow.proof.commitment import verify_commitment
-from ario_mlflow.proof.envelope import build_mlflow_envelope
+from ario_mlflow.proof.ed25519 import PreparedKey
+from ario_mlflow.proof.envelope import build_mlflow_envelope_json
 
 
 class ProofEngine:
@@ -29,6 +30,7 @@ class ProofEngine:
         self._private_key_path = private_key_path
         self._public_key_path = public_key_path
         self._identity = identity
+        self._prepared: PreparedKey | None = None
         self._lock = threading.Lock()
 
     @property
@@ -52,6 +54,12 @@ class ProofEngine:
         """Short display label of :attr:`public_key_hex`."""
         return self.identity.fingerprint
 
+    @property
+    def _key(self) -> PreparedKey:
+        if self._prepared is None:
+            self._prepared = PreparedKey.of(self.identity.key)
+        return self._prepared
+
     def create_commitment(
         self,
         *,
@@ -63,12 +71,33 @@ class ProofEngine:
         signed_at: str | None = None,
     ) -> dict[str, Any]:
         """Build and sign the nine-key envelope committing to ``payload_bytes``."""
-        return build_mlflow_envelope(
+        envelope, _ = self.create_commitment_json(
             event_type=event_type,
             subject=subject,
             payload_bytes=payload_bytes,
             previous_hash=previous_hash,
-            key=self.identity.key,
+            event_id=event_id,
+            signed_at=signed_at,
+        )
+        return envelope
+
+    def create_commitment_json(
+        self,
+        *,
+        event_type: str,
+        subject: dict[str, Any],
+        payload_bytes: bytes,
+        previous_hash: str,
+        event_id: str | None = None,
+        signed_at: str | None = None,
+    ) -> tuple[dict[str, Any], bytes]:
+        """:meth:`create_commitment`, plus the envelope's canonical JSON bytes."""
+        return build_mlflow_envelope_json(
+            event_type=event_type,
+            subject=subject,
+            payload_bytes=payload_bytes,
+            previous_hash=previous_hash,
+            key=self._key,
             event_id=event_id,
             signed_at=signed_at,
         )

@@ -9,14 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ario_mlflow.errors import EnvelopeParseError
+from ario_mlflow.errors import EnvelopeParseError, LoneSurrogateError
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.commitment import verify_commitment
-from ario_mlflow.proof.ed25519 import signing_key_from_seed
+from ario_mlflow.proof.ed25519 import PreparedKey, sign, signing_key_from_seed
 from ario_mlflow.proof.envelope import (
     MLFLOW_ENVELOPE_KEYS,
     build_mlflow_envelope,
+    build_mlflow_envelope_json,
     parse_json_object,
+    random_uuid,
     sign_envelope,
     signing_message,
     verify_envelope,
@@ -113,6 +115,52 @@ def test_default_event_id_and_signed_at_have_the_reference_shapes() -> None:
     )
     assert str(uuid.UUID(envelope["event_id"], version=4)) == envelope["event_id"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?\+00:00", envelope["signed_at"])
+
+
+def test_random_uuid_is_a_version_4_uuid_spelled_as_uuid_spells_it() -> None:
+    import uuid
+
+    seen = {random_uuid() for _ in range(2000)}
+    assert len(seen) == 2000
+    for value in seen:
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, value)
+
+
+def test_prepared_key_signs_exactly_as_pynacl() -> None:
+    prepared = PreparedKey(SEED)
+    assert prepared.seed == SEED
+    assert prepared.public_key_hex == bytes(KEY.verify_key).hex()
+    for message in (b"", b"x", bytes(range(256)) * 3):
+        assert prepared.sign(message).hex() == sign(message, KEY)
+    with pytest.raises(ValueError, match="32 bytes"):
+        PreparedKey(SEED[:31])
+
+
+@pytest.mark.parametrize("previous_hash", [None, 7, "é\u2028\n\x00"])
+def test_envelope_bytes_are_the_canonical_json_also_off_the_template(
+    previous_hash: Any,
+) -> None:
+    envelope, data = build_mlflow_envelope_json(
+        event_type="prediction",
+        subject={"b": "é", "a": 1},
+        payload_bytes=b"{}",
+        previous_hash=previous_hash,
+        key=PreparedKey(SEED),
+    )
+    assert data == canonical_json(envelope)
+    assert tuple(envelope) == MLFLOW_ENVELOPE_KEYS
+    assert verify_envelope_bytes(data, payload_bytes=b"{}").ok
+
+
+@pytest.mark.parametrize("field", ["event_type", "previous_hash"])
+def test_lone_surrogate_in_a_templated_field_is_a_typed_error(field: str) -> None:
+    arguments: dict[str, Any] = {"event_type": "prediction", "previous_hash": "GENESIS"}
+    arguments[field] = "\ud800"
+    with pytest.raises(LoneSurrogateError):
+        build_mlflow_envelope_json(
+            subject={}, payload_bytes=b"{}", key=PreparedKey(SEED), **arguments
+        )
 
 
 def test_underscore_annotations_do_not_break_mlflow_envelopes() -> None:
@@ -278,6 +326,18 @@ def test_sign_then_verify_holds(
     )
     assert verify_envelope(envelope, payload_bytes=payload).ok
     assert verify_envelope_bytes(canonical_json(envelope), payload_bytes=payload).ok
+    # The templated bytes are exactly the generic canonical JSON of the same envelope.
+    again, data = build_mlflow_envelope_json(
+        event_type=event_type,
+        subject=subject,
+        payload_bytes=payload,
+        previous_hash=previous,
+        key=PreparedKey(SEED),
+        event_id=envelope["event_id"],
+        signed_at=envelope["signed_at"],
+    )
+    assert again == envelope
+    assert data == canonical_json(envelope)
 
 
 SIGNED_FIELDS = [

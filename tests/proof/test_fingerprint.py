@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ario_mlflow.errors import CanonicalizationError
+from ario_mlflow.errors import CanonicalizationError, LoneSurrogateError
 from ario_mlflow.proof import fingerprint as fp
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.fingerprint import (
@@ -519,23 +519,194 @@ def _mixed_frame() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(
-    "frame",
+    ("frame", "direct_text"),
     [
-        _mixed_frame(),
-        pd.DataFrame(np.arange(6, dtype=np.float32).reshape(2, 3), columns=["x", "y", "z"]),
-        pd.DataFrame({"i": [1, 2], "j": [3, 4]}),
-        pd.DataFrame({"f": [1.5, np.nan], "g": [np.inf, 0.0]}),
+        pytest.param(_mixed_frame(), False, id="mixed"),
+        pytest.param(
+            pd.DataFrame(np.arange(6, dtype=np.float32).reshape(2, 3), columns=["x", "y", "z"]),
+            True,
+            id="float32",
+        ),
+        pytest.param(pd.DataFrame({"i": [1, 2], "j": [3, 4]}), True, id="int64"),
+        pytest.param(pd.DataFrame({"f": [1.5, np.nan], "g": [np.inf, 0.0]}), False, id="nan"),
+        pytest.param(
+            pd.DataFrame(
+                np.array([[0.1, -0.0, 1e300], [5e-324, -2.5, 1e21]]),
+                columns=['é"\\', "\n\u2028", "😀"],
+                index=pd.RangeIndex(7, 1, -3),
+            ),
+            True,
+            id="float64-tricky-labels",
+        ),
+        pytest.param(
+            pd.DataFrame(
+                np.array([[0, 2**64 - 1]], dtype=np.uint64),
+                columns=pd.Index(["u", "v"], dtype=object),
+                index=pd.Index([-(2**63)]),
+            ),
+            True,
+            id="uint64-object-labels",
+        ),
+        pytest.param(
+            pd.DataFrame(np.array([[65504, 2**-24]], dtype=np.float16), columns=["h", "t"]),
+            True,
+            id="float16",
+        ),
     ],
 )
 def test_dataframe_fast_paths_agree_with_the_public_api(
-    frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+    frame: pd.DataFrame, direct_text: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Pin which frames take the directly written text, so the comparisons below compare
+    # that text (not the generic walk with itself) where it applies.
+    assert (fp._frame_text(frame) is not None) is direct_text
     fast = fingerprint_bytes(frame, "input")
+    monkeypatch.setattr(fp, "_frame_text", lambda _frame: None)
+    walked = fingerprint_bytes(frame, "input")
+    monkeypatch.setattr(fp, "_arrow_strings", lambda _index: None)
+    public_labels = fingerprint_bytes(frame, "input")
     monkeypatch.setattr(fp, "_uniform_dtype", lambda _frame: None)
     per_column = fingerprint_bytes(frame, "input")
     monkeypatch.setattr(fp, "_column_arrays", fp._public_column_arrays)
     public = fingerprint_bytes(frame, "input")
-    assert fast == per_column == public
+    assert fast == walked == public_labels == per_column == public
+
+
+# --- the DataFrame hot path: JCS text written directly ---------------------------------
+
+_HOT_DTYPES = [
+    np.dtype(name)
+    for name in (
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+    )
+]
+_LABEL_CHARACTERS = st.characters(codec="utf-8") | st.sampled_from(
+    ['"', "\\", "\x00", "\n", "\x1f", "\x7f", "\u2028", "é", "😀", "/", "<"]
+)
+
+
+def _extreme_values(dtype: np.dtype[Any], finite: bool) -> list[Any]:
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return [int(info.min), int(info.max), 0, 1]
+    limits = np.finfo(dtype)
+    extremes = [
+        0.0,
+        -0.0,
+        float(limits.max),
+        -float(limits.max),
+        float(limits.tiny),
+        -float(limits.smallest_subnormal),
+        float(limits.eps),
+    ]
+    return extremes if finite else [*extremes, math.nan, math.inf, -math.inf]
+
+
+@st.composite
+def _numeric_frames(draw: st.DrawFn) -> tuple[pd.DataFrame, bool]:
+    """A frame with one numeric numpy dtype, and whether ``_frame_text`` must take it."""
+    dtype = draw(st.sampled_from(_HOT_DTYPES))
+    rows = draw(st.integers(min_value=0, max_value=4))
+    width = draw(st.integers(min_value=1, max_value=4))
+    finite = draw(st.booleans())
+    elements = hnp.from_dtype(
+        dtype, allow_nan=not finite, allow_infinity=not finite
+    ) | st.sampled_from(_extreme_values(dtype, finite))
+    values = draw(hnp.arrays(dtype, (rows, width), elements=elements))
+    labels = draw(
+        st.lists(
+            st.text(_LABEL_CHARACTERS, max_size=6), min_size=width, max_size=width, unique=True
+        )
+    )
+    columns = pd.Index(labels, dtype=draw(st.sampled_from([None, object])))
+    index_kind = draw(st.sampled_from(["range", "int", "uint", "str", "float"]))
+    index: pd.Index
+    if index_kind == "range":
+        start = draw(st.integers(min_value=-1000, max_value=1000))
+        step = draw(st.integers(min_value=-5, max_value=5).filter(bool))
+        index = pd.RangeIndex(start, start + step * rows, step)
+    elif index_kind == "int":
+        labels_int = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+        index = pd.Index(draw(st.lists(labels_int, min_size=rows, max_size=rows)), dtype="int64")
+    elif index_kind == "uint":
+        labels_uint = st.integers(min_value=0, max_value=2**64 - 1)
+        index = pd.Index(draw(st.lists(labels_uint, min_size=rows, max_size=rows)), dtype="uint64")
+    elif index_kind == "str":
+        index = pd.Index(draw(st.lists(st.text(max_size=3), min_size=rows, max_size=rows)))
+    else:
+        index = pd.Index(draw(st.lists(st.floats(), min_size=rows, max_size=rows)), dtype=float)
+    frame = pd.DataFrame(values, columns=columns, index=index)
+    eligible = index_kind in ("range", "int", "uint") and (
+        dtype.kind in "iu" or bool(np.isfinite(values).all())
+    )
+    return frame, eligible
+
+
+@settings(max_examples=300, deadline=None)
+@given(_numeric_frames())
+def test_direct_dataframe_text_equals_the_generic_walk(case: tuple[pd.DataFrame, bool]) -> None:
+    frame, eligible = case
+    fast = fingerprint_bytes(frame, "input")
+    assert fast == canonical_json(fingerprint_document(frame, "input"))
+    text = fp._frame_text(frame)
+    assert (text is not None) is eligible
+    if text is not None:  # the bytes hashed are the direct text, not a fallback
+        assert fast == b'{"features":{"$ario:dataframe":' + text.encode() + b"}}"
+    body = json.loads(fast)["features"]["$ario:dataframe"]
+    assert body["columns"] == list(frame.columns)
+    assert len(body["data"]) == len(body["index"]) == len(frame)
+
+
+def test_a_finite_float64_frame_with_string_labels_takes_the_direct_text() -> None:
+    frame = pd.DataFrame({"income": [78000.0, 0.1], "ratio": [-0.0, 1e-7]})
+    text = fp._frame_text(frame)
+    assert text == (
+        '{"columns":["income","ratio"],"data":[[78000,0],[0.1,1e-7]],'
+        '"index":[0,1],"kinds":["float","float"]}'
+    )
+    assert fingerprint_bytes(frame, "input") == b'{"features":{"$ario:dataframe":%b}}' % (
+        text.encode()
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float64", "int64"])
+def test_a_lone_surrogate_label_on_the_direct_path_is_a_typed_error(dtype: str) -> None:
+    frame = pd.DataFrame(
+        np.zeros((1, 2), dtype=dtype), columns=pd.Index(["ok", "bad\ud800"], dtype=object)
+    )
+    assert fp._frame_text(frame) is not None  # the direct path is taken, then abandoned
+    with pytest.raises(LoneSurrogateError) as generic:
+        canonical_json(fingerprint_document(frame, "input"))
+    with pytest.raises(LoneSurrogateError) as direct:
+        fingerprint_bytes(frame, "input")
+    assert direct.value.path == generic.value.path == '$.features["$ario:dataframe"].columns[1]'
+    with pytest.raises(LoneSurrogateError):
+        input_fingerprint(frame)
+
+
+@pytest.mark.parametrize("rows", [0, 2])
+def test_default_integer_column_labels_hash_like_the_generic_walk(rows: int) -> None:
+    frame = pd.DataFrame(np.zeros((rows, 2)))  # columns: RangeIndex(0, 2)
+    expected = canonical_json(fingerprint_document(frame, "input"))
+    assert fp._frame_text(frame) is not None  # the direct text handles integer labels
+    assert fingerprint_bytes(frame, "input") == expected
+
+
+@pytest.mark.parametrize("dtype", ["Int64", "int64[pyarrow]"])
+def test_a_nullable_integer_row_index_hashes_like_the_generic_walk(dtype: str) -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0]}, index=pd.Index([1, None], dtype=dtype))
+    expected = canonical_json(fingerprint_document(frame, "input"))
+    assert fingerprint_bytes(frame, "input") == expected
 
 
 @settings(max_examples=60)
@@ -779,3 +950,50 @@ def test_dataframe_fast_paths_are_in_use_on_this_pandas() -> None:
     assert fp._uniform_dtype(_mixed_frame()) is None
     assert fp._column_arrays(_mixed_frame())[0] is not None
     assert hasattr(frame, "_iter_column_arrays")
+
+
+def test_arrow_string_labels_are_read_through_the_fast_accessor() -> None:
+    # pandas 3 stores string column labels in Arrow; the accessor must keep working (a
+    # None here means every DataFrame hash takes the ~10x slower Index.tolist path).
+    frame = pd.DataFrame({"income": [1.0], "âge ✓": [2.0], 'q"\\': [3.0], "": [4.0]})
+    labels = fp._arrow_strings(frame.columns)
+    assert labels is not None
+    assert labels == frame.columns.tolist() == ["income", "âge ✓", 'q"\\', ""]
+    assert all(type(label) is str for label in labels)
+    assert fp._arrow_strings(pd.RangeIndex(3)) is None
+    assert fp._arrow_strings(pd.Index([1, 2, 3])) is None
+    assert fp._arrow_strings(frame.index) is None
+    assert fp._arrow_strings(pd.Index(["a", "b"], dtype=object)) is None  # no Arrow array
+
+
+_vector_dtypes = st.sampled_from(
+    ["int8", "int64", "uint64", "float16", "float32", "float64", "bool", "longdouble"]
+)
+
+
+@settings(max_examples=200)
+@given(
+    _vector_dtypes.flatmap(
+        lambda dtype: hnp.arrays(dtype, hnp.array_shapes(min_dims=1, max_dims=2, max_side=4))
+    )
+)
+def test_direct_output_text_equals_the_generic_walk(array: np.ndarray) -> None:
+    try:
+        expected = canonical_json(fingerprint_document(array, "output"))
+    except FingerprintError:
+        with pytest.raises(FingerprintError):
+            fingerprint_bytes(array, "output")
+        return
+    assert fingerprint_bytes(array, "output") == expected
+    eligible = (
+        array.ndim == 1
+        and array.dtype.kind in "iuf"
+        and array.dtype.itemsize <= 8
+        and bool(np.isfinite(array).all())
+    )
+    assert (fp._vector_text(array) is not None) == eligible
+
+
+def test_a_class_label_output_takes_the_direct_text() -> None:
+    assert fp._vector_text(np.array([0, 1, 1])) == "[0,1,1]"
+    assert fingerprint_bytes(np.array([1.0, 0.5]), "output") == b'{"prediction":[1,0.5]}'

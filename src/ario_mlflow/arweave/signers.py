@@ -18,11 +18,11 @@ from typing import Any, Protocol, runtime_checkable
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 from nacl.exceptions import CryptoError
 from nacl.signing import VerifyKey
 
 from ario_mlflow.arweave.encoding import b58encode, b64url_decode, b64url_encode
+from ario_mlflow.proof.ed25519 import PreparedKey
 
 #: ANS-104 signature type of Arweave RSA-4096 PSS keys.
 ARWEAVE_SIGNATURE_TYPE = 1
@@ -81,25 +81,20 @@ class Ed25519Signer:
     signature_length = 64
     token = "solana"
 
-    __slots__ = ("_secret", "address", "owner")
+    __slots__ = ("_key", "address", "owner")
 
     def __init__(self, seed: bytes) -> None:
-        if not isinstance(seed, bytes) or len(seed) != 32:
-            raise ValueError("an Ed25519 seed is 32 bytes")
-        public_key, secret = crypto_sign_seed_keypair(seed)
-        self._secret: bytes = secret
-        self.owner: bytes = public_key
-        self.address: str = b58encode(public_key)
+        self._key = PreparedKey(seed)
+        self.owner: bytes = self._key.public_key
+        self.address: str = b58encode(self.owner)
 
     @property
     def seed(self) -> bytes:
         """The 32-byte seed (Solana ``id.json`` holds seed ‖ public key)."""
-        return self._secret[:32]
+        return self._key.seed
 
     def sign(self, message: bytes) -> bytes:
-        # crypto_sign returns signature ‖ message; the detached signature is its head.
-        signed: bytes = crypto_sign(message, self._secret)
-        return signed[:64]
+        return self._key.sign(message)
 
     def __repr__(self) -> str:
         return f"Ed25519Signer(address={self.address!r})"

@@ -30,7 +30,8 @@ from ario_mlflow.errors import (
 #: Containers may nest this deep (the root container is depth 1).
 MAX_DEPTH = 128
 
-_encode_string = cast(
+#: JSON string literal of a ``str``, escaped as JCS requires (non-ASCII kept raw).
+encode_string = cast(
     Callable[[str], str],
     getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring,
 )
@@ -87,7 +88,7 @@ def _sorted_keys(obj: dict[Any, Any]) -> list[Any]:
 def _serialize(value: Any, out: list[str], depth: int) -> None:
     kind = type(value)
     if kind is str:
-        out.append(_encode_string(value))
+        out.append(encode_string(value))
     elif kind is dict:
         if depth >= MAX_DEPTH:
             raise _Stop
@@ -97,7 +98,7 @@ def _serialize(value: Any, out: list[str], depth: int) -> None:
             if not first:
                 out.append(",")
             first = False
-            out.append(_encode_string(key))
+            out.append(encode_string(key))
             out.append(":")
             _serialize(value[key], out, depth + 1)
         out.append("}")

@@ -9,7 +9,7 @@ keys starting with ``_`` (unsigned annotations such as ``_tx_id``).
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -22,8 +22,8 @@ from ario_mlflow.errors import (
     LoneSurrogateError,
     NonFiniteNumberError,
 )
-from ario_mlflow.proof.canonical import canonical_json
-from ario_mlflow.proof.ed25519 import public_key_hex, sign, verify_signature
+from ario_mlflow.proof.canonical import canonical_json, encode_string
+from ario_mlflow.proof.ed25519 import PreparedKey, public_key_hex, sign, verify_signature
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.proof.spec import (
     SPEC_VERSION,
@@ -45,6 +45,17 @@ MLFLOW_ENVELOPE_KEYS = (
     "signature",
 )
 _UNSIGNED_KEYS = frozenset({"signature", "co_signatures"})
+
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def random_uuid() -> str:
+    """A random (version 4) UUID string, as ``str(uuid.uuid4())`` spells it, in half the time."""
+    value = (int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR) | _UUID4_SET
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def utc_now_iso() -> str:
@@ -98,21 +109,87 @@ def build_mlflow_envelope(
     subject: dict[str, Any],
     payload_bytes: bytes,
     previous_hash: str,
-    key: SigningKey,
+    key: SigningKey | PreparedKey,
     event_id: str | None = None,
     signed_at: str | None = None,
 ) -> dict[str, Any]:
     """Build and sign an ``ario.mlflow/v1`` envelope committing to ``payload_bytes``."""
+    envelope, _ = build_mlflow_envelope_json(
+        event_type=event_type,
+        subject=subject,
+        payload_bytes=payload_bytes,
+        previous_hash=previous_hash,
+        key=key if isinstance(key, PreparedKey) else PreparedKey.of(key),
+        event_id=event_id,
+        signed_at=signed_at,
+    )
+    return envelope
+
+
+def build_mlflow_envelope_json(
+    *,
+    event_type: str,
+    subject: dict[str, Any],
+    payload_bytes: bytes,
+    previous_hash: str,
+    key: PreparedKey,
+    event_id: str | None = None,
+    signed_at: str | None = None,
+) -> tuple[dict[str, Any], bytes]:
+    """:func:`build_mlflow_envelope`, plus the envelope's canonical JSON bytes.
+
+    The nine keys are fixed, so the signed scope is written from a template (keys in JCS
+    order) instead of through the generic serializer: this runs once per prediction.
+    Anything the template cannot spell (a non-string field, a lone surrogate) takes the
+    generic path, which raises the typed canonicalization error.
+    """
     unsigned = {
-        "event_id": event_id or str(uuid.uuid4()),
+        "event_id": event_id or random_uuid(),
         "event_type": event_type,
         "subject": subject,
         "payload_hash": sha256_hex(payload_bytes),
         "previous_hash": previous_hash,
         "signed_at": signed_at or utc_now_iso(),
         "spec_version": SPEC_VERSION,
+        "public_key": key.public_key_hex,
     }
-    return sign_envelope(unsigned, key)
+    try:
+        head, tail = _template_parts(unsigned)
+        message = (head + tail).encode("utf-8")
+    except (TypeError, UnicodeEncodeError):
+        # Off the template: the generic path raises the typed error, or spells it.
+        unsigned["signature"] = key.sign(signing_message(unsigned)).hex()
+        return unsigned, canonical_json(unsigned)
+    signature = unsigned["signature"] = key.sign(message).hex()
+    return unsigned, f'{head},"signature":"{signature}"{tail}'.encode()
+
+
+def _template_parts(unsigned: dict[str, Any]) -> tuple[str, str]:
+    """The signed scope's JCS text around the place ``signature`` takes in the full form."""
+    fields = [unsigned[name] for name in _TEMPLATE_FIELDS]
+    for value in fields:
+        if type(value) is not str:
+            raise TypeError
+    enc = encode_string
+    head = (
+        f'{{"event_id":{enc(fields[0])},"event_type":{enc(fields[1])},'
+        f'"payload_hash":{enc(fields[2])},"previous_hash":{enc(fields[3])},'
+        f'"public_key":{enc(fields[4])}'
+    )
+    subject = canonical_json(unsigned["subject"]).decode("utf-8")
+    tail = f',"signed_at":{enc(fields[5])},"spec_version":{enc(fields[6])},"subject":{subject}}}'
+    return head, tail
+
+
+_TEMPLATE_FIELDS = (
+    "event_id",
+    "event_type",
+    "payload_hash",
+    "previous_hash",
+    "public_key",
+    "signed_at",
+    "spec_version",
+)
 
 
 @dataclass

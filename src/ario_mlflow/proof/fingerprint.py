@@ -131,7 +131,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from ario_mlflow.errors import CanonicalizationError
-from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.canonical import canonical_json, encode_string, format_number
 from ario_mlflow.proof.hashing import sha256_hex
 
 __all__ = [
@@ -474,8 +474,77 @@ def _plain_labels(index: Any) -> list[Any] | None:
         index.dtype, pd.StringDtype
     ):
         return None
-    labels: list[Any] = index.tolist()
+    labels = _arrow_strings(index)
+    if labels is None:
+        labels = index.tolist()
     return labels if all(type(label) is str for label in labels) else None
+
+
+def _arrow_strings(index: Any) -> list[Any] | None:
+    """The labels of an Arrow-backed string index (pandas 3's default for column names),
+    read from the Arrow array: ~1 µs instead of ~10 µs for ``Index.tolist``. Private
+    accessor, guarded; ``None`` sends the caller to the public path (same labels)."""
+    arrow = getattr(getattr(index, "_values", None), "_pa_array", None)
+    to_pylist = getattr(arrow, "to_pylist", None)
+    if to_pylist is None:
+        return None
+    try:
+        labels = to_pylist()
+    except Exception:  # changed private API: public path
+        return None
+    return labels if isinstance(labels, list) and len(labels) == len(index) else None
+
+
+def _vector_text(value: Any) -> str | None:
+    """JCS text of ``C(y.tolist())`` for a 1-D int or finite float numpy array (a model's
+    usual output), written directly; else ``None``."""
+    np = sys.modules.get("numpy")
+    if np is None or type(value) is not np.ndarray or value.ndim != 1:
+        return None
+    kind, items = value.dtype.kind, value.tolist()
+    if kind in "iu":
+        return "[" + ",".join([str(item) for item in items]) + "]"
+    if kind != "f" or value.dtype.itemsize > 8 or not all(x - x == 0.0 for x in items):
+        return None
+    return "[" + ",".join([format_number(item) for item in items]) + "]"
+
+
+def _frame_text(frame: Any) -> str | None:
+    """JCS text of ``C(frame)`` for the common input, written directly; else ``None``.
+
+    The common input is a frame whose columns all share one int or float numpy dtype,
+    with string column labels, a range or integer row index and finite values. This is
+    the prediction hot path's usual input; the generic walk produces the same bytes (a
+    test compares them) at several times the cost.
+    """
+    pd = sys.modules["pandas"]
+    dtype = _uniform_dtype(frame)
+    if dtype is None or dtype.kind not in "iuf" or dtype.itemsize > 8:
+        return None
+    np = sys.modules["numpy"]
+    labels = _plain_labels(frame.columns)  # strings, or the ints of a RangeIndex
+    index = frame.index
+    if labels is None or not (
+        type(index) is pd.RangeIndex
+        or (isinstance(index.dtype, np.dtype) and index.dtype.kind in "iu")  # no NA
+    ):
+        return None
+    rows = frame.values  # one numeric dtype: the rows as they are, nothing converted
+    if rows.dtype != dtype:
+        return None
+    values = rows.tolist()
+    if dtype.kind == "f":
+        cells = [[format_number(x) if x - x == 0.0 else "" for x in row] for row in values]
+        if any("" in row for row in cells):
+            return None  # NaN or an infinity: tagged values, the generic walk spells them
+    else:
+        cells = [[str(x) for x in row] for row in values]
+    columns = ",".join([encode_string(x) if type(x) is str else str(x) for x in labels])
+    data = ",".join(["[" + ",".join(row) + "]" for row in cells])
+    rows_index = ",".join([str(label) for label in index.tolist()])
+    kind = encode_string(_kind(dtype))
+    kinds = ",".join([kind] * len(labels))
+    return f'{{"columns":[{columns}],"data":[{data}],"index":[{rows_index}],"kinds":[{kinds}]}}'
 
 
 def _frame_body(frame: Any) -> dict[str, Any]:
@@ -603,6 +672,17 @@ def fingerprint_bytes(value: Any, role: Role) -> bytes:
     nesting deeper than the JCS bound) come from :func:`canonical_json` and name the path
     inside the document.
     """
+    if role == "output":
+        text = _vector_text(value)
+        if text is not None:
+            return f'{{"prediction":{text}}}'.encode()
+    elif role == "input" and _is_dataframe(value):
+        text = _frame_text(value)
+        if text is not None:
+            try:
+                return f'{{"features":{{"{_FRAME_TAG}":{text}}}}}'.encode()
+            except UnicodeEncodeError:
+                pass  # a lone surrogate in a label: the generic path names it
     return canonical_json(fingerprint_document(value, role))
 
 
