@@ -62,7 +62,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -388,9 +387,9 @@ def breakdown(
     """
     from ario_mlflow.anchoring import active_trace_id
     from ario_mlflow.model import VerifiedModel
-    from ario_mlflow.otel import capture_otel_context
+    from ario_mlflow.otel import capture_otel_context, no_span_can_be_active
     from ario_mlflow.proof import payloads as P
-    from ario_mlflow.proof.canonical import canonical_json
+    from ario_mlflow.proof.envelope import random_uuid
     from ario_mlflow.proof.fingerprint import input_fingerprint, model_input, output_fingerprint
 
     model = VerifiedModel(uri, **MODEL_OPTIONS)
@@ -402,9 +401,9 @@ def breakdown(
         "model.predict (the pyfunc call)",
         "active trace id + OTel context",
         "output_fingerprint",
-        "payload + canonical_json",
+        "payload and its JCS bytes",
         "create_commitment (Ed25519)",
-        "write-back spec",
+        "payload text (write-back slot)",
         "commit (decision sink)",
     )
     samples: list[list[int]] = [[] for _ in names]
@@ -419,38 +418,35 @@ def breakdown(
         t2 = clock()
         prediction = model._model.predict(shaped)
         t3 = clock()
-        trace_id = active_trace_id()
-        capture_otel_context(True, configured=model._capture_otel)
+        trace_id = None
+        if not no_span_can_be_active():
+            trace_id = active_trace_id()
+            capture_otel_context(True, configured=model._capture_otel)
         t4 = clock()
         output_hash = output_fingerprint(prediction)
         t5 = clock()
-        payload = P.prediction_payload(
-            decision_id=str(uuid.uuid4()),
-            model_name=model.model_name,
-            model_version=model.model_version,
-            run_id=model.run_id,
-            model_uri=model.model_uri,
+        payload, payload_bytes = model._payloads.build(
+            decision_id=random_uuid(),
             input_hash=input_hash,
             output_hash=output_hash,
             latency_ms=(t3 - t2) / 1e6,
-            artifact_verified=True,
-            snapshot={"sequence": index, "stream_id": model.stream_id},
+            sequence=index,
         )
-        payload_bytes = canonical_json(payload)
         t6 = clock()
-        envelope = model._engine.create_commitment(
+        envelope, envelope_json = model._engine.create_commitment_json(
             event_type=P.PREDICTION,
             subject=P.prediction_subject(payload["decision_id"], model.run_id, trace_id),
             payload_bytes=payload_bytes,
             previous_hash=model._previous_hash,
         )
         t7 = clock()
-        writeback = model._decision_writeback(payload_bytes, row, prediction)
+        writeback = payload_bytes.decode("utf-8")  # the write-back's slot in the spool line
         t8 = clock()
         committed = failures.call(
             functools.partial(
                 model._sink.commit,
                 envelope,
+                envelope_json,
                 f"prediction:{payload['decision_id']}",
                 writeback,
             )

@@ -304,3 +304,16 @@ def test_a_legacy_duck_typed_anchor_still_works(mlflow_store: str, ario_home: Pa
         result = anchor(arweave=Recorder())
     assert result["anchor_result"]["tx_id"] == "T" * 43
     assert [p["event_type"] for p in uploaded] == ["dataset", "training_complete"]
+
+
+def test_the_span_precheck_is_empty_outside_spans_and_not_inside(mlflow_store: str) -> None:
+    """The predict hot path skips the MLflow/OTel span lookups only when no span can exist."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from ario_mlflow.otel import no_span_can_be_active
+
+    assert no_span_can_be_active()  # else the hot path pays ~100 µs of lookups per decision
+    with mlflow.start_span("mlflow-span"):
+        assert not no_span_can_be_active()
+    with TracerProvider().get_tracer("t").start_as_current_span("otel-span"):
+        assert not no_span_can_be_active()

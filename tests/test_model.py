@@ -266,6 +266,27 @@ def test_a_decision_inside_an_mlflow_trace_names_it(mlflow_store: str, local_gat
     assert envelope["subject"]["trace_id"] == trace_id
 
 
+def test_a_decision_inside_an_opentelemetry_span_records_its_ids(
+    mlflow_store: str, local_gateway: Any
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    model = VerifiedModel(train().model_uri)
+    tracer = TracerProvider().get_tracer("serving")
+    with tracer.start_as_current_span("request") as span:
+        inside = model.predict(ROW, metadata={"request": "r-1"})
+    context = span.get_span_context()
+    assert inside.record["otel_trace_id"] == format(context.trace_id, "032x")
+    assert inside.record["otel_span_id"] == format(context.span_id, "016x")
+    assert inside.record["request"] == "r-1"
+    outside = model.predict(ROW)
+    assert "otel_trace_id" not in outside.record
+    assert outside.record["sequence"] == inside.record["sequence"] + 1
+    assert inside.wait_for_anchor(30)
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
 def test_threads_stay_bounded_over_many_predictions(mlflow_store: str, local_gateway: Any) -> None:
     earlier = set(threading.enumerate())
     trained = train()

@@ -21,10 +21,12 @@ from typing import Any
 from ario_mlflow.arweave.companion import ensure_companion
 from ario_mlflow.arweave.gateway import gateway_base
 from ario_mlflow.arweave.journal import REJECTED, UPLOADED, Writeback
-from ario_mlflow.arweave.spool import SpoolWriter, entry_for
+from ario_mlflow.arweave.spool import EntryTemplate, SpoolWriter, entry_line
 
 #: ``wait(timeout) -> (tx_id or None, error or None)``.
 Waiter = Callable[[float], tuple[str | None, str | None]]
+#: Spec key of a sink's base write-back that each decision fills in (its payload text).
+SLOT = "payload"
 #: How often the spool sink makes sure its companion runs.
 COMPANION_CHECK_SECONDS = 1.0
 #: How often a waiter looks at the journal.
@@ -45,10 +47,22 @@ def _writer_for(home: Path) -> SpoolWriter:
 class JournalSink:
     """Sign the item and commit it to the journal in this process (worker threads)."""
 
-    def __init__(self, anchor: Any) -> None:
+    def __init__(self, anchor: Any, base: Writeback) -> None:
         self._anchor = anchor
+        self._base = base
 
-    def commit(self, envelope: Mapping[str, Any], key: str, writeback: Writeback) -> Waiter:
+    def commit(
+        self,
+        envelope: Mapping[str, Any],
+        envelope_json: bytes,
+        key: str,
+        writeback: Writeback | str,
+    ) -> Waiter:
+        """Journal the signed ``envelope`` with ``writeback`` (or the sink's base
+        write-back with ``writeback`` as its payload text)."""
+        if isinstance(writeback, str):
+            spec = {**self._base.spec, SLOT: writeback}
+            writeback = Writeback(self._base.kind, spec, self._base.after_upload)
         record = self._anchor.journal_proof(envelope, writebacks=[writeback], context_key=key)
         anchor = self._anchor
 
@@ -62,24 +76,37 @@ class JournalSink:
 class SpoolSink:
     """Append the decision to this process's spool; the companion takes it from there."""
 
-    def __init__(self, anchor: Any) -> None:
+    def __init__(self, anchor: Any, base: Writeback) -> None:
         self._anchor = anchor
         self._home = Path(anchor.settings.home)
         self._writer = _writer_for(self._home)
         self._gateway = gateway_base(anchor.gateway_host)
+        self._template = EntryTemplate(
+            upload_url=anchor.upload_url, gateway_base=self._gateway, writebacks=[base], slot=SLOT
+        )
         self._wallet_path = getattr(anchor, "_wallet_path", None)
         self._next_check = 0.0
 
-    def commit(self, envelope: Mapping[str, Any], key: str, writeback: Writeback) -> Waiter:
-        self._writer.append(
-            entry_for(
-                envelope,
+    def commit(
+        self,
+        envelope: Mapping[str, Any],
+        envelope_json: bytes,
+        key: str,
+        writeback: Writeback | str,
+    ) -> Waiter:
+        """Spool the signed envelope (``envelope_json``: its canonical bytes) with
+        ``writeback`` (or the sink's base write-back with ``writeback`` as its payload)."""
+        if isinstance(writeback, str):
+            line = self._template.line(envelope_json, key, writeback)
+        else:
+            line = entry_line(
+                envelope_json,
                 context_key=key,
                 upload_url=self._anchor.upload_url,
                 gateway_base=self._gateway,
                 writebacks=[writeback],
             )
-        )
+        self._writer.append(line)
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + COMPANION_CHECK_SECONDS
@@ -105,6 +132,8 @@ class SpoolSink:
         return wait
 
 
-def decision_sink(anchor: Any, background: str) -> JournalSink | SpoolSink:
-    """The sink for ``background`` (``process`` or ``thread``)."""
-    return SpoolSink(anchor) if background == "process" else JournalSink(anchor)
+def decision_sink(anchor: Any, background: str, base: Writeback) -> JournalSink | SpoolSink:
+    """The sink for ``background`` (``process`` or ``thread``); ``base`` is the write-back
+    every decision gets, with its own payload text in ``base.spec["payload"]``."""
+    sink = SpoolSink if background == "process" else JournalSink
+    return sink(anchor, base)

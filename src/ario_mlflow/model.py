@@ -25,6 +25,7 @@ from typing import Any
 from ario_mlflow import tags as T
 from ario_mlflow.anchoring import active_trace_id, default_components
 from ario_mlflow.artifacts import artifact_checksums, compare_checksums
+from ario_mlflow.arweave.journal import Writeback
 from ario_mlflow.config import BACKGROUND_MODES, load_settings
 from ario_mlflow.decision_sink import decision_sink
 from ario_mlflow.errors import (
@@ -35,9 +36,9 @@ from ario_mlflow.errors import (
     exception_for_status,
 )
 from ario_mlflow.lineage import load_training_proof
-from ario_mlflow.otel import capture_otel_context
+from ario_mlflow.otel import capture_otel_context, no_span_can_be_active
 from ario_mlflow.proof import payloads as P
-from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.envelope import random_uuid
 from ario_mlflow.proof.fingerprint import (
     input_fingerprint,
     model_input,
@@ -192,9 +193,19 @@ class VerifiedModel:
         self._experiment_id = self._experiment_of(self.run_id)
         self.stream_id = uuid.uuid4().hex
         self._sequence = itertools.count(1)
+        self._payloads = P.PredictionPayloads(
+            model_name=self.model_name,
+            model_version=self.model_version,
+            run_id=self.run_id,
+            model_uri=self.model_uri,
+            artifact_verified=self._artifact_verified,
+            stream_id=self.stream_id,
+        )
         self._sink = None
         if getattr(self._anchor, "enabled", True) and hasattr(self._anchor, "journal_proof"):
-            self._sink = decision_sink(self._anchor, background or settings.background)
+            self._sink = decision_sink(
+                self._anchor, background or settings.background, self._decision_writeback("")
+            )
 
     # --- gates ------------------------------------------------------------------------------
 
@@ -309,32 +320,24 @@ class VerifiedModel:
         started = time.perf_counter()
         prediction = self._model.predict(shaped)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        decision_id = str(uuid.uuid4())
-        snapshot: dict[str, Any] = {"sequence": next(self._sequence), "stream_id": self.stream_id}
-        trace_id = active_trace_id()
-        if trace_id:
-            snapshot["mlflow_trace_id"] = trace_id
-        extra = {
-            **capture_otel_context(capture_otel, configured=self._capture_otel),
-            **(metadata or {}),
-        }
+        decision_id = random_uuid()
+        trace_id = None
+        extra = dict(metadata or {})
+        if not no_span_can_be_active():
+            trace_id = active_trace_id()
+            otel = capture_otel_context(capture_otel, configured=self._capture_otel)
+            extra = {**({"mlflow_trace_id": trace_id} if trace_id else {}), **otel, **extra}
         if extra:
             P.check_metadata(extra)
-            snapshot.update(extra)
-        payload = P.prediction_payload(
+        payload, payload_bytes = self._payloads.build(
             decision_id=decision_id,
-            model_name=self.model_name,
-            model_version=self.model_version,
-            run_id=self.run_id,
-            model_uri=self.model_uri,
             input_hash=input_hash,
             output_hash=output_fingerprint(prediction),
             latency_ms=latency_ms,
-            artifact_verified=self._artifact_verified,
-            snapshot=snapshot,
+            sequence=next(self._sequence),
+            extra=extra,
         )
-        payload_bytes = canonical_json(payload)
-        envelope = self._engine.create_commitment(
+        envelope, envelope_json = self._engine.create_commitment_json(
             event_type=P.PREDICTION,
             subject=P.prediction_subject(decision_id, self.run_id, trace_id),
             payload_bytes=payload_bytes,
@@ -342,27 +345,29 @@ class VerifiedModel:
         )
         result = VerifiedPrediction(prediction, decision_id, "disabled", payload)
         if self._sink is not None:
+            payload_text = payload_bytes.decode("utf-8")
+            writeback: Writeback | str = payload_text
+            if self.trace_predictions and self.trace_raw_io:
+                raw = to_canonical(input_data), to_canonical(prediction)
+                writeback = self._decision_writeback(payload_text, *raw)
             wait = self._sink.commit(
-                envelope,
-                f"prediction:{decision_id}",
-                self._decision_writeback(payload_bytes, input_data, prediction),
+                envelope, envelope_json, f"prediction:{decision_id}", writeback
             )
             result.proof_status = "anchoring"
             result._wait = _waiter(wait)
         return result
 
-    def _decision_writeback(self, payload_bytes: bytes, input_data: Any, prediction: Any) -> Any:
-        raw_in = raw_out = None
-        if self.trace_predictions and self.trace_raw_io:
-            raw_in, raw_out = to_canonical(input_data), to_canonical(prediction)
+    def _decision_writeback(
+        self, payload_text: str, raw_input: Any = None, raw_output: Any = None
+    ) -> Writeback:
         return decision_writeback(
             tracking_uri=self._tracking_uri,
             run_id=self.run_id if self.run_id != UNKNOWN else None,
             experiment_id=self._experiment_id,
-            payload=payload_bytes.decode("utf-8"),
+            payload=payload_text,
             trace=self.trace_predictions,
-            inputs=raw_in,
-            outputs=raw_out,
+            inputs=raw_input,
+            outputs=raw_output,
         )
 
 

@@ -16,9 +16,10 @@ from ario_mlflow.arweave.anchor import ArweaveAnchor
 from ario_mlflow.arweave.dataitem import parse_data_item, verify_data_item
 from ario_mlflow.arweave.journal import Journal, Writeback
 from ario_mlflow.arweave.spool import (
+    EntryTemplate,
     SpoolWriter,
     WalletSigner,
-    entry_for,
+    entry_line,
     ingest_file,
     ingest_spool,
     spool_backlog,
@@ -28,6 +29,7 @@ from ario_mlflow.arweave.uploader import sync_journal
 from ario_mlflow.engine import ProofEngine
 from ario_mlflow.errors import JournalError
 from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.envelope import verify_envelope_bytes
 
 
 def _envelope(engine: ProofEngine, index: int) -> dict[str, Any]:
@@ -46,8 +48,8 @@ def _spool(home: Path, count: int, writer: SpoolWriter | None = None) -> list[by
         envelope = _envelope(engine, index)
         data = canonical_json(envelope)
         writer.append(
-            entry_for(
-                envelope,
+            entry_line(
+                data,
                 context_key=f"prediction:d-{index}",
                 upload_url="http://127.0.0.1:9",
                 gateway_base="http://127.0.0.1:9",
@@ -165,11 +167,15 @@ def test_a_forked_child_writes_its_own_file(ario_home: Path) -> None:
 @pytest.mark.parametrize("missing", ["upload_url", "writebacks"])
 def test_an_entry_missing_a_field_is_kept_aside_not_lost(ario_home: Path, missing: str) -> None:
     writer = SpoolWriter(ario_home)
-    entry = entry_for(
-        _envelope(ProofEngine(), 0), context_key="k", upload_url="http://x", gateway_base="http://x"
+    line = entry_line(
+        canonical_json(_envelope(ProofEngine(), 0)),
+        context_key="k",
+        upload_url="http://x",
+        gateway_base="http://x",
     )
+    entry = json.loads(line)
     del entry[missing]
-    writer.append(entry)
+    writer.append(json.dumps(entry).encode() + b"\n")
     _spool(ario_home, 1, writer)
     journal = Journal.at_home(ario_home)
     assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 1
@@ -214,3 +220,140 @@ def test_a_long_file_is_journaled_in_several_transactions(ario_home: Path) -> No
     assert ingest_file(journal, writer.path, WalletSigner(ario_home), batch=3) == 10
     assert journal.spool_offset(writer.path.name) == writer.path.stat().st_size
     assert journal.counts()["pending"] == 10
+
+
+# --- pre-serialized lines (EntryTemplate) ----------------------------------------------
+
+MARKER = "\x00ario-slot\x00"
+TRICKY_TEXTS = [
+    "",
+    '"',
+    "\\",
+    'a"b\\c',
+    "line\nbreak\r\n",
+    "\x00",
+    "\x1f\x7f\t\b\f",
+    "\u2028\u2029",
+    "ünïcödé ✓",
+    "😀 \U0001f9ea",
+    json.dumps({"a": [1, 'b"c'], "d": None, "e": "\n"}),
+    '{"envelope": {}}\n',
+    MARKER,
+    "x" + MARKER + "y",
+]
+
+
+def _template(slot: str | None = "payload") -> EntryTemplate:
+    return EntryTemplate(
+        upload_url="http://127.0.0.1:9/up\u00e9",
+        gateway_base="http://127.0.0.1:9",
+        writebacks=[
+            Writeback("test.payload", {"run": "r-1", "nested": {"k": [1, "v"]}}, False),
+            Writeback("test.tags", {"n": 2}),
+        ],
+        writeback_delay=2.5,
+        slot=slot,
+    )
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXTS)
+def test_a_template_line_is_exactly_the_entry_it_stands_for(text: str) -> None:
+    envelope = _envelope(ProofEngine(), 0)
+    data = canonical_json(envelope)
+    context_key = f"prediction:{text}"
+    line = _template().line(data, context_key, text)
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1  # one line per entry, whatever the strings hold
+    assert json.loads(line) == {
+        "envelope": envelope,
+        "context_key": context_key,
+        "upload_url": "http://127.0.0.1:9/up\u00e9",
+        "gateway_base": "http://127.0.0.1:9",
+        "writebacks": [
+            ["test.payload", {"run": "r-1", "nested": {"k": [1, "v"]}, "payload": text}, False],
+            ["test.tags", {"n": 2}, True],
+        ],
+        "writeback_delay": 2.5,
+    }
+    # The slot-less line of the same stream, and entry_line, are the same entry.
+    plain = json.loads(_template(slot=None).line(data, context_key))
+    assert plain["writebacks"][0][1] == {"run": "r-1", "nested": {"k": [1, "v"]}}
+    assert entry_line(
+        data,
+        context_key=context_key,
+        upload_url="http://127.0.0.1:9/up\u00e9",
+        gateway_base="http://127.0.0.1:9",
+        writebacks=[
+            Writeback("test.payload", {"run": "r-1", "nested": {"k": [1, "v"]}}, False),
+            Writeback("test.tags", {"n": 2}),
+        ],
+        writeback_delay=2.5,
+    ) == _template(slot=None).line(data, context_key)
+
+
+def test_a_template_slot_replaces_a_spec_value_of_the_same_name() -> None:
+    template = EntryTemplate(
+        upload_url="u",
+        gateway_base="g",
+        writebacks=[Writeback("k", {"payload": "old", "z": 1})],
+        slot="payload",
+    )
+    entry = json.loads(template.line(b"{}", "key", "new"))
+    assert entry["writebacks"] == [["k", {"payload": "new", "z": 1}, True]]
+
+
+def test_a_template_slot_needs_a_value_and_a_write_back() -> None:
+    with pytest.raises(ValueError, match="needs a value"):
+        _template().line(b"{}", "key")
+    with pytest.raises(ValueError, match="needs a write-back"):
+        EntryTemplate(upload_url="u", gateway_base="g", slot="payload")
+
+
+@pytest.mark.parametrize("slot", [None, "payload"])
+@pytest.mark.parametrize(
+    "spec",
+    [{"x": MARKER}, {"x": [1, {"y": MARKER}]}, {MARKER: 1}],
+    ids=["value", "nested", "key"],
+)
+def test_a_spec_holding_the_slot_marker_is_refused(slot: str | None, spec: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="slot marker"):
+        EntryTemplate(
+            upload_url="u", gateway_base="g", writebacks=[Writeback("k", spec)], slot=slot
+        )
+    if slot is None:
+        with pytest.raises(ValueError, match="slot marker"):
+            entry_line(
+                b"{}",
+                context_key="k",
+                upload_url="u",
+                gateway_base="g",
+                writebacks=[Writeback("k", spec)],
+            )
+
+
+def test_template_lines_are_ingested_with_their_payload_text(ario_home: Path) -> None:
+    engine, writer, template = ProofEngine(), SpoolWriter(ario_home), _template()
+    written = []
+    for index, text in enumerate(TRICKY_TEXTS):
+        envelope = _envelope(engine, index)
+        data = canonical_json(envelope)
+        key = f"prediction:d-{index}:{text}"
+        writer.append(template.line(data, key, text))
+        written.append((key, data, text))
+    journal = Journal.at_home(ario_home)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == len(TRICKY_TEXTS)
+    assert not (spool_dir(ario_home) / "rejected.log").exists()
+    for index, (key, data, text) in enumerate(written):
+        record = journal.latest_for(key)
+        assert record is not None
+        assert record.context_key == key
+        assert record.envelope == data
+        assert verify_envelope_bytes(data, payload_bytes=f"payload-{index}".encode()).ok
+        item = parse_data_item(record.item)
+        assert verify_data_item(item)
+        assert item.data == data
+        assert journal.pending_writebacks_for(record.id) == 2
+        # The first write-back may run before the upload: claim it and read its spec.
+        (claimed,) = journal.claim_writebacks_for(record.id, "test", 60.0)
+        assert claimed.kind == "test.payload"
+        assert claimed.spec == {"run": "r-1", "nested": {"k": [1, "v"]}, "payload": text}

@@ -70,7 +70,8 @@ def test_outbox_shows_spooled_decisions_and_sync_takes_them(
     local_gateway: Any, ario_home: Path
 ) -> None:
     """Decisions a serving process spooled (its companion gone) are not invisible."""
-    from ario_mlflow.arweave.spool import SpoolWriter, entry_for
+    from ario_mlflow.arweave.spool import SpoolWriter, entry_line
+    from ario_mlflow.proof.canonical import canonical_json
 
     envelope = ProofEngine().create_commitment(
         event_type="prediction",
@@ -79,8 +80,8 @@ def test_outbox_shows_spooled_decisions_and_sync_takes_them(
         previous_hash="GENESIS",
     )
     SpoolWriter(ario_home).append(
-        entry_for(
-            envelope,
+        entry_line(
+            canonical_json(envelope),
             context_key="prediction:d-1",
             upload_url=local_gateway.url,
             gateway_base=local_gateway.url,

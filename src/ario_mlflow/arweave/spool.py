@@ -35,7 +35,7 @@ from ario_mlflow.arweave.item_tags import proof_tags
 from ario_mlflow.arweave.journal import Journal, NewRecord, Writeback
 from ario_mlflow.arweave.wallet import LoadedWallet, load_wallet
 from ario_mlflow.errors import JournalError
-from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.canonical import canonical_json, encode_string
 
 logger = logging.getLogger(__name__)
 
@@ -110,13 +110,13 @@ class SpoolWriter:
         self._pid, self._size = pid, 0
         return self._fd
 
-    def append(self, entry: Mapping[str, Any]) -> None:
-        """Make ``entry`` durable (against a crash of this process) before returning.
+    def append(self, line: bytes) -> None:
+        """Make ``line`` (an :func:`entry_line`) durable against a crash of this process
+        before returning.
 
         Raises ``JournalError`` when the spool cannot be written (e.g. a full disk): a
         decision that cannot be kept is refused, never silently dropped.
         """
-        line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
         with self._lock:
             try:
                 fd = self._open()
@@ -135,28 +135,84 @@ class SpoolWriter:
             self._fd = None
 
 
-def entry_for(
-    envelope: Mapping[str, Any],
+def entry_line(
+    envelope_json: bytes,
     *,
     context_key: str,
     upload_url: str,
     gateway_base: str,
     writebacks: Sequence[Writeback] = (),
     writeback_delay: float = 0.0,
-) -> dict[str, Any]:
-    """A spool entry: the signed envelope and everything the journal row needs.
+) -> bytes:
+    """A spool entry, as the line to append: the signed envelope and everything the
+    journal row needs.
 
-    The envelope is kept as a JSON object; the ingester canonicalizes it (RFC 8785 is
-    deterministic, so those are the bytes the signature was made over, spelled the same).
+    ``envelope_json`` is the envelope's canonical JSON, spliced in as it is (the hot path
+    has those bytes already). The ingester parses the line and canonicalizes the envelope
+    again; RFC 8785 is deterministic, so those are the bytes that were signed.
     """
-    return {
-        "envelope": envelope,
-        "context_key": context_key,
-        "upload_url": upload_url,
-        "gateway_base": gateway_base,
-        "writebacks": [[w.kind, w.spec, w.after_upload] for w in writebacks],
-        "writeback_delay": writeback_delay,
-    }
+    template = EntryTemplate(
+        upload_url=upload_url,
+        gateway_base=gateway_base,
+        writebacks=writebacks,
+        writeback_delay=writeback_delay,
+    )
+    return template.line(envelope_json, context_key)
+
+
+#: Stands for the slot's value while a template is serialized (cannot occur in JSON text
+#: produced from a real value: a NUL is always escaped, and this is its escaped form).
+_SLOT_MARKER = "\x00ario-slot\x00"
+
+
+class EntryTemplate:
+    """The entries of one stream (a served model's decisions), serialized once.
+
+    Lines differ only in the envelope, the context key and, optionally, one string field
+    of the first write-back's spec (``slot``: a decision's payload text). Everything else
+    is JSON text made when the template is; a line is then a few concatenations.
+    """
+
+    def __init__(
+        self,
+        *,
+        upload_url: str,
+        gateway_base: str,
+        writebacks: Sequence[Writeback] = (),
+        writeback_delay: float = 0.0,
+        slot: str | None = None,
+    ) -> None:
+        rows = [[w.kind, dict(w.spec), w.after_upload] for w in writebacks]
+        if slot is not None:
+            if not rows:
+                raise ValueError("a slot needs a write-back to hold it")
+            rows[0][1][slot] = _SLOT_MARKER  # type: ignore[index]
+        text = json.dumps(
+            {
+                "upload_url": upload_url,
+                "gateway_base": gateway_base,
+                "writebacks": rows,
+                "writeback_delay": writeback_delay,
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        marker = json.dumps(_SLOT_MARKER)
+        if text.count(marker) != (slot is not None):
+            raise ValueError("a write-back spec holds the template's slot marker")
+        self.slot = slot
+        self._before, _, self._after = text[1:].partition(marker)
+
+    def line(self, envelope_json: bytes, context_key: str, slot_value: str | None = None) -> bytes:
+        """The line of one entry (``slot_value`` fills the slot, when there is one)."""
+        if self.slot is not None:
+            if slot_value is None:
+                raise ValueError(f"the template's slot {self.slot!r} needs a value")
+            rest = f"{self._before}{encode_string(slot_value)}{self._after}"
+        else:
+            rest = self._before
+        key = encode_string(context_key)
+        return b'{"envelope":' + envelope_json + f',"context_key":{key},{rest}\n'.encode()
 
 
 def _sealed(path: Path) -> bool:
