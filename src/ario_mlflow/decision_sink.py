@@ -21,7 +21,7 @@ from typing import Any
 from ario_mlflow.arweave.companion import ensure_companion
 from ario_mlflow.arweave.gateway import gateway_base
 from ario_mlflow.arweave.journal import REJECTED, UPLOADED, Writeback
-from ario_mlflow.arweave.spool import EntryTemplate, SpoolWriter, entry_line
+from ario_mlflow.arweave.spool_writer import EntryTemplate, SpoolWriter, entry_line
 
 #: ``wait(timeout) -> (tx_id or None, error or None)``.
 Waiter = Callable[[float], tuple[str | None, str | None]]

@@ -12,19 +12,12 @@ from typing import Any
 
 import pytest
 
+from ario_mlflow.arweave import spool_writer
 from ario_mlflow.arweave.anchor import ArweaveAnchor
 from ario_mlflow.arweave.dataitem import parse_data_item, verify_data_item
 from ario_mlflow.arweave.journal import Journal, Writeback
-from ario_mlflow.arweave.spool import (
-    EntryTemplate,
-    SpoolWriter,
-    WalletSigner,
-    entry_line,
-    ingest_file,
-    ingest_spool,
-    spool_backlog,
-    spool_dir,
-)
+from ario_mlflow.arweave.spool import WalletSigner, ingest_file, ingest_spool, spool_backlog
+from ario_mlflow.arweave.spool_writer import EntryTemplate, SpoolWriter, entry_line, spool_dir
 from ario_mlflow.arweave.uploader import sync_journal
 from ario_mlflow.engine import ProofEngine
 from ario_mlflow.errors import JournalError
@@ -78,15 +71,16 @@ def test_ingest_journals_each_line_once_with_a_valid_item(ario_home: Path) -> No
     assert spool_backlog(ario_home, journal) == 0
 
 
-def test_an_unfinished_line_waits_and_a_garbage_line_is_kept_aside(ario_home: Path) -> None:
-    writer = SpoolWriter(ario_home)
+@pytest.mark.parametrize("mapped", [True, False], ids=["mapped", "appended"])
+def test_an_unfinished_line_waits_and_a_garbage_line_is_kept_aside(
+    ario_home: Path, mapped: bool
+) -> None:
+    writer = SpoolWriter(ario_home, mapped=mapped)
     _spool(ario_home, 1, writer)
-    assert writer.path is not None
-    with open(writer.path, "ab") as raw:
-        raw.write(b"this is not json\n")
+    assert writer.mapped is mapped
+    writer.append(b"this is not json\n")
     _spool(ario_home, 1, writer)  # the line after the garbage one is journaled
-    with open(writer.path, "ab") as raw:
-        raw.write(b'{"envelope": {}, "half')  # a write still in progress
+    writer.append(b'{"envelope": {}, "half')  # a write still in progress
     journal = Journal.at_home(ario_home)
     assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 2
     assert (spool_dir(ario_home) / "rejected.log").read_bytes() == b"this is not json\n"
@@ -135,7 +129,8 @@ def test_sync_uploads_what_was_only_spooled(local_gateway: Any, ario_home: Path)
     written = _spool(ario_home, 3)
     journal = Journal.at_home(ario_home)
     for line in spool_dir(ario_home).glob("*.jsonl"):  # point the entries at the gateway
-        entries = [json.loads(raw) for raw in line.read_bytes().splitlines()]
+        lines = line.read_bytes().partition(b"\0")[0]  # a mapped file: zeros past its lines
+        entries = [json.loads(raw) for raw in lines.splitlines()]
         for entry in entries:
             entry["upload_url"] = entry["gateway_base"] = local_gateway.url
             entry["writebacks"] = []
@@ -162,6 +157,108 @@ def test_a_forked_child_writes_its_own_file(ario_home: Path) -> None:
             os._exit(0)
     os.waitpid(pid, 0)
     assert len(list(spool_dir(ario_home).glob("*.jsonl"))) == 2
+    _spool(ario_home, 1, writer)  # the parent's file was not written by the child
+    journal = Journal.at_home(ario_home)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 3
+    assert journal.counts()["pending"] == 3
+    assert not (spool_dir(ario_home) / "rejected.log").exists()
+
+
+def test_a_mapped_file_is_reserved_whole_and_cut_to_its_lines_when_sealed(
+    ario_home: Path,
+) -> None:
+    """On this machine's file system the hot path writes through a memory map."""
+    writer = SpoolWriter(ario_home)
+    _spool(ario_home, 3, writer)
+    assert writer.mapped, "the spool should be mapped on ext4/xfs/tmpfs/overlay"
+    assert writer.path is not None
+    size = writer.path.stat().st_size
+    assert size == spool_writer.ROTATE_BYTES  # reserved up front: no SIGBUS on a full disk
+    assert writer.path.stat().st_blocks * 512 >= size
+    lines = writer.path.read_bytes().partition(b"\0")[0]
+    assert lines.count(b"\n") == 3
+    writer.close()
+    assert writer.path.read_bytes() == lines
+    journal = Journal.at_home(ario_home)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 3
+    assert spool_backlog(ario_home, journal) == 0
+
+
+def test_a_dead_writers_torn_line_is_kept_aside_and_its_file_deleted(ario_home: Path) -> None:
+    """A writer killed in the middle of an append leaves zeros after a partial line."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            writer = SpoolWriter(ario_home)
+            _spool(ario_home, 2, writer)
+            writer.append(b'{"envelope":{"event_id":"torn')  # killed mid-copy
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    (path,) = spool_dir(ario_home).glob("*.jsonl")
+    journal = Journal.at_home(ario_home)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 2
+    assert not path.exists()
+    assert (spool_dir(ario_home) / "rejected.log").read_bytes() == (
+        b'{"envelope":{"event_id":"torn\n'
+    )
+    assert spool_backlog(ario_home, journal) == 0
+
+
+_FILE_SIZE_LIMITED_WRITER = """
+import json, resource, sys
+from pathlib import Path
+from ario_mlflow.arweave.spool_writer import SpoolWriter
+from ario_mlflow.errors import JournalError
+
+home, lines = Path(sys.argv[1]), json.loads(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (5_000, 5_000))  # no file may pass 5 kB
+writer, outcomes = SpoolWriter(home), []
+for line in lines:
+    try:
+        writer.append(line.encode())
+        outcomes.append(["ok", writer.mapped])
+    except JournalError as exc:
+        outcomes.append(["refused", str(exc)])
+print(json.dumps(outcomes))
+"""
+
+
+def test_a_file_that_cannot_grow_refuses_decisions_and_tears_nothing(ario_home: Path) -> None:
+    """No space to reserve (here a file-size limit, a real one): the writer appends
+    instead; a write cut short refuses that decision with a typed error, and the next
+    line starts a new file instead of being glued to the torn one."""
+    engine = ProofEngine()
+    lines = [
+        entry_line(
+            canonical_json(_envelope(engine, index)),
+            context_key=f"prediction:d-{index}",
+            upload_url="http://127.0.0.1:9",
+            gateway_base="http://127.0.0.1:9",
+        ).decode()
+        for index in range(20)
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", _FILE_SIZE_LIMITED_WRITER, str(ario_home), json.dumps(lines)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr  # no crash, no SIGBUS, no SIGXFSZ
+    outcomes = json.loads(result.stdout)
+    refused = [index for index, (what, _) in enumerate(outcomes) if what == "refused"]
+    accepted = [index for index, (what, _) in enumerate(outcomes) if what == "ok"]
+    assert refused, "the 5 kB limit must refuse at least one line"
+    assert all(mapped is False for what, mapped in outcomes if what == "ok")
+    assert all("cannot write the decision spool" in outcomes[i][1] for i in refused)
+    assert accepted[-1] > refused[0]  # decisions after a refusal are accepted again
+    journal = Journal.at_home(ario_home)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == len(accepted)
+    for index in accepted:
+        assert journal.latest_for(f"prediction:d-{index}") is not None
+    for index in refused:
+        assert journal.latest_for(f"prediction:d-{index}") is None
 
 
 @pytest.mark.parametrize("missing", ["upload_url", "writebacks"])
@@ -187,7 +284,7 @@ def test_a_long_lived_writer_rotates_and_sealed_files_are_deleted(
     ario_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server that never exits must not fill the disk with journaled lines."""
-    monkeypatch.setattr("ario_mlflow.arweave.spool.ROTATE_BYTES", 3000)
+    monkeypatch.setattr("ario_mlflow.arweave.spool_writer.ROTATE_BYTES", 3000)
     writer = SpoolWriter(ario_home)
     _spool(ario_home, 12, writer)
     assert len(list(spool_dir(ario_home).glob("*.jsonl"))) > 2
@@ -202,12 +299,12 @@ def test_a_long_lived_writer_rotates_and_sealed_files_are_deleted(
 def test_a_full_disk_refuses_the_decision_with_a_typed_error(
     ario_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = SpoolWriter(ario_home)
+    writer = SpoolWriter(ario_home, mapped=False)  # the mapped form: see the rlimit test
     _spool(ario_home, 1, writer)
     assert writer.path is not None
     following = writer.path.with_name(writer.path.name.replace("~000000.", "~000001."))
     following.symlink_to("/dev/full")  # the next file is on a full device
-    monkeypatch.setattr("ario_mlflow.arweave.spool.ROTATE_BYTES", 1)
+    monkeypatch.setattr("ario_mlflow.arweave.spool_writer.ROTATE_BYTES", 1)
     with pytest.raises(JournalError, match="cannot write the decision spool"):
         _spool(ario_home, 1, writer)
 
@@ -218,6 +315,7 @@ def test_a_long_file_is_journaled_in_several_transactions(ario_home: Path) -> No
     assert writer.path is not None
     journal = Journal.at_home(ario_home)
     assert ingest_file(journal, writer.path, WalletSigner(ario_home), batch=3) == 10
+    writer.close()  # a mapped file is cut down to its lines
     assert journal.spool_offset(writer.path.name) == writer.path.stat().st_size
     assert journal.counts()["pending"] == 10
 

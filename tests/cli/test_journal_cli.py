@@ -70,7 +70,7 @@ def test_outbox_shows_spooled_decisions_and_sync_takes_them(
     local_gateway: Any, ario_home: Path
 ) -> None:
     """Decisions a serving process spooled (its companion gone) are not invisible."""
-    from ario_mlflow.arweave.spool import SpoolWriter, entry_line
+    from ario_mlflow.arweave.spool_writer import SpoolWriter, entry_line
     from ario_mlflow.proof.canonical import canonical_json
 
     envelope = ProofEngine().create_commitment(
