@@ -127,6 +127,57 @@ def test_random_uuid_is_a_version_4_uuid_spelled_as_uuid_spells_it() -> None:
         assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, value)
 
 
+@settings(max_examples=300)
+@given(
+    st.integers(min_value=0, max_value=4_102_444_800 * 10**6),
+    st.sampled_from([0, 1, 999_999, None]),
+)
+def test_signed_at_is_spelled_as_datetime_isoformat_spells_it(
+    micros: int, fraction: int | None
+) -> None:
+    from datetime import datetime, timezone
+
+    from ario_mlflow.proof.envelope import _iso_utc
+
+    if fraction is not None:
+        micros = micros // 10**6 * 10**6 + fraction
+    for value in (micros, micros + 1, micros):  # the per-second cache, hit and missed
+        expected = datetime.fromtimestamp(value // 10**6, timezone.utc).replace(
+            microsecond=value % 10**6
+        )
+        assert _iso_utc(value) == expected.isoformat()
+
+
+def test_utc_now_iso_is_now() -> None:
+    from datetime import datetime, timezone
+
+    from ario_mlflow.proof.envelope import utc_now_iso
+
+    before = datetime.now(timezone.utc)
+    stamp = datetime.fromisoformat(utc_now_iso())
+    assert before <= stamp <= datetime.now(timezone.utc)
+
+
+def test_a_forked_child_never_repeats_its_parents_uuids() -> None:
+    import os
+
+    random_uuid()  # the parent holds a block of randomness now
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write_end, "\n".join(random_uuid() for _ in range(50)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end, "rb") as pipe:
+        child = set(pipe.read().decode().split("\n"))
+    parent = {random_uuid() for _ in range(50)}
+    assert len(child) == 50
+    assert not child & parent
+
+
 def test_prepared_key_signs_exactly_as_pynacl() -> None:
     prepared = PreparedKey(SEED)
     assert prepared.seed == SEED

@@ -417,7 +417,13 @@ def _conv_column(values: Any) -> list[Any]:
 def _uniform_dtype(frame: Any) -> Any:
     """The one numpy dtype shared by every column, else None (private accessor, guarded)."""
     np = sys.modules["numpy"]
-    get_dtypes = getattr(getattr(frame, "_mgr", None), "get_dtypes", None)
+    manager = getattr(frame, "_mgr", None)
+    blocks = getattr(manager, "blocks", None)
+    if type(blocks) is tuple and len(blocks) == 1:  # one block holds every column: one dtype
+        dtype = getattr(blocks[0], "dtype", None)
+        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+            return dtype
+    get_dtypes = getattr(manager, "get_dtypes", None)
     if get_dtypes is None:
         return None  # pandas without the accessor: per-column path
     try:

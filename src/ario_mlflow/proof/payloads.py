@@ -359,32 +359,46 @@ class PredictionPayloads:
     ) -> tuple[dict[str, Any], bytes]:
         """The payload of one decision and its canonical JSON bytes."""
         fixed = self._fixed
-        payload = prediction_payload(
-            decision_id=decision_id,
-            input_hash=input_hash,
-            output_hash=output_hash,
-            latency_ms=latency_ms,
-            snapshot={"sequence": sequence, "stream_id": fixed["stream_id"], **(extra or {})},
-            model_name=fixed["model_name"],
-            model_version=fixed["model_version"],
-            run_id=fixed["run_id"],
-            model_uri=fixed["model_uri"],
-            artifact_verified=fixed["artifact_verified"],
-        )
         segments = self._segments
-        latency = payload["latency_ms"]
         if (
             segments is None
             or extra
-            or type(latency) is not float
-            or latency - latency != 0.0
+            or type(latency_ms) is not float
+            or latency_ms - latency_ms != 0.0
             or type(sequence) is not int
             or type(decision_id) is not str
             or type(input_hash) is not str
             or type(output_hash) is not str
             or not (decision_id + input_hash + output_hash).isascii()
         ):
+            payload = prediction_payload(
+                decision_id=decision_id,
+                input_hash=input_hash,
+                output_hash=output_hash,
+                latency_ms=latency_ms,
+                snapshot={"sequence": sequence, "stream_id": fixed["stream_id"], **(extra or {})},
+                model_name=fixed["model_name"],
+                model_version=fixed["model_version"],
+                run_id=fixed["run_id"],
+                model_uri=fixed["model_uri"],
+                artifact_verified=fixed["artifact_verified"],
+            )
             return payload, canonical_json(payload)
+        latency = round(latency_ms, LATENCY_PRECISION)
+        payload = {  # prediction_payload's fields, in its order (a test holds them equal)
+            "event_type": PREDICTION,
+            "decision_id": decision_id,
+            "model_name": fixed["model_name"],
+            "model_version": fixed["model_version"],
+            "run_id": fixed["run_id"],
+            "model_uri": fixed["model_uri"],
+            "input_hash": input_hash,
+            "output_hash": output_hash,
+            "latency_ms": latency,
+            "artifact_verified": True if fixed["artifact_verified"] else None,
+            "sequence": sequence,
+            "stream_id": fixed["stream_id"],
+        }
         enc = encode_string
         text = (
             f"{segments[0]}{enc(decision_id)}{segments[1]}{enc(input_hash)}{segments[2]}"
