@@ -388,7 +388,6 @@ def breakdown(
     from ario_mlflow.anchoring import active_trace_id
     from ario_mlflow.model import VerifiedModel
     from ario_mlflow.otel import capture_otel_context, no_span_can_be_active
-    from ario_mlflow.proof import payloads as P
     from ario_mlflow.proof.envelope import random_uuid
     from ario_mlflow.proof.fingerprint import input_fingerprint, model_input, output_fingerprint
 
@@ -401,8 +400,8 @@ def breakdown(
         "model.predict (the pyfunc call)",
         "active trace id + OTel context",
         "output_fingerprint",
-        "payload and its JCS bytes",
-        "create_commitment (Ed25519)",
+        "decision id",
+        "payload + envelope + Ed25519",
         "payload text (write-back slot)",
         "commit (decision sink)",
     )
@@ -425,29 +424,25 @@ def breakdown(
         t4 = clock()
         output_hash = output_fingerprint(prediction)
         t5 = clock()
-        payload, payload_bytes = model._payloads.build(
-            decision_id=random_uuid(),
+        decision_id = random_uuid()
+        t6 = clock()
+        signed = model._decisions.sign(
+            decision_id=decision_id,
             input_hash=input_hash,
             output_hash=output_hash,
             latency_ms=(t3 - t2) / 1e6,
             sequence=index,
-        )
-        t6 = clock()
-        envelope, envelope_json = model._engine.create_commitment_json(
-            event_type=P.PREDICTION,
-            subject=P.prediction_subject(payload["decision_id"], model.run_id, trace_id),
-            payload_bytes=payload_bytes,
-            previous_hash=model._previous_hash,
+            trace_id=trace_id,
         )
         t7 = clock()
-        writeback = payload_bytes.decode("utf-8")  # the write-back's slot in the spool line
+        writeback = signed.payload_bytes.decode("utf-8")  # the write-back's slot
         t8 = clock()
         committed = failures.call(
             functools.partial(
                 model._sink.commit,
-                envelope,
-                envelope_json,
-                f"prediction:{payload['decision_id']}",
+                signed.envelope,
+                signed.envelope_json,
+                f"prediction:{decision_id}",
                 writeback,
             )
         )

@@ -86,6 +86,7 @@ class SpoolSink:
         )
         self._wallet_path = getattr(anchor, "_wallet_path", None)
         self._next_check = 0.0
+        self._journal: Any = None
 
     def commit(
         self,
@@ -111,7 +112,8 @@ class SpoolSink:
         if now >= self._next_check:
             self._next_check = now + COMPANION_CHECK_SECONDS
             ensure_companion(self._home, self._wallet_path)
-        journal = self._anchor.journal
+            self._journal = self._anchor.journal  # opened here, off the usual call
+        journal = self._journal
 
         def wait(timeout: float) -> tuple[str | None, str | None]:
             until = time.monotonic() + timeout

@@ -55,7 +55,8 @@ class ProofEngine:
         return self.identity.fingerprint
 
     @property
-    def _key(self) -> PreparedKey:
+    def prepared_key(self) -> PreparedKey:
+        """The signing key, prepared for repeated signing (the predict hot path's)."""
         if self._prepared is None:
             self._prepared = PreparedKey.of(self.identity.key)
         return self._prepared
@@ -97,7 +98,7 @@ class ProofEngine:
             subject=subject,
             payload_bytes=payload_bytes,
             previous_hash=previous_hash,
-            key=self._key,
+            key=self.prepared_key,
             event_id=event_id,
             signed_at=signed_at,
         )

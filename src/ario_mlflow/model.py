@@ -38,6 +38,7 @@ from ario_mlflow.errors import (
 from ario_mlflow.lineage import load_training_proof
 from ario_mlflow.otel import capture_otel_context, no_span_can_be_active
 from ario_mlflow.proof import payloads as P
+from ario_mlflow.proof.decisions import DecisionSigner
 from ario_mlflow.proof.envelope import random_uuid
 from ario_mlflow.proof.fingerprint import (
     input_fingerprint,
@@ -193,13 +194,15 @@ class VerifiedModel:
         self._experiment_id = self._experiment_of(self.run_id)
         self.stream_id = uuid.uuid4().hex
         self._sequence = itertools.count(1)
-        self._payloads = P.PredictionPayloads(
+        self._decisions = DecisionSigner(
+            key=self._engine.prepared_key,
             model_name=self.model_name,
             model_version=self.model_version,
             run_id=self.run_id,
             model_uri=self.model_uri,
             artifact_verified=self._artifact_verified,
             stream_id=self.stream_id,
+            previous_hash=self._previous_hash,
         )
         self._sink = None
         if getattr(self._anchor, "enabled", True) and hasattr(self._anchor, "journal_proof"):
@@ -329,29 +332,24 @@ class VerifiedModel:
             extra = {**({"mlflow_trace_id": trace_id} if trace_id else {}), **otel, **extra}
         if extra:
             P.check_metadata(extra)
-        payload, payload_bytes = self._payloads.build(
+        signed = self._decisions.sign(
             decision_id=decision_id,
             input_hash=input_hash,
             output_hash=output_fingerprint(prediction),
             latency_ms=latency_ms,
             sequence=next(self._sequence),
             extra=extra,
+            trace_id=trace_id,
         )
-        envelope, envelope_json = self._engine.create_commitment_json(
-            event_type=P.PREDICTION,
-            subject=P.prediction_subject(decision_id, self.run_id, trace_id),
-            payload_bytes=payload_bytes,
-            previous_hash=self._previous_hash,
-        )
-        result = VerifiedPrediction(prediction, decision_id, "disabled", payload)
+        result = VerifiedPrediction(prediction, decision_id, "disabled", signed.payload)
         if self._sink is not None:
-            payload_text = payload_bytes.decode("utf-8")
+            payload_text = signed.payload_bytes.decode("utf-8")
             writeback: Writeback | str = payload_text
             if self.trace_predictions and self.trace_raw_io:
                 raw = to_canonical(input_data), to_canonical(prediction)
                 writeback = self._decision_writeback(payload_text, *raw)
             wait = self._sink.commit(
-                envelope, envelope_json, f"prediction:{decision_id}", writeback
+                signed.envelope, signed.envelope_json, f"prediction:{decision_id}", writeback
             )
             result.proof_status = "anchoring"
             result._wait = _waiter(wait)

@@ -48,9 +48,12 @@ def no_span_can_be_active() -> bool:
     if getters is None:
         return False
     try:
-        return not any(get() for get in getters)
+        for get in getters:
+            if get():
+                return False
     except Exception:
         return False
+    return True
 
 
 def capture_otel_context(enabled: bool = True, *, configured: bool | None = None) -> dict[str, str]:

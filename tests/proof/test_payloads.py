@@ -7,10 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from ario_mlflow.errors import LoneSurrogateError
 from ario_mlflow.proof import payloads as P
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.hashing import sha256_hex
@@ -203,74 +200,3 @@ def test_subjects() -> None:
 
 def test_original_vectors_exist() -> None:
     assert Path(ORIGINAL).is_dir()
-
-
-# --- the served model's payload template -------------------------------------------------
-
-_names = st.text(max_size=30)
-
-
-@settings(max_examples=150)
-@given(
-    name=_names,
-    version=_names,
-    uri=_names,
-    verified=st.sampled_from([True, None]),
-    decision_id=_names,
-    latency=st.floats(min_value=0, max_value=1e300, allow_nan=False, allow_infinity=False),
-    sequence=st.integers(min_value=0, max_value=2**70),
-    extra=st.one_of(st.none(), st.dictionaries(_names, st.integers(), max_size=2)),
-)
-def test_templated_prediction_payloads_are_the_generic_ones(
-    *,
-    name: str,
-    version: str,
-    uri: str,
-    verified: bool | None,
-    decision_id: str,
-    latency: float,
-    sequence: int,
-    extra: dict[str, int] | None,
-) -> None:
-    payloads = P.PredictionPayloads(
-        model_name=name,
-        model_version=version,
-        run_id="r" * 32,
-        model_uri=uri,
-        artifact_verified=verified,
-        stream_id="s" * 32,
-    )
-    payload, data = payloads.build(
-        decision_id=decision_id,
-        input_hash="a" * 64,
-        output_hash="b" * 64,
-        latency_ms=latency,
-        sequence=sequence,
-        extra=extra,
-    )
-    assert data == canonical_json(payload)
-    assert payload == P.prediction_payload(
-        decision_id=decision_id,
-        model_name=name,
-        model_version=version,
-        run_id="r" * 32,
-        model_uri=uri,
-        input_hash="a" * 64,
-        output_hash="b" * 64,
-        latency_ms=latency,
-        artifact_verified=verified,
-        snapshot={"sequence": sequence, "stream_id": "s" * 32, **(extra or {})},
-    )
-
-
-def test_a_lone_surrogate_in_a_fixed_field_is_a_typed_error_not_a_crash() -> None:
-    payloads = P.PredictionPayloads(
-        model_name="\ud800",
-        model_version="1",
-        run_id="r",
-        model_uri="u",
-        artifact_verified=True,
-        stream_id="s",
-    )
-    with pytest.raises(LoneSurrogateError):
-        payloads.build(decision_id="d", input_hash="a", output_hash="b", latency_ms=1.0, sequence=1)

@@ -528,7 +528,10 @@ def _frame_text(frame: Any) -> str | None:
     if dtype is None or dtype.kind not in "iuf" or dtype.itemsize > 8:
         return None
     np = sys.modules["numpy"]
-    labels = _plain_labels(frame.columns)  # strings, or the ints of a RangeIndex
+    columns = frame.columns
+    labels = _arrow_strings(columns)  # pandas 3's usual column labels, read directly
+    if labels is None or not all(type(label) is str for label in labels):
+        labels = _plain_labels(columns)  # strings, or the ints of a RangeIndex
     index = frame.index
     if labels is None or not (
         type(index) is pd.RangeIndex

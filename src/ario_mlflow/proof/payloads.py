@@ -9,7 +9,6 @@ can never disagree about the bytes. Schemas are those of ar-io-mlflow 0.3.0 (ref
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -19,8 +18,6 @@ from typing import Any
 from ario_mlflow.errors import CanonicalizationError
 from ario_mlflow.proof.canonical import (
     canonical_json,
-    encode_string,
-    format_number,
     normalize_floats,
 )
 from ario_mlflow.proof.hashing import sha256_hex
@@ -292,120 +289,6 @@ def prediction_payload(
         "artifact_verified": True if artifact_verified else None,
     }
     return merge_metadata(payload, snapshot or {})
-
-
-class PredictionPayloads:
-    """The ``prediction`` payloads of one served model, with their canonical bytes.
-
-    A served model's payloads differ only in the decision id, the two hashes, the latency
-    and the sequence number; every other field is fixed when the model is loaded. Their
-    JCS text is therefore a template with those five holes, filled in a few
-    microseconds. A payload with anything more (a trace id, OpenTelemetry ids, caller
-    metadata) is serialized the generic way.
-    """
-
-    def __init__(
-        self,
-        *,
-        model_name: str,
-        model_version: str,
-        run_id: str,
-        model_uri: str,
-        artifact_verified: bool | None,
-        stream_id: str,
-    ) -> None:
-        self._fixed: dict[str, Any] = {
-            "model_name": model_name,
-            "model_version": model_version,
-            "run_id": run_id,
-            "model_uri": model_uri,
-            "artifact_verified": artifact_verified,
-            "stream_id": stream_id,
-        }
-        self._segments: tuple[str, ...] | None = None
-        # A field the template cannot spell: every payload goes the generic way.
-        with contextlib.suppress(TypeError, UnicodeEncodeError):
-            self._segments = self._make_segments()
-
-    def _make_segments(self) -> tuple[str, ...]:
-        """The JCS text around the five holes, keys in JCS order."""
-        enc: dict[str, str] = {}
-        for key, value in self._fixed.items():
-            if key != "artifact_verified":
-                if type(value) is not str:
-                    raise TypeError(key)
-                enc[key] = encode_string(value)
-                enc[key].encode("utf-8")  # a lone surrogate raises here
-        verified = "true" if self._fixed["artifact_verified"] else "null"
-        return (
-            f'{{"artifact_verified":{verified},"decision_id":',
-            f',"event_type":"{PREDICTION}","input_hash":',
-            ',"latency_ms":',
-            f',"model_name":{enc["model_name"]},"model_uri":{enc["model_uri"]},'
-            f'"model_version":{enc["model_version"]},"output_hash":',
-            f',"run_id":{enc["run_id"]},"sequence":',
-            f',"stream_id":{enc["stream_id"]}}}',
-        )
-
-    def build(
-        self,
-        *,
-        decision_id: str,
-        input_hash: str,
-        output_hash: str,
-        latency_ms: float,
-        sequence: int,
-        extra: Mapping[str, Any] | None = None,
-    ) -> tuple[dict[str, Any], bytes]:
-        """The payload of one decision and its canonical JSON bytes."""
-        fixed = self._fixed
-        segments = self._segments
-        if (
-            segments is None
-            or extra
-            or type(latency_ms) is not float
-            or latency_ms - latency_ms != 0.0
-            or type(sequence) is not int
-            or type(decision_id) is not str
-            or type(input_hash) is not str
-            or type(output_hash) is not str
-            or not (decision_id + input_hash + output_hash).isascii()
-        ):
-            payload = prediction_payload(
-                decision_id=decision_id,
-                input_hash=input_hash,
-                output_hash=output_hash,
-                latency_ms=latency_ms,
-                snapshot={"sequence": sequence, "stream_id": fixed["stream_id"], **(extra or {})},
-                model_name=fixed["model_name"],
-                model_version=fixed["model_version"],
-                run_id=fixed["run_id"],
-                model_uri=fixed["model_uri"],
-                artifact_verified=fixed["artifact_verified"],
-            )
-            return payload, canonical_json(payload)
-        latency = round(latency_ms, LATENCY_PRECISION)
-        payload = {  # prediction_payload's fields, in its order (a test holds them equal)
-            "event_type": PREDICTION,
-            "decision_id": decision_id,
-            "model_name": fixed["model_name"],
-            "model_version": fixed["model_version"],
-            "run_id": fixed["run_id"],
-            "model_uri": fixed["model_uri"],
-            "input_hash": input_hash,
-            "output_hash": output_hash,
-            "latency_ms": latency,
-            "artifact_verified": True if fixed["artifact_verified"] else None,
-            "sequence": sequence,
-            "stream_id": fixed["stream_id"],
-        }
-        enc = encode_string
-        text = (
-            f"{segments[0]}{enc(decision_id)}{segments[1]}{enc(input_hash)}{segments[2]}"
-            f"{format_number(latency)}{segments[3]}{enc(output_hash)}"
-            f"{segments[4]}{sequence}{segments[5]}"
-        )
-        return payload, text.encode("utf-8")
 
 
 def prediction_subject(decision_id: str, run_id: str, trace_id: str | None) -> dict[str, Any]:
