@@ -296,8 +296,9 @@ def interleaved(
     stuck, and every further call would wait out the same lock. The loop also stops at
     ``deadline`` (``time.monotonic()``).
     """
+    plain_failures = Failures()  # both contenders go through the same wrapper
     for _ in range(warmup):
-        plain()
+        plain_failures.call(plain)
         failures.call(verified)
     plain_ns: list[int] = []
     verified_ns: list[int] = []
@@ -308,7 +309,8 @@ def interleaved(
         for first in (index % 2 == 0, index % 2 != 0):
             if first:
                 start = clock()
-                plain()
+                if plain_failures.call(plain) is FAILED:
+                    raise SystemExit(f"plain predict failed: {plain_failures.describe()}")
                 plain_ns.append(clock() - start)
             else:
                 start = clock()

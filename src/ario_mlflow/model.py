@@ -325,11 +325,12 @@ class VerifiedModel:
         latency_ms = (time.perf_counter() - started) * 1000.0
         decision_id = random_uuid()
         trace_id = None
-        extra = dict(metadata or {})
+        extra = dict(metadata) if metadata else None
         if not no_span_can_be_active():
             trace_id = active_trace_id()
             otel = capture_otel_context(capture_otel, configured=self._capture_otel)
-            extra = {**({"mlflow_trace_id": trace_id} if trace_id else {}), **otel, **extra}
+            traced = {"mlflow_trace_id": trace_id} if trace_id else {}
+            extra = {**traced, **otel, **(extra or {})}
         if extra:
             P.check_metadata(extra)
         signed = self._decisions.sign(

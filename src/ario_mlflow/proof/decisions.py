@@ -117,17 +117,6 @@ class DecisionSigner:
         """The signed record of one decision (``extra``: snapshot fields such as the
         trace and OpenTelemetry ids and caller metadata; ``event_id`` / ``signed_at``
         default to a new UUID and now)."""
-        arguments = {
-            "decision_id": decision_id,
-            "input_hash": input_hash,
-            "output_hash": output_hash,
-            "latency_ms": latency_ms,
-            "sequence": sequence,
-            "extra": extra,
-            "trace_id": trace_id,
-            "event_id": event_id,
-            "signed_at": signed_at,
-        }
         fixed, segments = self._fixed, self._payload_text
         if (
             segments is None
@@ -140,8 +129,22 @@ class DecisionSigner:
             or type(input_hash) is not str
             or type(output_hash) is not str
             or not (decision_id + input_hash + output_hash).isascii()
+            or (event_id is not None and (type(event_id) is not str or not event_id.isascii()))
+            or (signed_at is not None and (type(signed_at) is not str or not signed_at.isascii()))
         ):
-            return self._sign_generic(arguments)
+            return self._sign_generic(
+                {
+                    "decision_id": decision_id,
+                    "input_hash": input_hash,
+                    "output_hash": output_hash,
+                    "latency_ms": latency_ms,
+                    "sequence": sequence,
+                    "extra": extra,
+                    "trace_id": trace_id,
+                    "event_id": event_id,
+                    "signed_at": signed_at,
+                }
+            )
         latency = round(latency_ms, LATENCY_PRECISION)
         payload = {  # prediction_payload's fields, in its order
             "event_type": PREDICTION,
@@ -167,10 +170,6 @@ class DecisionSigner:
         payload_hash = hashlib.sha256(payload_bytes).hexdigest()
         event_id = event_id or random_uuid()
         signed_at = signed_at or utc_now_iso()
-        if type(event_id) is not str or type(signed_at) is not str:
-            return self._sign_generic(arguments)
-        if not (event_id + signed_at).isascii():
-            return self._sign_generic(arguments)
         parts = self._envelope_text
         head = f"{parts[0]}{enc(event_id)}{parts[1]}{payload_hash}{parts[2]}"
         tail = f"{parts[3]}{enc(signed_at)}{parts[4]}{decision}{parts[5]}"
