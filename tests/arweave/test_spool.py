@@ -341,17 +341,19 @@ TRICKY_TEXTS = [
 ]
 
 
+_STREAM: dict[str, Any] = {
+    "upload_url": "http://127.0.0.1:9/up\u00e9",
+    "gateway_base": "http://127.0.0.1:9",
+    "writebacks": [
+        Writeback("test.payload", {"run": "r-1", "nested": {"k": [1, "v"]}}, False),
+        Writeback("test.tags", {"n": 2}),
+    ],
+    "writeback_delay": 2.5,
+}
+
+
 def _template(slot: str | None = "payload") -> EntryTemplate:
-    return EntryTemplate(
-        upload_url="http://127.0.0.1:9/up\u00e9",
-        gateway_base="http://127.0.0.1:9",
-        writebacks=[
-            Writeback("test.payload", {"run": "r-1", "nested": {"k": [1, "v"]}}, False),
-            Writeback("test.tags", {"n": 2}),
-        ],
-        writeback_delay=2.5,
-        slot=slot,
-    )
+    return EntryTemplate(**_STREAM, slot=slot)
 
 
 @pytest.mark.parametrize("text", TRICKY_TEXTS)
@@ -376,17 +378,9 @@ def test_a_template_line_is_exactly_the_entry_it_stands_for(text: str) -> None:
     # The slot-less line of the same stream, and entry_line, are the same entry.
     plain = json.loads(_template(slot=None).line(data, context_key))
     assert plain["writebacks"][0][1] == {"run": "r-1", "nested": {"k": [1, "v"]}}
-    assert entry_line(
-        data,
-        context_key=context_key,
-        upload_url="http://127.0.0.1:9/up\u00e9",
-        gateway_base="http://127.0.0.1:9",
-        writebacks=[
-            Writeback("test.payload", {"run": "r-1", "nested": {"k": [1, "v"]}}, False),
-            Writeback("test.tags", {"n": 2}),
-        ],
-        writeback_delay=2.5,
-    ) == _template(slot=None).line(data, context_key)
+    assert entry_line(data, context_key=context_key, **_STREAM) == _template(slot=None).line(
+        data, context_key
+    )
 
 
 def test_a_template_slot_replaces_a_spec_value_of_the_same_name() -> None:
