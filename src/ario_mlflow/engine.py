@@ -14,7 +14,7 @@ from typing import Any
 from ario_mlflow.keys import SigningIdentity, load_signing_identity
 from ario_mlflow.proof.commitment import verify_commitment
 from ario_mlflow.proof.ed25519 import PreparedKey
-from ario_mlflow.proof.envelope import build_mlflow_envelope_json
+from ario_mlflow.proof.envelope import build_mlflow_envelope
 
 
 class ProofEngine:
@@ -72,28 +72,7 @@ class ProofEngine:
         signed_at: str | None = None,
     ) -> dict[str, Any]:
         """Build and sign the nine-key envelope committing to ``payload_bytes``."""
-        envelope, _ = self.create_commitment_json(
-            event_type=event_type,
-            subject=subject,
-            payload_bytes=payload_bytes,
-            previous_hash=previous_hash,
-            event_id=event_id,
-            signed_at=signed_at,
-        )
-        return envelope
-
-    def create_commitment_json(
-        self,
-        *,
-        event_type: str,
-        subject: dict[str, Any],
-        payload_bytes: bytes,
-        previous_hash: str,
-        event_id: str | None = None,
-        signed_at: str | None = None,
-    ) -> tuple[dict[str, Any], bytes]:
-        """:meth:`create_commitment`, plus the envelope's canonical JSON bytes."""
-        return build_mlflow_envelope_json(
+        return build_mlflow_envelope(
             event_type=event_type,
             subject=subject,
             payload_bytes=payload_bytes,

@@ -189,7 +189,7 @@ def test_prepared_key_signs_exactly_as_pynacl() -> None:
 
 
 @pytest.mark.parametrize("previous_hash", [None, 7, "é\u2028\n\x00"])
-def test_envelope_bytes_are_the_canonical_json_also_off_the_template(
+def test_envelope_bytes_are_the_canonical_json_of_odd_fields_too(
     previous_hash: Any,
 ) -> None:
     envelope, data = build_mlflow_envelope_json(
@@ -205,7 +205,7 @@ def test_envelope_bytes_are_the_canonical_json_also_off_the_template(
 
 
 @pytest.mark.parametrize("field", ["event_type", "previous_hash"])
-def test_lone_surrogate_in_a_templated_field_is_a_typed_error(field: str) -> None:
+def test_lone_surrogate_in_an_envelope_field_is_a_typed_error(field: str) -> None:
     arguments: dict[str, Any] = {"event_type": "prediction", "previous_hash": "GENESIS"}
     arguments[field] = "\ud800"
     with pytest.raises(LoneSurrogateError):
@@ -377,7 +377,7 @@ def test_sign_then_verify_holds(
     )
     assert verify_envelope(envelope, payload_bytes=payload).ok
     assert verify_envelope_bytes(canonical_json(envelope), payload_bytes=payload).ok
-    # The templated bytes are exactly the generic canonical JSON of the same envelope.
+    # The bytes returned with the envelope are its canonical JSON, whatever its fields.
     again, data = build_mlflow_envelope_json(
         event_type=event_type,
         subject=subject,

@@ -30,13 +30,17 @@ def generate_signing_key() -> SigningKey:
     return SigningKey.generate()
 
 
-def public_key_hex(key: SigningKey) -> str:
+def public_key_hex(key: SigningKey | PreparedKey) -> str:
     """Lowercase hex of the 32-byte verify key."""
+    if isinstance(key, PreparedKey):
+        return key.public_key_hex
     return bytes(key.verify_key).hex()
 
 
-def sign(message: bytes, key: SigningKey) -> str:
+def sign(message: bytes, key: SigningKey | PreparedKey) -> str:
     """Lowercase hex of the 64-byte detached signature of ``message``."""
+    if isinstance(key, PreparedKey):
+        return key.sign(message).hex()
     return bytes(key.sign(message).signature).hex()
 
 

@@ -24,7 +24,7 @@ from ario_mlflow.errors import (
     LoneSurrogateError,
     NonFiniteNumberError,
 )
-from ario_mlflow.proof.canonical import canonical_json, encode_string
+from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import PreparedKey, public_key_hex, sign, verify_signature
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.proof.spec import (
@@ -168,15 +168,18 @@ def build_mlflow_envelope(
     signed_at: str | None = None,
 ) -> dict[str, Any]:
     """Build and sign an ``ario.mlflow/v1`` envelope committing to ``payload_bytes``."""
-    envelope, _ = build_mlflow_envelope_json(
-        event_type=event_type,
-        subject=subject,
-        payload_bytes=payload_bytes,
-        previous_hash=previous_hash,
-        key=key if isinstance(key, PreparedKey) else PreparedKey.of(key),
-        event_id=event_id,
-        signed_at=signed_at,
-    )
+    envelope = {
+        "event_id": event_id or random_uuid(),
+        "event_type": event_type,
+        "subject": subject,
+        "payload_hash": sha256_hex(payload_bytes),
+        "previous_hash": previous_hash,
+        "signed_at": signed_at or utc_now_iso(),
+        "spec_version": SPEC_VERSION,
+        "public_key": public_key_hex(key),
+    }
+    # A value with no canonical form raises its typed error here.
+    envelope["signature"] = sign(signing_message(envelope), key)
     return envelope
 
 
@@ -186,69 +189,21 @@ def build_mlflow_envelope_json(
     subject: dict[str, Any],
     payload_bytes: bytes,
     previous_hash: str,
-    key: PreparedKey,
+    key: SigningKey | PreparedKey,
     event_id: str | None = None,
     signed_at: str | None = None,
 ) -> tuple[dict[str, Any], bytes]:
-    """:func:`build_mlflow_envelope`, plus the envelope's canonical JSON bytes.
-
-    The nine keys are fixed, so the signed scope is written from a template (keys in JCS
-    order) instead of through the generic serializer: this runs once per prediction.
-    Anything the template cannot spell (a non-string field, a lone surrogate) takes the
-    generic path, which raises the typed canonicalization error.
-    """
-    unsigned = {
-        "event_id": event_id or random_uuid(),
-        "event_type": event_type,
-        "subject": subject,
-        "payload_hash": sha256_hex(payload_bytes),
-        "previous_hash": previous_hash,
-        "signed_at": signed_at or utc_now_iso(),
-        "spec_version": SPEC_VERSION,
-        "public_key": key.public_key_hex,
-    }
-    try:
-        head, tail = _template_parts(unsigned)
-        message = (head + tail).encode("utf-8")
-    except (TypeError, UnicodeEncodeError):
-        # Off the template: the generic path raises the typed error, or spells it.
-        unsigned["signature"] = key.sign(signing_message(unsigned)).hex()
-        return unsigned, canonical_json(unsigned)
-    signature = unsigned["signature"] = key.sign(message).hex()
-    return unsigned, f'{head},"signature":"{signature}"{tail}'.encode()
-
-
-def _template_parts(unsigned: dict[str, Any]) -> tuple[str, str]:
-    """The signed scope's JCS text around the place ``signature`` takes in the full form."""
-    event_id, event_type = unsigned["event_id"], unsigned["event_type"]
-    payload_hash, previous_hash = unsigned["payload_hash"], unsigned["previous_hash"]
-    public_key, signed_at = unsigned["public_key"], unsigned["signed_at"]
-    spec_version = unsigned["spec_version"]
-    for value in (event_id, event_type, payload_hash, previous_hash, public_key, signed_at):
-        if type(value) is not str:
-            raise TypeError
-    if type(spec_version) is not str:
-        raise TypeError
-    enc = encode_string
-    head = (
-        f'{{"event_id":{enc(event_id)},"event_type":{enc(event_type)},'
-        f'"payload_hash":{enc(payload_hash)},"previous_hash":{enc(previous_hash)},'
-        f'"public_key":{enc(public_key)}'
+    """:func:`build_mlflow_envelope`, plus the envelope's canonical JSON bytes."""
+    envelope = build_mlflow_envelope(
+        event_type=event_type,
+        subject=subject,
+        payload_bytes=payload_bytes,
+        previous_hash=previous_hash,
+        key=key,
+        event_id=event_id,
+        signed_at=signed_at,
     )
-    subject = _flat_text(unsigned["subject"])
-    tail = f',"signed_at":{enc(signed_at)},"spec_version":{enc(spec_version)},"subject":{subject}}}'
-    return head, tail
-
-
-def _flat_text(obj: Any) -> str:
-    """JCS text of a subject: written directly for ASCII keys and string values (every
-    subject this package mints), else by the generic serializer."""
-    if type(obj) is dict and all(
-        type(key) is str and key.isascii() and type(value) is str for key, value in obj.items()
-    ):
-        enc = encode_string
-        return "{" + ",".join([f"{enc(key)}:{enc(obj[key])}" for key in sorted(obj)]) + "}"
-    return canonical_json(obj).decode("utf-8")
+    return envelope, canonical_json(envelope)
 
 
 @dataclass
