@@ -22,11 +22,10 @@ from ario_mlflow.arweave.companion import ensure_companion
 from ario_mlflow.arweave.gateway import gateway_base
 from ario_mlflow.arweave.journal import REJECTED, UPLOADED, Writeback
 from ario_mlflow.arweave.spool_writer import EntryTemplate, SpoolWriter, entry_line
+from ario_mlflow.writeback import DECISION_PAYLOAD
 
 #: ``wait(timeout) -> (tx_id or None, error or None)``.
 Waiter = Callable[[float], tuple[str | None, str | None]]
-#: Spec key of a sink's base write-back that each decision fills in (its payload text).
-SLOT = "payload"
 #: How often the spool sink makes sure its companion runs.
 COMPANION_CHECK_SECONDS = 1.0
 #: How often a waiter looks at the journal.
@@ -61,7 +60,7 @@ class JournalSink:
         """Journal the signed ``envelope`` with ``writeback`` (or the sink's base
         write-back with ``writeback`` as its payload text)."""
         if isinstance(writeback, str):
-            spec = {**self._base.spec, SLOT: writeback}
+            spec = {**self._base.spec, DECISION_PAYLOAD: writeback}
             writeback = Writeback(self._base.kind, spec, self._base.after_upload)
         record = self._anchor.journal_proof(envelope, writebacks=[writeback], context_key=key)
         anchor = self._anchor
@@ -82,7 +81,10 @@ class SpoolSink:
         self._writer = _writer_for(self._home)
         self._gateway = gateway_base(anchor.gateway_host)
         self._template = EntryTemplate(
-            upload_url=anchor.upload_url, gateway_base=self._gateway, writebacks=[base], slot=SLOT
+            upload_url=anchor.upload_url,
+            gateway_base=self._gateway,
+            writebacks=[base],
+            slot=DECISION_PAYLOAD,
         )
         self._wallet_path = getattr(anchor, "_wallet_path", None)
         self._next_check = 0.0
@@ -136,6 +138,6 @@ class SpoolSink:
 
 def decision_sink(anchor: Any, background: str, base: Writeback) -> JournalSink | SpoolSink:
     """The sink for ``background`` (``process`` or ``thread``); ``base`` is the write-back
-    every decision gets, with its own payload text in ``base.spec["payload"]``."""
+    every decision gets, with its own payload text under ``DECISION_PAYLOAD``."""
     sink = SpoolSink if background == "process" else JournalSink
     return sink(anchor, base)

@@ -156,6 +156,11 @@ def _delete_tag(client: Any, spec: dict[str, Any], key: str) -> None:
 DECISION = "mlflow.decision"
 
 
+#: Spec key of a decision write-back that holds the decision's payload text (the one
+#: field a served model's decision write-backs differ in: the spool's template slot).
+DECISION_PAYLOAD = "payload"
+
+
 def decision_writeback(
     *,
     tracking_uri: str | None,
@@ -177,7 +182,7 @@ def decision_writeback(
         "tracking_uri": tracking_uri,
         "run_id": run_id,
         "experiment_id": experiment_id,
-        "payload": payload,
+        DECISION_PAYLOAD: payload,
         "trace": trace,
     }
     if inputs is not None:
@@ -232,7 +237,7 @@ def _write_decision_window(
     for (tracking_uri, run_id), indexes in by_run.items():
         files: dict[str, bytes] = {}
         for index in indexes:
-            record, payload = items[index].record, items[index].spec["payload"]
+            record, payload = items[index].record, items[index].spec[DECISION_PAYLOAD]
             assert record is not None
             folder = f"predictions/{json.loads(payload)['decision_id']}"
             files[f"{folder}/payload.json"] = payload.encode("utf-8")
@@ -250,7 +255,7 @@ def _write_decision_window(
         if item.record.context.get("trace_id"):
             continue  # created by an earlier attempt
         try:
-            text = item.spec["payload"]
+            text = item.spec[DECISION_PAYLOAD]
             tags = _decision_trace_tags(json.loads(text), text, item.record)
             traced[item.record.id] = {"trace_id": _start_trace(item.spec, tags)}
         except Exception as exc:
