@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -317,3 +319,20 @@ def test_the_span_precheck_is_empty_outside_spans_and_not_inside(mlflow_store: s
         assert not no_span_can_be_active()
     with TracerProvider().get_tracer("t").start_as_current_span("otel-span"):
         assert not no_span_can_be_active()
+
+
+def test_the_span_precheck_asked_before_mlflow_is_imported_still_sees_mlflow_spans(
+    tmp_path: Path,
+) -> None:
+    code = (
+        "from ario_mlflow.otel import no_span_can_be_active\n"
+        "assert no_span_can_be_active()\n"  # asked before MLflow is imported
+        "import mlflow\n"
+        f"mlflow.set_tracking_uri('sqlite:///{tmp_path}/m.db')\n"
+        "with mlflow.start_span('s'):\n"
+        "    assert not no_span_can_be_active()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

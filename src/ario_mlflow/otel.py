@@ -8,9 +8,9 @@ from typing import Any
 
 from ario_mlflow.config import load_settings
 
-#: ``get_current`` of every runtime context a span can live in; ``None`` when unsure.
-_span_contexts: list[Callable[[], Any]] | None = None
-_resolved = False
+#: ``[getters]`` once known for good: ``get_current`` of every runtime context a span can
+#: live in, or ``None`` when unsure.
+_known: list[list[Callable[[], Any]] | None] = []
 
 
 def _resolve_span_contexts() -> list[Callable[[], Any]] | None:
@@ -34,6 +34,13 @@ def _resolve_span_contexts() -> list[Callable[[], Any]] | None:
     return getters
 
 
+def _span_contexts() -> list[Callable[[], Any]] | None:
+    getters = _resolve_span_contexts()
+    if "mlflow" in sys.modules or getters == []:  # else provisional: MLflow adds one later
+        _known.append(getters)
+    return getters
+
+
 def no_span_can_be_active() -> bool:
     """True when every context a span could live in is empty (no trace, no baggage).
 
@@ -41,10 +48,7 @@ def no_span_can_be_active() -> bool:
     lookups cost ~100 µs with cold caches and almost always find nothing. ``False``
     whenever unsure, so that callers then do the full lookups.
     """
-    global _span_contexts, _resolved
-    if not _resolved:
-        _span_contexts, _resolved = _resolve_span_contexts(), True
-    getters = _span_contexts
+    getters = _known[0] if _known else _span_contexts()
     if getters is None:
         return False
     try:
