@@ -83,7 +83,6 @@ class SpoolWriter:
         self._mapped_allowed = mapped
         self._fd: int | None = None
         self._map: mmap.mmap | None = None
-        self._capacity = 0  # bytes the current file can take (mapped); 0 when appended
         self._pid = -1
         self._prefix = ""
         self._sequence = 0
@@ -108,7 +107,7 @@ class SpoolWriter:
         pid = os.getpid()
         if self._fd is not None and self._pid == pid:
             if self._map is not None:
-                if self._size + length <= self._capacity:
+                if self._size + length <= len(self._map):
                     return
             elif self._size < ROTATE_BYTES:
                 return
@@ -136,7 +135,7 @@ class SpoolWriter:
             os.close(fd)
             self.path.unlink(missing_ok=True)
             return False
-        self._fd, self._capacity = fd, ROTATE_BYTES
+        self._fd = fd
         return True
 
     def _seal(self) -> None:
