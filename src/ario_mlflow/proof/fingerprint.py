@@ -476,12 +476,12 @@ def _plain_labels(index: Any) -> list[Any] | None:
     pd = sys.modules["pandas"]
     if type(index) is pd.RangeIndex:
         return list(index)
-    if getattr(index.dtype, "kind", None) not in ("O", "U", "T") and not isinstance(
-        index.dtype, pd.StringDtype
-    ):
-        return None
-    labels = _arrow_strings(index)
+    labels = _arrow_strings(index)  # pandas 3's usual column labels: no dtype checks
     if labels is None:
+        if getattr(index.dtype, "kind", None) not in ("O", "U", "T") and not isinstance(
+            index.dtype, pd.StringDtype
+        ):
+            return None
         labels = index.tolist()
     return labels if all(type(label) is str for label in labels) else None
 
@@ -528,10 +528,7 @@ def _frame_text(frame: Any) -> str | None:
     if dtype is None or dtype.kind not in "iuf" or dtype.itemsize > 8:
         return None
     np = sys.modules["numpy"]
-    columns = frame.columns
-    labels = _arrow_strings(columns)  # pandas 3's usual column labels, read directly
-    if labels is None or not all(type(label) is str for label in labels):
-        labels = _plain_labels(columns)  # strings, or the ints of a RangeIndex
+    labels = _plain_labels(frame.columns)  # strings, or the ints of a RangeIndex
     index = frame.index
     if labels is None or not (
         type(index) is pd.RangeIndex
