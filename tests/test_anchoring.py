@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -161,6 +162,50 @@ def test_nan_metric_is_refused_before_any_side_effect(
         with pytest.raises(ValueError, match="'loss'"):
             anchor()
     _nothing_happened(run.info.run_id, ario_home)
+
+
+@pytest.mark.parametrize("infinity", [math.inf, -math.inf])
+def test_infinite_metric_is_refused_before_any_side_effect(
+    mlflow_store: str, local_gateway: Any, ario_home: Path, infinity: float
+) -> None:
+    """The sqlite store keeps infinity as +/-sys.float_info.max; that is refused like NaN."""
+    with mlflow.start_run() as run:
+        _log_training()
+        mlflow.log_metric("loss", infinity)
+        stored = MlflowClient().get_run(run.info.run_id).data.metrics["loss"]
+        assert stored in (infinity, math.copysign(sys.float_info.max, infinity))
+        with pytest.raises(ValueError, match=r"metric 'loss' is .*infinit"):
+            anchor()
+    _nothing_happened(run.info.run_id, ario_home)
+
+
+def test_exact_latest_values_and_the_whole_history_are_committed(
+    mlflow_store: str, local_gateway: Any
+) -> None:
+    """Every point of every metric, NaN and infinity included, and unrounded latest values;
+    a huge but finite latest value is not mistaken for infinity."""
+    big = math.nextafter(sys.float_info.max, 0.0)
+    with mlflow.start_run() as run:
+        _log_training()
+        client = MlflowClient()
+        for step, value in enumerate([math.nan, 0.7, math.inf, 0.25, 0.2500000001]):
+            client.log_metric(run.info.run_id, "loss", value, timestamp=1000 + step, step=step)
+        mlflow.log_metric("big", big)
+        result = anchor()
+    payload = result["payload"]
+    assert payload["metrics"] == {"accuracy": 0.912346, "big": big, "loss": 0.25}
+    assert payload["metrics_exact"] == {"accuracy": 0.912345678, "big": big, "loss": 0.2500000001}
+    infinity = client.get_metric_history(run.info.run_id, "loss")[2].value  # as the store has it
+    assert payload["metric_history"]["loss"] == [
+        [0, 1000, "NaN"],
+        [1, 1001, 0.7],
+        [2, 1002, infinity],
+        [3, 1003, 0.25],
+        [4, 1004, 0.2500000001],
+    ]
+    assert [point[2] for point in payload["metric_history"]["big"]] == [big]
+    assert set(payload["metric_history"]) == {"accuracy", "big", "loss"}
+    assert b'"metrics_exact":{"accuracy":0.912345678,' in result["payload_bytes"]
 
 
 def test_bad_metadata_is_refused_before_any_side_effect(

@@ -638,7 +638,10 @@ def _check_cli(tokens: list[str], *, complete: bool) -> tuple[str, ...]:
         positional += 1
         index += 1
     if complete:
-        assert not isinstance(command, click.Group), f"{' '.join(tokens)!r} names a group"
+        runs_alone = isinstance(command, click.Group) and command.invoke_without_command
+        assert runs_alone or not isinstance(command, click.Group), (
+            f"{' '.join(tokens)!r} names a group"
+        )
         arguments = [p for p in command.params if isinstance(p, click.Argument)]
         required = sum(p.nargs for p in arguments if p.required and p.nargs > 0)
         assert required <= positional <= sum(max(p.nargs, 0) for p in arguments), (

@@ -4,12 +4,16 @@ of reference §10.1 (each must fail with a precise reason)."""
 from __future__ import annotations
 
 import json
+import math
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pytest
+from sklearn.linear_model import LogisticRegression
 
+from ario_mlflow.anchoring import anchor
 from ario_mlflow.arweave.anchor import ArweaveAnchor
 from ario_mlflow.arweave.uploader import sync_journal
 from ario_mlflow.model import VerifiedModel
@@ -18,9 +22,18 @@ from ario_mlflow.proof.ed25519 import signing_key_from_seed
 from ario_mlflow.proof.envelope import sign_envelope
 from ario_mlflow.registry import ArioMlflowClient
 from ario_mlflow.verify import full_verify, verify_proof_by_tx, verify_record
+from ario_mlflow.verify.checks import verify_source_of_truth
 from tests.cli_runner import run_cli
 from tests.conftest import VECTORS_DIR
-from tests.lifecycle import FEATURES, local_model_dir, serialized_model, trace_id_of, train
+from tests.lifecycle import (
+    FEATURES,
+    LABELS,
+    local_model_dir,
+    log_sklearn_model,
+    serialized_model,
+    trace_id_of,
+    train,
+)
 
 
 def _verify_json(*args: str) -> tuple[int, dict[str, Any]]:
@@ -106,7 +119,114 @@ def test_edited_metric_fails_live_state(mlflow_store: str, local_gateway: Any) -
     mlflow.MlflowClient().log_metric(trained.run_id, "accuracy", 0.99)
     code, result = _verify_json("run", trained.run_id)
     assert code == 1
-    assert result["checks"]["source_of_truth"]["reason"] == "live_mlflow_mismatch: metrics"
+    assert result["checks"]["source_of_truth"]["reason"] == (
+        "live_mlflow_mismatch: metric_history, metrics, metrics_exact"
+    )
+
+
+LOSS = [math.nan, 0.6, 0.4, 0.3, 0.25]  # MLflow keeps NaN points in a history
+
+
+def _train_with_history() -> dict[str, Any]:
+    """An anchored run whose ``loss`` has five steps and whose ``lr`` is below 5e-7."""
+    with mlflow.start_run() as run:
+        dataset = mlflow.data.from_pandas(FEATURES, source="s3://bank/train.parquet", name="train")
+        mlflow.log_input(dataset, context="training")
+        client = mlflow.MlflowClient()
+        for step, value in enumerate(LOSS):
+            client.log_metric(run.info.run_id, "loss", value, timestamp=1000 + step, step=step)
+        mlflow.log_metric("lr", 3e-7)
+        mlflow.log_metric("accuracy", 0.93)
+        model = LogisticRegression().fit(FEATURES, LABELS)
+        log_sklearn_model(model, "model", pip_requirements=["scikit-learn"])
+        result: dict[str, Any] = anchor()
+    return {"run_id": run.info.run_id, **result}
+
+
+def _sql(store: str, statement: str, *parameters: object) -> None:
+    """Edit the sqlite tracking store behind MLflow's back, as an insider could."""
+    with sqlite3.connect(store.removeprefix("sqlite:///")) as connection:
+        assert connection.execute(statement, parameters).rowcount > 0, statement
+
+
+def test_an_honest_metric_history_verifies(mlflow_store: str, local_gateway: Any) -> None:
+    trained = _train_with_history()
+    history = trained["payload"]["metric_history"]["loss"]
+    assert [point[2] for point in history] == ["NaN", *LOSS[1:]]
+    code, result = _verify_json("run", trained["run_id"])
+    assert code == 0, result
+    live = result["checks"]["source_of_truth"]
+    assert live["ok"] is True
+    assert {"metric_history", "metrics_exact"} <= set(live["live_fields_refetched"])
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE metrics SET value = 0.35 WHERE run_uuid = ? AND key = 'loss' AND step = 2",
+        "UPDATE metrics SET is_nan = 0 WHERE run_uuid = ? AND key = 'loss' AND step = 0",
+        "DELETE FROM metrics WHERE run_uuid = ? AND key = 'loss' AND step = 1",
+        "UPDATE metrics SET timestamp = 999 WHERE run_uuid = ? AND key = 'loss' AND step = 3",
+    ],
+    ids=["value", "nan-cleared", "deleted", "timestamp"],
+)
+def test_an_edited_earlier_step_fails_naming_metric_history(
+    mlflow_store: str, local_gateway: Any, statement: str
+) -> None:
+    """The latest value (all 0.3.0 committed) is untouched; only the history changes."""
+    trained = _train_with_history()
+    _sql(mlflow_store, statement, trained["run_id"])
+    code, result = _verify_json("run", trained["run_id"])
+    assert code == 1
+    live = result["checks"]["source_of_truth"]
+    assert live["ok"] is False
+    assert live["reason"] == "live_mlflow_mismatch: metric_history"
+
+
+@pytest.mark.parametrize(
+    ("key", "step", "value"),
+    [("loss", 4, 0.25 + 1e-9), ("lr", 0, 1e-7)],
+    ids=["1e-9-change", "below-5e-7"],
+)
+def test_a_change_rounding_hides_fails_naming_metrics_exact(
+    mlflow_store: str, local_gateway: Any, key: str, step: int, value: float
+) -> None:
+    """A latest value changed consistently in both tables, by less than six decimals show."""
+    trained = _train_with_history()
+    run_id = trained["run_id"]
+    where = "WHERE run_uuid = ? AND key = ?"
+    _sql(
+        mlflow_store, f"UPDATE metrics SET value = ? {where} AND step = ?", value, run_id, key, step
+    )
+    _sql(mlflow_store, f"UPDATE latest_metrics SET value = ? {where}", value, run_id, key)
+    assert mlflow.MlflowClient().get_run(run_id).data.metrics[key] == value
+    code, result = _verify_json("run", run_id)
+    assert code == 1
+    live = result["checks"]["source_of_truth"]
+    assert "metrics_exact" in live["reason"]
+    assert live["mismatched_fields"] == ["metric_history", "metrics_exact"]  # not `metrics`
+
+
+def test_a_0_3_0_shaped_training_payload_still_rebuilds_byte_identically(
+    mlflow_store: str, local_gateway: Any
+) -> None:
+    """A payload without the new keys (as 0.3.0 wrote them) is rebuilt without them."""
+    trained = _train_with_history()
+    new_keys = ("metrics_exact", "metric_history", "artifact_path")
+    old_shape = {k: v for k, v in trained["payload"].items() if k not in new_keys}
+    payload_bytes = canonical_json(old_shape)
+    live = verify_source_of_truth(trained["envelope"], payload_bytes, mlflow.MlflowClient())
+    assert live["ok"] is True, live
+    assert live["rebuilt_bytes"] == payload_bytes
+    assert not set(new_keys) & set(live["live_fields_refetched"])
+    # ... so such a record cannot see history edits: only newer records commit history
+    _sql(mlflow_store, "DELETE FROM metrics WHERE run_uuid = ? AND step = 1", trained["run_id"])
+    again = verify_source_of_truth(trained["envelope"], payload_bytes, mlflow.MlflowClient())
+    assert again["ok"] is True
+    current = verify_source_of_truth(
+        trained["envelope"], trained["payload_bytes"], mlflow.MlflowClient()
+    )
+    assert current["mismatched_fields"] == ["metric_history"]
 
 
 def test_swapped_artifact_fails_live_state(mlflow_store: str, local_gateway: Any) -> None:

@@ -39,3 +39,18 @@ def ensure_private_dir(directory: Path) -> None:
     except FileExistsError:
         return
     os.chmod(directory, 0o700)
+
+
+def private_file(path: Path) -> Path:
+    """Make sure ``path`` exists and only its owner can read it (mode 0600).
+
+    For files that may hold what must not leak (journals, spools, logs): created 0600,
+    and an older file left readable by others is tightened. Returns ``path``.
+    """
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    return path

@@ -209,6 +209,15 @@ def run_dataset_inputs(run: Any) -> list[tuple[str, dict[str, Any]]]:
     return entries
 
 
+def run_metric_history(client: Any, run: Any) -> dict[str, list[tuple[int, int, float]]]:
+    """Every ``(step, timestamp_ms, value)`` point of each of ``run``'s metrics."""
+    run_id = run.info.run_id
+    return {
+        key: [(m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, key)]
+        for key in run.data.metrics
+    }
+
+
 def _dataset_record(proof_engine: Any, entry: Mapping[str, Any]) -> Submitted:
     payload = P.dataset_payload(entry)
     payload_bytes = canonical_json(payload)
@@ -361,6 +370,7 @@ def _read_training(
     artifact_path = resolve_artifact_path(run, artifact_path, client=ctx.client)
     metrics = dict(run.data.metrics)
     P.check_metrics(metrics)
+    history = run_metric_history(ctx.client, run)
     snapshot, include_uri = _snapshot(metadata, capture_otel)
     trace_id = active_trace_id()
     if trace_id:
@@ -384,6 +394,7 @@ def _read_training(
         git_commit=run.data.tags.get("mlflow.source.git.commit", ""),
         dataset_inputs=P.sorted_dataset_entries(entry for _, entry in datasets),
         artifact_path=artifact_path,
+        history=history,
         snapshot=snapshot,
     )
     return _TrainingState(

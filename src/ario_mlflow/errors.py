@@ -22,6 +22,9 @@ same parent/child relations, so existing ``except`` clauses keep working.
     │   │   └── UnderfundedError            HTTP 402: no credit
     │   ├── ReceiptError                    bad upload receipt
     │   ├── GatewayError                    no gateway returned the bytes
+    │   ├── TransportError                  an HTTP exchange failed (connect, refused URL)
+    │   │   ├── DeadlineExceededError       no complete answer before the deadline
+    │   │   └── ResponseTooLargeError       the answer is larger than its cap
     │   └── JournalError                    the local outbox is unusable
     ├── ArtifactAccessError (RuntimeError)  model artifacts could not be read
     └── VerificationError                   a proof did not verify
@@ -135,6 +138,18 @@ class ReceiptError(AnchorError):
 
 class GatewayError(AnchorError):
     """No configured gateway returned the expected bytes."""
+
+
+class TransportError(AnchorError):
+    """One HTTP exchange failed: no connection, a refused URL or redirect, a broken answer."""
+
+
+class DeadlineExceededError(TransportError):
+    """The server did not give a complete answer before the exchange's wall-clock deadline."""
+
+
+class ResponseTooLargeError(TransportError):
+    """The answer is larger than the cap set for what was asked (envelope, receipt, …)."""
 
 
 class JournalError(AnchorError):

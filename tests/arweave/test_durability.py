@@ -175,7 +175,7 @@ def test_interpreter_exit_is_bounded_when_the_gateway_hangs(
         env={**os.environ, "ARIO_MLFLOW_EXIT_FLUSH": "1"},
     )
     assert time.monotonic() - started < 15
-    assert "stay journaled" in result.stderr
+    assert "not uploaded yet: they stay in" in result.stderr
     record = Journal.at_home(ario_home).by_tx(result.stdout.strip())
     assert record is not None
     assert record.state == "pending"

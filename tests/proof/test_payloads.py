@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,101 @@ def test_training_payload_rebuilds_reference_bytes() -> None:
         dataset_inputs=original["dataset_inputs"],
     )
     assert canonical_json(rebuilt) == data
+
+
+def test_a_payload_without_history_keeps_the_0_3_0_keys_and_bytes() -> None:
+    """Without ``history`` no new key appears; with it, the 0.3.0 keys are unchanged."""
+    data, original = _payload("training")
+    common: dict[str, Any] = {
+        "run_id": original["run_id"],
+        "params": original["params"],
+        "metrics": {"accuracy": 0.97333333333, "weird": 1 / 3},
+        "artifact_checksums": original["artifact_checksums"],
+        "source_name": original["source_name"],
+        "git_commit": original["git_commit"],
+        "dataset_inputs": original["dataset_inputs"],
+    }
+    plain = P.training_payload(**common)
+    assert P.METRICS_EXACT not in plain
+    assert P.METRIC_HISTORY not in plain
+    extended = P.training_payload(
+        **common, history={"accuracy": [(0, 5, 0.97333333333)], "weird": [(0, 5, 1 / 3)]}
+    )
+    assert extended[P.METRICS_EXACT] == {"accuracy": 0.97333333333, "weird": 1 / 3}
+    assert extended[P.METRIC_HISTORY] == {
+        "accuracy": [[0, 5, 0.97333333333]],
+        "weird": [[0, 5, 1 / 3]],
+    }
+    old_keys = {k: v for k, v in extended.items() if k not in (P.METRICS_EXACT, P.METRIC_HISTORY)}
+    assert canonical_json(old_keys) == data
+
+
+def test_metric_history_is_ordered_by_step_timestamp_value() -> None:
+    points = [(2, 10, 0.5), (0, 30, 0.1), (1, 20, 0.3), (1, 10, 0.4), (1, 10, 0.2), (0, 5, 0.9)]
+    expected = [[0, 5, 0.9], [0, 30, 0.1], [1, 10, 0.2], [1, 10, 0.4], [1, 20, 0.3], [2, 10, 0.5]]
+    assert P.ordered_metric_history({"loss": points}) == {"loss": expected}
+    assert P.ordered_metric_history({"loss": list(reversed(points))}) == {"loss": expected}
+    assert P.ordered_metric_history({"empty": []}) == {"empty": []}
+
+
+def test_metric_history_writes_non_finite_values_as_strings() -> None:
+    points = [
+        (0, 1, math.nan),
+        (0, 1, math.inf),
+        (0, 1, 0.5),
+        (0, 1, -math.inf),
+        (0, 1, math.nan),
+    ]
+    history = P.ordered_metric_history({"loss": points})
+    assert history == {
+        "loss": [
+            [0, 1, "-Infinity"],
+            [0, 1, 0.5],
+            [0, 1, "Infinity"],
+            [0, 1, "NaN"],
+            [0, 1, "NaN"],
+        ]
+    }
+    assert canonical_json(history) == (
+        b'{"loss":[[0,1,"-Infinity"],[0,1,0.5],[0,1,"Infinity"],[0,1,"NaN"],[0,1,"NaN"]]}'
+    )
+    assert P.exact_metrics({"a": math.nan, "b": -math.inf}) == {"a": "NaN", "b": "-Infinity"}
+
+
+def test_exact_metrics_and_history_canonical_bytes() -> None:
+    """Exact values in their shortest round-trip form, where ``metrics`` rounds them away."""
+    metrics = {"acc": 0.1 + 0.2, "tiny": 4e-7, "big": 1e21, "whole": 3.0, "neg": -0.0}
+    payload = P.training_payload(
+        run_id="r",
+        params={},
+        metrics=metrics,
+        artifact_checksums={},
+        source_name="",
+        git_commit="",
+        dataset_inputs=[],
+        history={"acc": [(7, 1700000000123, 0.1 + 0.2), (0, 1700000000000, 1 / 3)]},
+    )
+    data = canonical_json(payload)
+    assert b'"metrics":{"acc":0.3,"big":1e+21,"neg":0,"tiny":0,"whole":3}' in data
+    assert (
+        b'"metrics_exact":{"acc":0.30000000000000004,"big":1e+21,"neg":0,"tiny":4e-7,"whole":3}'
+    ) in data
+    assert (
+        b'"metric_history":{"acc":[[0,1700000000000,0.3333333333333333],'
+        b"[7,1700000000123,0.30000000000000004]]}"
+    ) in data
+    shifted = P.exact_metrics({**metrics, "acc": 0.1 + 0.2 + 1e-9})
+    assert canonical_json(shifted) != canonical_json(P.exact_metrics(metrics))
+    assert json.loads(data)["metrics_exact"]["acc"] == 0.1 + 0.2  # round-trips exactly
+
+
+@pytest.mark.parametrize(
+    "point",
+    [(0, 1, "0.5"), (0, 1, True), (0, 1, None), (0.5, 1, 1.0), (0, "1", 1.0), (0, 1)],
+)
+def test_bad_history_points_name_the_metric(point: Any) -> None:
+    with pytest.raises(ValueError, match="'loss'"):
+        P.ordered_metric_history({"loss": [point]})
 
 
 def test_artifact_path_is_recorded_when_known() -> None:
@@ -175,6 +272,18 @@ def test_alias_payload() -> None:
 def test_bad_metrics_name_the_key(metrics: dict[str, Any], name: str) -> None:
     with pytest.raises(ValueError, match=repr(name)):
         P.check_metrics(metrics)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_the_sql_stores_infinity_is_refused_like_infinity(sign: float) -> None:
+    """MLflow's SQL stores save +/-inf as +/-sys.float_info.max and read that back."""
+    with pytest.raises(ValueError, match=r"'loss'.*infinity"):
+        P.check_metrics({"ok": 1.0, "loss": sign * sys.float_info.max})
+
+
+def test_large_finite_metrics_are_not_refused() -> None:
+    below = math.nextafter(sys.float_info.max, 0.0)
+    P.check_metrics({"a": below, "b": -below, "c": 1e308, "d": 5e-324, "e": 0})
 
 
 def test_bad_metadata_names_the_key() -> None:

@@ -16,16 +16,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import requests
-
 from ario_mlflow.arweave.dataitem import Tag, create_data_item
-from ario_mlflow.arweave.gateway import GatewayReader, gateway_base
-from ario_mlflow.arweave.http import build_retry_session
+from ario_mlflow.arweave.gateway import FetchedObject, GatewayReader, ObjectCheck, gateway_base
 from ario_mlflow.arweave.item_tags import APP_NAME, proof_tags
+from ario_mlflow.arweave.journal import UPLOADED, NewRecord, Record, Writeback
 from ario_mlflow.arweave.journal import Journal as _Journal
-from ario_mlflow.arweave.journal import NewRecord, Record, Writeback
+from ario_mlflow.arweave.transport import Transport, default_transport
 from ario_mlflow.arweave.turbo import fetch_status
-from ario_mlflow.arweave.uploader import workers_for
+from ario_mlflow.arweave.uploader import UploadTarget, UploadWorkers, workers_for
 from ario_mlflow.arweave.wallet import LoadedWallet, load_wallet
 from ario_mlflow.config import Settings, load_settings, resolve_gateways
 from ario_mlflow.errors import ArioError, GatewayError
@@ -50,7 +48,7 @@ class ArweaveAnchor:
         upload_url: str | None = None,
         deadline: float | None = None,
         journal: _Journal | None = None,
-        session: requests.Session | None = None,
+        transport: Transport | None = None,
         settings: Settings | None = None,
     ) -> None:
         self.settings = settings or load_settings()
@@ -66,7 +64,10 @@ class ArweaveAnchor:
         self.enabled = True
         self.last_error: str | None = None
         self._journal = journal
-        self._session = session or build_retry_session(max_retries, retry_backoff_factor)
+        # max_retries / retry_backoff_factor are kept for 0.3.0 callers: retrying is the
+        # journal workers' job (uploads) and the next gateway's (reads).
+        del max_retries, retry_backoff_factor
+        self.transport = transport or default_transport()
         self._wallet_path = wallet_path or self.settings.wallet_path
         self._wallet: LoadedWallet | None = None
         if self._wallet_path:
@@ -146,10 +147,12 @@ class ArweaveAnchor:
                 writeback_delay=writeback_delay,
             )
         )
-        workers_for(
-            self.journal, timeout=self.timeout, max_attempts=self.settings.max_attempts
-        ).track(record.id)
+        self._workers().track(record.id)
         return record
+
+    def _workers(self) -> UploadWorkers:
+        target = UploadTarget(self.upload_url, tuple(self.gateways), self.timeout, self.transport)
+        return workers_for(self.journal, target=target, max_attempts=self.settings.max_attempts)
 
     def wait(self, record: Record, timeout: float | None = None) -> dict[str, Any] | None:
         """Wait up to ``timeout`` (default: the anchor deadline) for ``record``'s upload.
@@ -158,12 +161,9 @@ class ArweaveAnchor:
         ``None`` with ``last_error`` saying why (the record stays journaled).
         """
         timeout = self.deadline if timeout is None else timeout
-        pool = workers_for(
-            self.journal, timeout=self.timeout, max_attempts=self.settings.max_attempts
-        )
-        outcome = pool.wait_for(record.id, timeout)
+        outcome = self._workers().wait_for(record.id, timeout)
         stored = self.journal.get(record.id)
-        if stored is not None and stored.state == "uploaded":
+        if stored is not None and stored.state == UPLOADED:
             return {
                 "tx_id": stored.tx_id,
                 "url": self.url_for(stored.tx_id),
@@ -203,7 +203,19 @@ class ArweaveAnchor:
 
     def reader(self) -> GatewayReader:
         """A gateway reader over this anchor's gateways."""
-        return GatewayReader(self.gateways, session=self._session, timeout=self.timeout)
+        return GatewayReader(self.gateways, transport=self.transport, timeout=self.timeout)
+
+    def fetch_envelope(self, tx_id: str, *, check: ObjectCheck | None = None) -> FetchedObject:
+        """The record at ``tx_id`` from the first gateway whose answer is a JSON object
+        passing ``check`` (every gateway is tried after any bad answer).
+
+        ``accepted`` is False when none passed: the first parseable answer is returned so
+        the caller can report why it fails. ``GatewayError`` when no gateway served one.
+        """
+        fetched = self.reader().fetch_json_object(tx_id, check=check)
+        if len(fetched.trail) > 1:
+            logger.info("record %s: %s", tx_id, " | ".join(fetched.trail))
+        return fetched
 
     def fetch_envelope_bytes(self, tx_id: str) -> bytes | None:
         """The exact bytes stored at ``tx_id`` (first intact gateway), or ``None``."""
@@ -218,14 +230,14 @@ class ArweaveAnchor:
         """The envelope stored at ``tx_id``, or ``None`` with ``last_error`` set."""
         self.last_error = None
         try:
-            envelope, fetched = self.reader().fetch_json_object(tx_id)
+            fetched = self.reader().fetch_json_object(tx_id)
         except GatewayError as exc:
             self.last_error = str(exc)
             return None
         if self.gateways and fetched.gateway != gateway_base(self.gateways[0]):
             logger.info("fetched %s from fallback gateway %s", tx_id, fetched.gateway)
-        return envelope
+        return fetched.value
 
     def check_status(self, tx_id: str) -> dict[str, Any]:
         """Upload-service status of ``tx_id``: ``{"status", "info"}``."""
-        return fetch_status(self._session, self.upload_url, tx_id, timeout=self.timeout)
+        return fetch_status(self.transport, self.upload_url, tx_id, timeout=self.timeout)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ario_mlflow.arweave.journal import Journal
 from ario_mlflow.arweave.spool import WalletSigner, ingest_spool, spool_backlog
-from ario_mlflow.arweave.uploader import stop_all_workers, workers_for
+from ario_mlflow.arweave.uploader import UploadTarget, stop_all_workers, workers_for
 from ario_mlflow.config import load_settings
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def run(home: Path, parent: int, wallet_path: str | None) -> None:
 
     pool = workers_for(
         journal,
-        timeout=(settings.connect_timeout, settings.read_timeout),
+        target=UploadTarget.configured(),
         max_attempts=settings.max_attempts,
         threads=WORKER_THREADS,
     )

@@ -4,9 +4,13 @@ One SQLite database in WAL mode under ``$ARIO_MLFLOW_HOME``, shared by every pro
 an installation (several serving workers, a training script, ``ar-io-mlflow sync``).
 
 * ``records`` holds what must reach the upload service: the envelope's JCS bytes, the
-  signed ANS-104 item (whose id *is* the TX id, known before upload), where to post it,
-  its state (``pending`` → ``uploaded``, or ``rejected`` when the service refused it),
-  retry bookkeeping and the receipt.
+  signed ANS-104 item (whose id *is* the TX id, known before upload), where it was meant
+  to go, its state, retry bookkeeping and the receipt. States: ``pending`` (not accepted
+  yet) → ``uploaded`` (a receipt whose signature verifies, or an upload the service's
+  status or a gateway read confirmed); ``unconfirmed`` (the service said it took the item
+  but nothing proves it yet: retried and re-checked like ``pending``); ``rejected`` (the
+  service refused it for good: only ``sync`` tries again); ``discarded`` (a user gave it
+  up with ``ar-io-mlflow outbox discard``: kept, never uploaded, counted).
 * ``writebacks`` holds what must happen once a record is uploaded (MLflow tags, chain
   heads): each is retried on its own until it succeeds, so an unreachable MLflow server
   loses nothing either.
@@ -30,14 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ario_mlflow._files import ensure_private_dir
+from ario_mlflow._files import ensure_private_dir, private_file
 from ario_mlflow.errors import JournalError
 
 JOURNAL_FILE = "journal.sqlite3"
 
 PENDING = "pending"
+UNCONFIRMED = "unconfirmed"
 UPLOADED = "uploaded"
 REJECTED = "rejected"
+DISCARDED = "discarded"
+#: Record states that still owe an upload.
+OUTSTANDING = (PENDING, UNCONFIRMED, REJECTED)
 DONE = "done"
 FAILED = "failed"
 
@@ -166,6 +174,11 @@ class PendingWriteback:
     record: Record | None
 
 
+def _marks(values: Sequence[Any]) -> str:
+    """``?,?,…`` for an ``IN (…)`` clause of ``values``."""
+    return ",".join("?" * len(values))
+
+
 def _record(row: sqlite3.Row) -> Record:
     return Record(
         id=row["id"],
@@ -245,6 +258,10 @@ class Journal:
         self._local = threading.local()
         try:
             ensure_private_dir(self.path.parent)
+            # SQLite gives its -wal and -shm files the database file's mode: 0600 too.
+            for file in (self.path, *(Path(f"{self.path}{s}") for s in ("-wal", "-shm"))):
+                if file == self.path or file.exists():
+                    private_file(file)
             self._connection().executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from None
@@ -403,7 +420,7 @@ class Journal:
         expired and rejected ones, but never records leased by someone else.
         """
         now = time.time()
-        states = (PENDING, REJECTED) if ignore_schedule else (PENDING,)
+        states = OUTSTANDING if ignore_schedule else (PENDING, UNCONFIRMED)
         due_before = float("inf") if ignore_schedule else now
         with self._transaction() as db:
             rows = db.execute(
@@ -430,8 +447,8 @@ class Journal:
         with self._transaction() as db:
             updated = db.execute(
                 "UPDATE records SET lease_owner = ?, lease_until = ? "
-                "WHERE id = ? AND state != ? AND lease_until < ?",
-                (owner, now + lease_seconds, record_id, UPLOADED, now),
+                f"WHERE id = ? AND state IN ({_marks(OUTSTANDING)}) AND lease_until < ?",
+                (owner, now + lease_seconds, record_id, *OUTSTANDING, now),
             ).rowcount
             row = db.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
         return _record(row) if updated else None
@@ -471,6 +488,51 @@ class Journal:
                     record_id,
                 ),
             )
+
+    def mark_unconfirmed(
+        self, record_id: int, error: str, retry_in: float, receipt: dict[str, Any] | None
+    ) -> None:
+        """The service said it took the item, and nothing confirmed it yet: check again
+        (and re-post, which is idempotent) after ``retry_in`` s."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE records SET state = ?, attempts = attempts + 1, last_error = ?, "
+                "receipt = COALESCE(?, receipt), next_attempt_at = ?, lease_owner = NULL, "
+                "lease_until = 0 WHERE id = ?",
+                (
+                    UNCONFIRMED,
+                    error[:500],
+                    json.dumps(receipt) if receipt is not None else None,
+                    time.time() + retry_in,
+                    record_id,
+                ),
+            )
+
+    def retarget(self, record_id: int, upload_url: str) -> None:
+        """Send a record to another upload service from now on."""
+        with self._transaction() as db:
+            db.execute("UPDATE records SET upload_url = ? WHERE id = ?", (upload_url, record_id))
+
+    def discard(self, record_ids: Sequence[int], reason: str) -> int:
+        """Give up records deliberately (never uploaded, kept, counted); how many.
+
+        Their write-backs are abandoned too: no tag may claim a TX that will not exist.
+        """
+        if not record_ids:
+            return 0
+        marks = _marks(record_ids)
+        with self._transaction() as db:
+            count = db.execute(
+                f"UPDATE records SET state = ?, last_error = ?, lease_owner = NULL, "
+                f"lease_until = 0 WHERE id IN ({marks}) AND state IN ({_marks(OUTSTANDING)})",
+                (DISCARDED, reason[:500], *record_ids, *OUTSTANDING),
+            ).rowcount
+            db.execute(
+                f"UPDATE writebacks SET state = ?, last_error = ? WHERE state = ? "
+                f"AND record_id IN (SELECT id FROM records WHERE id IN ({marks}) AND state = ?)",
+                (FAILED, f"record discarded: {reason}"[:500], PENDING, *record_ids, DISCARDED),
+            )
+        return int(count)
 
     def mark_failed_attempt(
         self, record_id: int, error: str, retry_in: float, *, rejected: bool = False
@@ -694,7 +756,7 @@ class Journal:
     def counts(self) -> dict[str, int]:
         """Records per state, and write-backs still pending (``writebacks_pending``)."""
         db = self._connection()
-        counts = {PENDING: 0, UPLOADED: 0, REJECTED: 0}
+        counts = {PENDING: 0, UNCONFIRMED: 0, UPLOADED: 0, REJECTED: 0, DISCARDED: 0}
         for row in db.execute("SELECT state, COUNT(*) AS n FROM records GROUP BY state"):
             counts[row["state"]] = row["n"]
         for state, key in ((PENDING, "writebacks_pending"), (FAILED, "writebacks_failed")):
@@ -704,16 +766,18 @@ class Journal:
         return counts
 
     def outstanding_ids(self) -> list[int]:
-        """Ids of records not yet uploaded, oldest first."""
+        """Ids of records not yet uploaded (and not discarded), oldest first."""
         rows = self._connection().execute(
-            "SELECT id FROM records WHERE state != ? ORDER BY id", (UPLOADED,)
+            f"SELECT id FROM records WHERE state IN ({_marks(OUTSTANDING)}) ORDER BY id",
+            OUTSTANDING,
         )
         return [row[0] for row in rows]
 
     def outstanding(self, limit: int = 1000) -> list[Record]:
-        """Records not yet uploaded, oldest first."""
+        """Records not yet uploaded (and not discarded), oldest first."""
         rows = self._connection().execute(
-            "SELECT * FROM records WHERE state != ? ORDER BY id LIMIT ?", (UPLOADED, limit)
+            f"SELECT * FROM records WHERE state IN ({_marks(OUTSTANDING)}) ORDER BY id LIMIT ?",
+            (*OUTSTANDING, limit),
         )
         return [_record(row) for row in rows]
 

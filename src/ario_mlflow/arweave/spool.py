@@ -226,3 +226,17 @@ def spool_backlog(home: Path, journal: Journal) -> int:
         except FileNotFoundError:
             continue
     return backlog
+
+
+def spooled_entries(home: Path, journal: Journal) -> int:
+    """Complete spool lines (decisions) not journaled yet."""
+    directory = spool_dir(home)
+    if not directory.is_dir():
+        return 0
+    count = 0
+    for path in directory.glob(f"*{SUFFIX}"):
+        try:
+            count += _unread_bytes(path, journal.spool_offset(path.name)).count(b"\n")
+        except FileNotFoundError:
+            continue
+    return count

@@ -2,37 +2,45 @@
 
 Deliberately single-shot: retrying, backoff and deadlines belong to the journal's
 workers, which must survive restarts anyway. This module only says what happened, in a
-form the workers can act on (success, retry after N seconds, or refused for good).
+form the workers can act on: confirmed (a receipt whose signature verifies), accepted but
+not confirmed (a bare 202, or a 200 without a checkable receipt: the service *says* it
+holds the item, which must be confirmed before it counts), retry after N seconds, or
+refused for good. A receipt whose signature does not verify is a failed upload.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import requests
-
 from ario_mlflow.arweave.receipt import verify_receipt
+from ario_mlflow.arweave.transport import Request, Transport
+from ario_mlflow.errors import TransportError
 
 #: Statuses worth trying again later (the service or a proxy is having a bad moment).
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Upload-status answers that mean the service holds the item.
+HELD_STATUSES = frozenset({"CONFIRMED", "FINALIZED"})
+#: Largest answer accepted from the upload service (a receipt is ~1 KiB).
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
 class UploadOutcome:
     """What one POST achieved.
 
-    ``accepted``: the service holds the item (200 with a receipt, or 202 duplicate).
-    Otherwise ``retryable`` says whether trying again can help, ``retry_after`` carries the
-    server's ``Retry-After`` in seconds when given, and ``error`` is the ``last_error`` text.
+    ``accepted``: the service says it holds the item (200 or 202). ``confirmed``: that is
+    proven (a receipt whose signature verifies, or a later confirmation). Otherwise
+    ``retryable`` says whether trying again can help, ``retry_after`` carries the server's
+    ``Retry-After`` in seconds when given, and ``error`` is the ``last_error`` text.
     """
 
     accepted: bool
     receipt: dict[str, Any] | None = None
     receipt_valid: bool | None = None
+    confirmed: bool = False
     retryable: bool = True
     retry_after: float | None = None
     underfunded: bool = False
@@ -53,7 +61,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def post_item(
-    session: requests.Session,
+    transport: Transport,
     upload_url: str,
     token: str,
     item: bytes,
@@ -62,52 +70,76 @@ def post_item(
     timeout: tuple[float, float],
 ) -> UploadOutcome:
     """POST ``item`` to ``{upload_url}/v1/tx/{token}``; never raises."""
-    url = f"{upload_url}/v1/tx/{token}"
     try:
-        response = session.post(
-            url,
-            data=item,
-            headers={"Content-Type": "application/octet-stream"},
-            timeout=timeout,
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:
-        return UploadOutcome(
-            accepted=False, error=f"upload network/HTTP error: {type(exc).__name__}: {exc}"
-        )
-    status = response.status_code
-    if status == 202:
-        return UploadOutcome(accepted=True)
-    if status == 200:
-        try:
-            receipt = response.json()
-        except ValueError:
-            receipt = None
-        if not isinstance(receipt, dict):
-            return UploadOutcome(accepted=True, error="upload accepted without a JSON receipt")
-        if receipt.get("id") not in (None, tx_id):
-            return UploadOutcome(
-                accepted=False,
-                retryable=False,
-                error=f"upload receipt names item {receipt.get('id')!r}, not {tx_id!r}",
+        response = transport.send(
+            Request(
+                "POST",
+                f"{upload_url}/v1/tx/{token}",
+                timeout=sum(timeout),
+                connect_timeout=timeout[0],
+                max_body=MAX_ANSWER_BYTES,
+                body=item,
+                headers={"Content-Type": "application/octet-stream"},
             )
-        return UploadOutcome(
-            accepted=True, receipt=receipt, receipt_valid=verify_receipt(receipt, expected_id=tx_id)
         )
-    body = response.text[:200]
-    error = f"upload returned HTTP {status}: {body}"
+    except TransportError as exc:
+        return UploadOutcome(accepted=False, error=f"upload network/HTTP error: {exc}")
+    status = response.status
+    if status == 202:
+        return UploadOutcome(
+            accepted=True, error="upload accepted (202) without a receipt; not confirmed yet"
+        )
+    if status == 200:
+        return _receipt_outcome(response.body, tx_id)
+    error = f"upload returned HTTP {status}: {response.text[:200]}"
     if status == 402:
         return UploadOutcome(accepted=False, underfunded=True, error=error)
     return UploadOutcome(
         accepted=False,
         retryable=status in RETRYABLE_STATUSES,
-        retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
+        retry_after=_retry_after_seconds(response.header("Retry-After")),
         error=error,
     )
 
 
+def _receipt_outcome(body: bytes, tx_id: str) -> UploadOutcome:
+    import json
+
+    try:
+        receipt = json.loads(body)
+    except (ValueError, RecursionError):
+        receipt = None
+    if not isinstance(receipt, dict):
+        return UploadOutcome(
+            accepted=True, error="upload accepted without a JSON receipt; not confirmed yet"
+        )
+    if receipt.get("id") not in (None, tx_id):
+        return UploadOutcome(
+            accepted=False,
+            retryable=False,
+            error=f"upload receipt names item {receipt.get('id')!r}, not {tx_id!r}",
+        )
+    valid = verify_receipt(receipt, expected_id=tx_id)
+    if valid is False:
+        return UploadOutcome(
+            accepted=False,
+            receipt=receipt,
+            receipt_valid=False,
+            error="upload receipt signature does not verify (the service's answer is not "
+            "a valid promise to store the item)",
+        )
+    if valid is None:
+        return UploadOutcome(
+            accepted=True,
+            receipt=receipt,
+            receipt_valid=None,
+            error="upload receipt carries no signature; not confirmed yet",
+        )
+    return UploadOutcome(accepted=True, receipt=receipt, receipt_valid=True, confirmed=True)
+
+
 def fetch_status(
-    session: requests.Session, upload_url: str, tx_id: str, *, timeout: tuple[float, float]
+    transport: Transport, upload_url: str, tx_id: str, *, timeout: tuple[float, float]
 ) -> dict[str, Any]:
     """``{"status", "info"}`` of an item at the upload service; never raises.
 
@@ -115,16 +147,22 @@ def fetch_status(
     ``NOT_FOUND``; network errors or a non-JSON body → ``UNKNOWN``.
     """
     try:
-        response = session.get(
-            f"{upload_url}/v1/tx/{tx_id}/status", timeout=timeout, allow_redirects=False
+        response = transport.send(
+            Request(
+                "GET",
+                f"{upload_url}/v1/tx/{tx_id}/status",
+                timeout=sum(timeout),
+                connect_timeout=timeout[0],
+                max_body=MAX_ANSWER_BYTES,
+            )
         )
-    except requests.RequestException:
+    except TransportError:
         return {"status": "UNKNOWN"}
-    if response.status_code != 200:
+    if response.status != 200:
         return {"status": "NOT_FOUND"}
     try:
         body = response.json()
-    except (ValueError, json.JSONDecodeError):
+    except ValueError:
         return {"status": "UNKNOWN"}
     if not isinstance(body, dict):
         return {"status": "UNKNOWN"}

@@ -18,16 +18,24 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from ario_mlflow._process import local_process_gone
-from ario_mlflow.arweave.journal import PENDING, UPLOADED, Journal, PendingWriteback, Record
-from ario_mlflow.arweave.spool import WalletSigner, ingest_spool
-from ario_mlflow.arweave.turbo import UploadOutcome, post_item
+from ario_mlflow.arweave.gateway import GatewayReader
+from ario_mlflow.arweave.journal import (
+    OUTSTANDING,
+    PENDING,
+    UNCONFIRMED,
+    Journal,
+    PendingWriteback,
+    Record,
+)
+from ario_mlflow.arweave.spool import WalletSigner, ingest_spool, spooled_entries
+from ario_mlflow.arweave.transport import Transport, default_transport
+from ario_mlflow.arweave.turbo import HELD_STATUSES, UploadOutcome, fetch_status, post_item
+from ario_mlflow.errors import GatewayError
 
 logger = logging.getLogger(__name__)
 
@@ -96,27 +104,93 @@ def reclaim_dead_leases(journal: Journal) -> int:
     return journal.release_leases_where(_owner_is_dead)
 
 
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where this process uploads, and where it looks to confirm an unproven upload.
+
+    The target belongs to the uploader, not to the record: a record journaled while the
+    settings named a dead or mistyped service goes to the service configured now.
+    """
+
+    upload_url: str
+    gateways: tuple[str, ...] = ()
+    timeout: tuple[float, float] = (5.0, 30.0)
+    transport: Transport = field(default_factory=default_transport)
+
+    @classmethod
+    def configured(
+        cls, *, upload_url: str | None = None, transport: Transport | None = None
+    ) -> UploadTarget:
+        """The target the ``ARIO_MLFLOW_*`` settings name (``upload_url`` overrides)."""
+        from ario_mlflow.config import load_settings
+
+        settings = load_settings()
+        return cls(
+            upload_url=(upload_url or settings.upload_url).rstrip("/"),
+            gateways=settings.gateways,
+            timeout=(settings.connect_timeout, settings.read_timeout),
+            transport=transport or default_transport(),
+        )
+
+
+def confirm_upload(target: UploadTarget, record: Record) -> str | None:
+    """How an upload the service did not prove is confirmed now, or ``None``.
+
+    The upload service's status says it holds the item, or a read gateway serves its
+    exact bytes.
+    """
+    status = fetch_status(target.transport, target.upload_url, record.tx_id, timeout=target.timeout)
+    if status.get("status") in HELD_STATUSES:
+        return f"upload status {status['status']} at {target.upload_url}"
+    if not target.gateways:
+        return None
+    reader = GatewayReader(target.gateways, transport=target.transport, timeout=target.timeout)
+    try:
+        fetched = reader.fetch_raw(record.tx_id, expected=record.envelope)
+    except GatewayError:
+        return None
+    return f"gateway {fetched.gateway} serves the exact bytes"
+
+
 def attempt_upload(
     journal: Journal,
     record: Record,
-    session: requests.Session,
-    timeout: tuple[float, float],
+    target: UploadTarget,
     *,
     max_attempts: int | None = None,
 ) -> UploadOutcome:
-    """Post one leased record and write the outcome to the journal.
+    """Post one leased record to ``target`` and write the outcome to the journal.
 
-    After ``max_attempts`` failed attempts the record is parked: it stays journaled,
-    listed by ``ar-io-mlflow outbox``, and only ``sync`` tries it again.
+    A valid receipt makes it ``uploaded``; an acceptance without one is confirmed (upload
+    status, or a gateway read) before it counts, else the record is ``unconfirmed`` and
+    tried again. After ``max_attempts`` failed attempts the record is parked: it stays
+    journaled, listed by ``ar-io-mlflow outbox``, and only ``sync`` tries it again.
     """
+    if record.upload_url.rstrip("/") != target.upload_url:
+        logger.warning(
+            "record %s was journaled for %s; uploading it to %s (the configured upload service)",
+            record.tx_id,
+            record.upload_url,
+            target.upload_url,
+        )
+        journal.retarget(record.id, target.upload_url)
     outcome = post_item(
-        session, record.upload_url, record.token, record.item, record.tx_id, timeout=timeout
+        target.transport,
+        target.upload_url,
+        record.token,
+        record.item,
+        record.tx_id,
+        timeout=target.timeout,
     )
-    if outcome.accepted:
+    if outcome.confirmed:
         journal.mark_uploaded(record.id, outcome.receipt)
-        if outcome.receipt_valid is False:
-            logger.warning("upload receipt for %s does not verify", record.tx_id)
         return outcome
+    if outcome.accepted:
+        how = confirm_upload(target, record)
+        if how is not None:
+            logger.info("upload of %s confirmed: %s", record.tx_id, how)
+            journal.mark_uploaded(record.id, outcome.receipt)
+            return replace(outcome, confirmed=True, error=None)
     error = outcome.error or "upload failed"
     retry_in = backoff_seconds(record.attempts, outcome.retry_after)
     if max_attempts is not None and record.attempts + 1 >= max_attempts:
@@ -125,7 +199,10 @@ def attempt_upload(
         logger.warning(
             "upload of %s parked after %d attempts: %s", record.tx_id, max_attempts, outcome.error
         )
-    journal.mark_failed_attempt(record.id, error, retry_in, rejected=not outcome.retryable)
+    if outcome.accepted:
+        journal.mark_unconfirmed(record.id, error, retry_in, outcome.receipt)
+    else:
+        journal.mark_failed_attempt(record.id, error, retry_in, rejected=not outcome.retryable)
     return outcome
 
 
@@ -207,15 +284,15 @@ class UploadWorkers:
         self,
         journal: Journal,
         *,
+        target: UploadTarget | None = None,
         threads: int = 2,
-        timeout: tuple[float, float] = (5.0, 30.0),
         idle_poll: float = 2.0,
         max_attempts: int | None = None,
     ) -> None:
         self.journal = journal
+        self.target = target or UploadTarget.configured()
         self.max_attempts = max_attempts
         self.threads = threads
-        self.timeout = timeout
         self.idle_poll = idle_poll
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -224,7 +301,6 @@ class UploadWorkers:
         self._mine: set[int] = set()
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._session = requests.Session()
 
     def start(self) -> None:
         """Start the threads (idempotent)."""
@@ -274,7 +350,7 @@ class UploadWorkers:
         records = self.journal.claim_due_records(owner, 16, LEASE_SECONDS)
         for record in records:
             outcome = attempt_upload(
-                self.journal, record, self._session, self.timeout, max_attempts=self.max_attempts
+                self.journal, record, self.target, max_attempts=self.max_attempts
             )
             with self._changed:
                 self._outcomes[record.id] = outcome
@@ -307,7 +383,7 @@ class UploadWorkers:
         with self._changed:
             while True:
                 outcome = self._outcomes.get(record_id)
-                if outcome is not None and (outcome.accepted or not outcome.retryable):
+                if outcome is not None and (outcome.confirmed or not outcome.retryable):
                     return outcome
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -318,7 +394,7 @@ class UploadWorkers:
         record = self.journal.get(record_id)
         if record is None:
             return False
-        if record.state == PENDING:
+        if record.state in (PENDING, UNCONFIRMED):
             return True
         return bool(self.journal.pending_writebacks_for(record_id, kinds))
 
@@ -355,25 +431,28 @@ class _Registry:
 
 
 _REGISTRY = _Registry({}, threading.Lock())
-EXIT_FLUSH_SECONDS = 3.0
 
 
 def workers_for(
     journal: Journal,
     *,
-    timeout: tuple[float, float] = (5.0, 30.0),
+    target: UploadTarget | None = None,
     max_attempts: int | None = None,
     threads: int = 2,
 ) -> UploadWorkers:
-    """The process-wide worker pool of ``journal`` (started on first use)."""
+    """The process-wide worker pool of ``journal`` (started on first use).
+
+    ``target`` (default: the configured service) replaces the pool's: the latest
+    configuration wins.
+    """
     key = journal.path.resolve()
     with _REGISTRY.lock:
         pool = _REGISTRY.pools.get(key)
         if pool is None:
-            pool = UploadWorkers(
-                journal, timeout=timeout, max_attempts=max_attempts, threads=threads
-            )
+            pool = UploadWorkers(journal, target=target, max_attempts=max_attempts, threads=threads)
             _REGISTRY.pools[key] = pool
+        elif target is not None:
+            pool.target = target
     pool.start()
     return pool
 
@@ -389,20 +468,43 @@ def stop_all_workers() -> None:
 
 @atexit.register
 def _flush_at_exit() -> None:
-    """A short, bounded flush at interpreter exit; the rest stays journaled."""
-    seconds = float(os.environ.get("ARIO_MLFLOW_EXIT_FLUSH", EXIT_FLUSH_SECONDS) or 0)
+    """A short, bounded flush at interpreter exit; then say what is still not uploaded."""
+    from ario_mlflow.config import load_settings
+    from ario_mlflow.errors import ConfigError
+
+    try:
+        seconds = load_settings().exit_flush
+    except ConfigError as exc:
+        logger.warning("%s; flushing for the default 3 s", exc)
+        seconds = 3.0
     for pool in list(_REGISTRY.pools.values()):
         try:
-            left = pool.flush(seconds)
+            mine = pool.flush(seconds)
+            notice = unfinished_notice(pool.journal, mine)
         except Exception:  # interpreter shutting down: never raise from atexit
             continue
-        if left:
-            logger.warning(
-                "%d signed record(s) not uploaded yet; they stay journaled in %s "
-                "(run 'ar-io-mlflow sync')",
-                left,
-                pool.journal.path,
-            )
+        if notice:
+            logger.warning("%s", notice)
+
+
+def unfinished_notice(journal: Journal, mine: int) -> str | None:
+    """What a process leaving now leaves behind: its own unfinished records, and the rest
+    of the installation's (decisions a companion or ``sync`` still has to take)."""
+    counts = journal.counts()
+    outstanding = sum(counts.get(state, 0) for state in OUTSTANDING)
+    spooled = spooled_entries(journal.path.parent, journal)
+    others = max(0, outstanding + spooled - mine)
+    if not mine and not others:
+        return None
+    parts = [f"{mine + others} signed record(s) not uploaded yet"]
+    if mine and others:
+        parts.append(f"{mine} from this process, {others} more in the journal or spool")
+    elif others:
+        parts.append("decisions a companion process or 'ar-io-mlflow sync' still has to upload")
+    return (
+        f"{'; '.join(parts)}: they stay in {journal.path.parent} "
+        "(run 'ar-io-mlflow sync', or 'ar-io-mlflow outbox' to see them)"
+    )
 
 
 @dataclass(frozen=True)
@@ -417,10 +519,9 @@ class SyncReport:
 
     @property
     def complete(self) -> bool:
-        """Nothing left to upload or write back."""
+        """Nothing left to upload, confirm or write back."""
         return not (
-            self.remaining.get("pending")
-            or self.remaining.get("rejected")
+            any(self.remaining.get(state) for state in OUTSTANDING)
             or self.remaining.get("writebacks_pending")
         )
 
@@ -428,8 +529,7 @@ class SyncReport:
 def _sync_records(
     journal: Journal,
     owner: str,
-    session: requests.Session,
-    timeout: tuple[float, float],
+    target: UploadTarget,
     *,
     progress: Callable[[Record, UploadOutcome], None] | None,
     give_up_after: int,
@@ -440,26 +540,26 @@ def _sync_records(
     todo = journal.outstanding_ids()
     # Records leased by a live worker (mid-attempt) are retried until that attempt must
     # have ended: one connect plus one read timeout, and a little slack.
-    patience_until = time.monotonic() + sum(timeout) + 2.0
+    patience_until = time.monotonic() + sum(target.timeout) + 2.0
     while todo:
         busy: list[int] = []
         for record_id in todo:
             candidate = journal.get(record_id)
-            if candidate is None or candidate.state == UPLOADED:
+            if candidate is None or candidate.state not in OUTSTANDING:
                 continue
-            if streaks.get(candidate.upload_url, 0) >= give_up_after:
+            if streaks.get(target.upload_url, 0) >= give_up_after:
                 continue
             record = journal.claim_record(record_id, owner, LEASE_SECONDS)
             if record is None:
                 busy.append(record_id)
                 continue
-            outcome = attempt_upload(journal, record, session, timeout)
-            if outcome.accepted:
+            outcome = attempt_upload(journal, record, target)
+            if outcome.confirmed:
                 uploaded += 1
-                streaks[record.upload_url] = 0
+                streaks[target.upload_url] = 0
             else:
                 failed += 1
-                streaks[record.upload_url] = streaks.get(record.upload_url, 0) + 1
+                streaks[target.upload_url] = streaks.get(target.upload_url, 0) + 1
             if progress:
                 progress(record, outcome)
         if not busy or time.monotonic() > patience_until:
@@ -515,27 +615,23 @@ def _sync_writebacks(journal: Journal, owner: str, patience: float) -> tuple[int
 def sync_journal(
     journal: Journal,
     *,
-    timeout: tuple[float, float] = (5.0, 30.0),
-    session: requests.Session | None = None,
+    target: UploadTarget | None = None,
     progress: Callable[[Record, UploadOutcome], None] | None = None,
     give_up_after: int = 3,
 ) -> SyncReport:
     """One attempt at every outstanding record now, then every pending write-back.
 
-    After ``give_up_after`` consecutive failures against one upload service, its other
+    Records go to ``target`` (default: the configured upload service), whatever service
+    they were journaled for. After ``give_up_after`` consecutive failures the other
     records are left for later instead of waiting out a timeout each.
     """
+    target = target or UploadTarget.configured()
     owner = lease_owner()
     reclaim_dead_leases(journal)
     home = journal.path.parent
     ingest_spool(journal, home, WalletSigner(home))  # decisions not journaled yet
     uploaded, failed = _sync_records(
-        journal,
-        owner,
-        session or requests.Session(),
-        timeout,
-        progress=progress,
-        give_up_after=give_up_after,
+        journal, owner, target, progress=progress, give_up_after=give_up_after
     )
-    done, wb_failed = _sync_writebacks(journal, owner, sum(timeout) + 2.0)
+    done, wb_failed = _sync_writebacks(journal, owner, sum(target.timeout) + 2.0)
     return SyncReport(uploaded, failed, done, wb_failed, journal.counts())

@@ -237,8 +237,16 @@ def verify_dataset(run_id: str, name: str, **options: Any) -> None:
     _run("dataset", lambda client, _: dataset_target(client, run_id, name), **options)
 
 
+def _tx_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from ario_mlflow.arweave.gateway import TX_ID
+
+    if not TX_ID.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not an Arweave transaction id (43 base64url chars)")
+    return value
+
+
 @verify.command("tx")
-@click.argument("tx_id")
+@click.argument("tx_id", callback=_tx_id)
 @_options
 def verify_tx(tx_id: str, **options: Any) -> None:
     """Verify whatever record TX_ID holds (no expectations about its subject)."""

@@ -3,8 +3,8 @@
 A payload is a plain JSON object whose JCS bytes the envelope commits to. Verifiers rebuild
 payloads from live MLflow state with these same functions, so a producer and a verifier
 can never disagree about the bytes. Schemas are those of ar-io-mlflow 0.3.0 (reference
-§2), plus new keys only where stated (``artifact_path`` in training payloads; the
-``alias_changed`` event).
+§2), plus new keys only where stated (``artifact_path``, ``metrics_exact`` and
+``metric_history`` in training payloads; the ``alias_changed`` event).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+import operator
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ario_mlflow.errors import CanonicalizationError
@@ -39,6 +41,18 @@ LATENCY_PRECISION = 2
 #: Caller metadata key consumed by training anchoring, never copied into a payload.
 INCLUDE_TRACKING_URI = "include_tracking_uri"
 
+#: Training payload keys added to the 0.3.0 schema: every metric's latest value unrounded,
+#: and every point of every metric's history.
+METRICS_EXACT = "metrics_exact"
+METRIC_HISTORY = "metric_history"
+
+#: MLflow's SQL tracking stores cannot hold infinity: they write +/-inf as +/- this value
+#: (``sys.float_info.max``) and read that back, so on those stores it *is* infinity.
+SQL_STORE_INFINITY = sys.float_info.max
+
+#: How ``metric_history`` writes the values JSON cannot represent (MLflow keeps NaN points).
+NON_FINITE_NAMES = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
 
 # --- validation ---------------------------------------------------------------------------
 
@@ -59,6 +73,65 @@ def check_metrics(metrics: Mapping[str, Any]) -> None:
                 f"metric {key!r} is {value!r}; NaN and infinite metrics cannot be committed "
                 "(log a finite value, or delete the metric, then anchor again)"
             )
+        if abs(value) == SQL_STORE_INFINITY:
+            raise ValueError(
+                f"metric {key!r} is {value!r}, which is how MLflow's SQL tracking stores save "
+                f"{'-' if value < 0 else ''}infinity; NaN and infinite metrics cannot be "
+                "committed (log a finite value, or delete the metric, then anchor again)"
+            )
+
+
+def metric_value(key: str, value: Any) -> float | str:
+    """A metric value as committed: the float itself (JCS writes its shortest round-trip
+    form), or ``"NaN"``, ``"Infinity"``, ``"-Infinity"``, which JSON has no numbers for."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"metric {key!r} has value {value!r}, not a number")
+    number = float(value)
+    if math.isfinite(number):
+        return number
+    return NON_FINITE_NAMES[repr(number)]
+
+
+def exact_metrics(metrics: Mapping[str, Any]) -> dict[str, float | str]:
+    """``metrics_exact``: each metric's latest value exactly as MLflow returns it.
+
+    The producer refuses non-finite latest values first (:func:`check_metrics`), so a
+    string here only ever appears when a verifier rebuilds a tampered run.
+    """
+    return {key: metric_value(key, value) for key, value in metrics.items()}
+
+
+def _point_order(point: tuple[int, int, float]) -> tuple[int, int, int, float]:
+    step, timestamp, value = point
+    return (step, timestamp, 1, 0.0) if math.isnan(value) else (step, timestamp, 0, value)
+
+
+def ordered_metric_history(
+    history: Mapping[str, Iterable[Sequence[Any]]],
+) -> dict[str, list[list[Any]]]:
+    """``metric_history``: ``{key: [[step, timestamp_ms, value], ...]}`` for every point.
+
+    ``history`` holds plain ``(step, timestamp_ms, value)`` triples per metric key, in any
+    order; they are committed sorted by step, then timestamp, then value (NaN last), with
+    non-finite values as strings (:func:`metric_value`). Duplicates are kept.
+    """
+    result: dict[str, list[list[Any]]] = {}
+    for key, points in history.items():
+        plain: list[tuple[int, int, float]] = []
+        for point in points:
+            try:
+                step, timestamp, value = point
+                triple = (operator.index(step), operator.index(timestamp), value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"metric {key!r} has history point {point!r}, not "
+                    "(integer step, integer timestamp_ms, value)"
+                ) from None
+            metric_value(key, value)  # validates the value
+            plain.append((triple[0], triple[1], float(value)))
+        plain.sort(key=_point_order)
+        result[key] = [[step, ts, metric_value(key, value)] for step, ts, value in plain]
+    return result
 
 
 def check_metadata(metadata: Mapping[str, Any]) -> None:
@@ -159,13 +232,17 @@ def training_payload(
     git_commit: str,
     dataset_inputs: list[dict[str, Any]],
     artifact_path: str | None = None,
+    history: Mapping[str, Iterable[Sequence[Any]]] | None = None,
     snapshot: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Training payload; ``snapshot`` holds trace/OTel ids and caller metadata.
 
     ``artifact_path`` (new in this implementation) records which model directory was
-    hashed, so verifiers re-hash the same files; it is omitted when unknown so that
-    payloads rebuilt for 0.3.0 records keep their exact bytes.
+    hashed, so verifiers re-hash the same files. ``history`` (new: the
+    ``(step, timestamp_ms, value)`` points of every metric) adds ``metrics_exact`` (the
+    latest values unrounded, since ``metrics`` keeps six decimals) and ``metric_history``
+    (:func:`ordered_metric_history`). Each is omitted when not given, so that payloads
+    rebuilt for 0.3.0 records keep their exact bytes.
     """
     payload: dict[str, Any] = {
         "event_type": TRAINING,
@@ -179,6 +256,9 @@ def training_payload(
     }
     if artifact_path is not None:
         payload["artifact_path"] = artifact_path
+    if history is not None:
+        payload[METRICS_EXACT] = exact_metrics(metrics)
+        payload[METRIC_HISTORY] = ordered_metric_history(history)
     return merge_metadata(payload, snapshot or {})
 
 

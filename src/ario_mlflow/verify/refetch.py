@@ -20,7 +20,7 @@ Refetcher = Callable[[dict[str, Any], Any, Any], dict[str, Any]]
 
 
 def _training(original: dict[str, Any], client: Any, anchor: Any) -> dict[str, Any]:
-    from ario_mlflow.anchoring import run_dataset_inputs
+    from ario_mlflow.anchoring import run_dataset_inputs, run_metric_history
     from ario_mlflow.artifacts import artifact_checksums, resolve_artifact_path
 
     run_id = original.get("run_id")
@@ -48,6 +48,12 @@ def _training(original: dict[str, Any], client: Any, anchor: Any) -> dict[str, A
         fresh["dataset_inputs"] = P.sorted_dataset_entries(
             entry for _, entry in run_dataset_inputs(run)
         )
+    # Newer records also commit exact values and every history point; 0.3.0 ones do not,
+    # and must rebuild without them.
+    if P.METRICS_EXACT in original:
+        fresh[P.METRICS_EXACT] = P.exact_metrics(run.data.metrics)
+    if P.METRIC_HISTORY in original:
+        fresh[P.METRIC_HISTORY] = P.ordered_metric_history(run_metric_history(client, run))
     return fresh
 
 

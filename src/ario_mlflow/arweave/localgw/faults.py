@@ -32,6 +32,13 @@ class FaultSpec:
     before any answer; ``blackhole`` accepts the request and never answers until the
     fault is lifted, the client goes away or the server stops; ``tamper`` (read family
     only) flips one byte of served data while keeping the original headers.
+
+    Hostile answers, for the clients' defences: ``trickle`` sends a successful read one
+    byte every ``trickle`` seconds; ``pad_bytes`` appends that many zero bytes to it (a huge
+    body, streamed); ``redirect`` answers every request of the family with a 302 to that
+    URL. For uploads, ``drop`` answers a bare 202 and stores nothing, and
+    ``forge_receipt`` answers 200 with a receipt whose signature is garbage and stores
+    nothing: both are an upload service that lies.
     """
 
     fail_rate: float = 0.0
@@ -41,6 +48,11 @@ class FaultSpec:
     latency: float = 0.0
     blackhole: bool = False
     tamper: bool = False
+    trickle: float = 0.0
+    pad_bytes: int = 0
+    redirect: str | None = None
+    drop: bool = False
+    forge_receipt: bool = False
 
     def __post_init__(self) -> None:
         _check_number("fail_rate", self.fail_rate, 0.0, 1.0)
@@ -51,7 +63,15 @@ class FaultSpec:
         if self.retry_after is not None:
             _check_number("retry_after", self.retry_after, 0.0, _MAX_LATENCY)
         _check_number("latency", self.latency, 0.0, _MAX_LATENCY)
-        for name in ("blackhole", "tamper"):
+        _check_number("trickle", self.trickle, 0.0, 60.0)
+        if not _is_int(self.pad_bytes) or not 0 <= self.pad_bytes <= 1 << 31:
+            raise ValueError(f"pad_bytes must be a whole number >= 0, not {self.pad_bytes!r}")
+        if self.redirect is not None and not (
+            isinstance(self.redirect, str)
+            and self.redirect.startswith(("http://", "https://", "/"))
+        ):
+            raise ValueError(f"redirect must be a URL or an absolute path, not {self.redirect!r}")
+        for name in ("blackhole", "tamper", "drop", "forge_receipt"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false")
 
@@ -131,6 +151,11 @@ class Decision:
     fail_status: int | None = None
     retry_after: str | None = None
     tamper: bool = False
+    trickle: float = 0.0
+    pad_bytes: int = 0
+    redirect: str | None = None
+    drop: bool = False
+    forge_receipt: bool = False
 
 
 class FaultPlan:
@@ -175,6 +200,11 @@ class FaultPlan:
                 fail_status=spec.status if fail else None,
                 retry_after=spec.header_retry_after() if fail else None,
                 tamper=spec.tamper,
+                trickle=spec.trickle,
+                pad_bytes=spec.pad_bytes,
+                redirect=spec.redirect,
+                drop=spec.drop,
+                forge_receipt=spec.forge_receipt,
             )
 
     def blackholed(self, family: str) -> bool:

@@ -159,6 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"ar-io-mlflow-localgw/{__version__}"
     server: GatewayServer
     timeout = 120  # idle keep-alive connections are dropped after this
+    decision = Decision()  # the faults drawn for the request being handled
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -218,6 +219,10 @@ class _Handler(BaseHTTPRequestHandler):
             if decision.latency and self.server.stopping.wait(decision.latency):
                 self.close_connection = True
                 return
+            if decision.redirect is not None:
+                self._discard_body()
+                self._send(Response(302, headers={"Location": decision.redirect}), method)
+                return
             body = b""
             if route.reads_body or decision.fail_status is not None:
                 limit = route.max_body
@@ -229,9 +234,14 @@ class _Handler(BaseHTTPRequestHandler):
             if decision.fail_status is not None:
                 self._send(_failure(decision), method)
                 return
+            self.decision = decision
             response = route.handler(self, route.args, body)
-            if decision.tamper and route.family == "read" and response.status == 200:
-                response.body = _flip_one_byte(response.body)
+            if route.family == "read" and response.status == 200:
+                if decision.tamper:
+                    response.body = _flip_one_byte(response.body)
+                if decision.pad_bytes or decision.trickle:
+                    self._send_hostile(response, method, decision)
+                    return
             self._send(response, method)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -295,6 +305,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
         self.wfile.flush()
 
+    def _send_hostile(self, response: Response, method: str, decision: Decision) -> None:
+        """A read answered slowly (one byte per ``trickle`` s) and/or padded with zeros."""
+        self.close_connection = True
+        length = len(response.body) + decision.pad_bytes
+        headers = {**response.headers, "Content-Length": str(length)}
+        self._send(Response(response.status, b"", response.content_type, headers), method)
+        if method == "HEAD":
+            return
+        if decision.trickle:
+            for byte in response.body + b"\0" * min(decision.pad_bytes, 1 << 16):
+                if self.server.stopping.wait(decision.trickle):
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            return
+        self.wfile.write(response.body)
+        chunk = b"\0" * (1 << 20)
+        left = decision.pad_bytes
+        while left > 0 and not self.server.stopping.is_set():
+            self.wfile.write(chunk[: min(left, len(chunk))])
+            left -= len(chunk)
+
     # --- routes ------------------------------------------------------------------------
 
     def info(self, args: list[str], body: bytes) -> Response:
@@ -334,6 +366,21 @@ class _Handler(BaseHTTPRequestHandler):
             )
         received_at = time.time()
         owner = owner_address(item.owner)
+        lie = self.decision
+        if lie.drop:
+            return Response(202)
+        if lie.forge_receipt:
+            forged = sign_receipt(
+                data_item_id=item.id,
+                owner_address=owner,
+                key=self.server.key,
+                timestamp_ms=int(received_at * 1000),
+                deadline_height=self.server.chain.deadline_height(0),
+                data_caches=(self.server.label,),
+                fast_finality_indexes=(self.server.label,),
+            )
+            forged["signature"] = b64url_encode(b"\x01" * 512)
+            return _json(200, forged)
         stored = self.server.store.add(
             item, owner_address=owner, token=token, received_at=received_at
         )
