@@ -138,9 +138,11 @@ def test_outbox_discard_is_explicit_confirmed_logged_and_counted(
     monkeypatch.setenv("ARIO_MLFLOW_UPLOAD_URL", "http://127.0.0.1:9")
     kept, dropped = _journal_one(ArweaveAnchor()), _journal_one(ArweaveAnchor())
     code, _, err = invoke_cli(["outbox", "discard"])
-    assert code == 2 and "name the records" in err
+    assert code == 2
+    assert "name the records" in err
     code, _, err = invoke_cli(["outbox", "discard", dropped])
-    assert code == 2 and "--yes" in err  # no silent confirmation without a terminal
+    assert code == 2
+    assert "--yes" in err
     code, out, _ = invoke_cli(["outbox", "discard", dropped, "--yes", "--reason", "test run"])
     assert code == 0, out
     assert _state(dropped) == DISCARDED
@@ -194,7 +196,8 @@ def stored(local_gateway: LocalGateway) -> tuple[str, bytes, bytes]:
     anchor = ArweaveAnchor()
     tx_id = _journal_one(anchor)
     record = anchor.journal.by_tx(tx_id)
-    assert record is not None and anchor.wait(record) is not None
+    assert record is not None
+    assert anchor.wait(record) is not None
     return tx_id, record.envelope, record.item
 
 
@@ -237,7 +240,7 @@ def test_a_flooding_gateway_is_cut_at_the_cap(
     tx_id = stored[0]
     local_gateway.set_faults(read={"pad_bytes": 100 << 20})
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(GatewayError, match="larger than|exceeds|too large"):
+    with pytest.raises(GatewayError, match=r"larger than|exceeds|too large"):
         GatewayReader([local_gateway.url]).fetch_raw(tx_id)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 30, f"reading a 100 MB answer grew memory by {grown_mb:.0f} MB"
@@ -286,7 +289,7 @@ def test_a_bad_signature_from_the_first_gateway_falls_back(
     gateway_key_file: Path,
 ) -> None:
     """A check failure (not a digest mismatch) also moves on to the next gateway."""
-    tx_id, envelope, item = stored
+    tx_id, _envelope, item = stored
     good = _second_gateway(tmp_path_factory, gateway_key_file, item)
     try:
         reader = GatewayReader([local_gateway.url, good.url])
@@ -297,7 +300,8 @@ def test_a_bad_signature_from_the_first_gateway_falls_back(
             return "signature does not verify" if len(seen) == 1 else None
 
         fetched = reader.fetch_json_object(tx_id, check=check)
-        assert fetched.accepted and fetched.gateway == good.url
+        assert fetched.accepted
+        assert fetched.gateway == good.url
         assert "signature does not verify" in fetched.trail[0]
     finally:
         good.stop()
