@@ -3,10 +3,12 @@
 #
 #   scripts/interop-reference.sh [VENV] [--strict] [--keep] [--workdir DIR]
 #
-# VENV (default .venv-reference, gitignored) gets ar-io-mlflow==0.3.0 from the configured
-# package index, with mlflow pinned to the version of our venv: both sides open each
-# other's sqlite stores, so their MLflow schemas must match. Our side runs with
-# $ARIO_INTEROP_PYTHON (default .venv/bin/python). Exit 0 = every check passed.
+# Our side runs with the active Python environment (the `python` on PATH, as
+# scripts/setup-dev installs into it; ARIO_INTEROP_PYTHON overrides). VENV (default
+# .venv-reference, gitignored) is created from that Python if needed and gets
+# ar-io-mlflow==0.3.0 from the configured package index, with mlflow pinned to our version:
+# both sides open each other's sqlite stores, so their MLflow schemas must match.
+# Exit 0 = every check passed, 1 = a check failed, 2 = a side could not run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,14 +17,31 @@ if [[ $# -gt 0 && "$1" != --* ]]; then
     VENV="$1"
     shift
 fi
-OUR_PYTHON="${ARIO_INTEROP_PYTHON:-$ROOT/.venv/bin/python}"
+
+missing() {
+    echo "interop: $*" >&2
+    exit 2
+}
+
+if [[ -n "${ARIO_INTEROP_PYTHON:-}" ]]; then
+    OUR_PYTHON="$ARIO_INTEROP_PYTHON"
+    [[ -x "$OUR_PYTHON" ]] || missing "ARIO_INTEROP_PYTHON=$OUR_PYTHON is not an executable"
+else
+    OUR_PYTHON="$(command -v python || command -v python3 || true)"
+    [[ -n "$OUR_PYTHON" ]] || missing "no python on PATH (activate the virtualenv ./scripts/setup-dev installed into)"
+fi
 # no MLflow usage telemetry: nothing but 127.0.0.1 and the package index is contacted
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
-BASE_PYTHON="${ARIO_INTEROP_BASE_PYTHON:-python3}"
+BASE_PYTHON="${ARIO_INTEROP_BASE_PYTHON:-$OUR_PYTHON}"
 
-if [[ ! -x "$OUR_PYTHON" ]]; then
-    echo "interop: no python at $OUR_PYTHON (set ARIO_INTEROP_PYTHON)" >&2
-    exit 2
+# What our side imports (scripts/interop/mint_ours.py): the package and its test extras.
+for module in ario_mlflow mlflow sklearn pandas; do
+    "$OUR_PYTHON" -c "import $module" 2>/dev/null \
+        || missing "$OUR_PYTHON cannot import $module (run ./scripts/setup-dev in this environment)"
+done
+OURS_FROM="$("$OUR_PYTHON" -c 'import ario_mlflow, pathlib; print(pathlib.Path(ario_mlflow.__file__).resolve().parent)')"
+if [[ "$OURS_FROM" != "$ROOT/src/ario_mlflow" ]]; then
+    echo "interop: warning: $OUR_PYTHON imports ario_mlflow from $OURS_FROM, not from this checkout" >&2
 fi
 MLFLOW_VERSION="$("$OUR_PYTHON" -c 'import importlib.metadata as m; print(m.version("mlflow"))')"
 
@@ -37,7 +56,9 @@ PY
 
 if ! reference_ready; then
     echo "interop: installing ar-io-mlflow==0.3.0 (mlflow==$MLFLOW_VERSION) into $VENV"
-    [[ -x "$VENV/bin/python" ]] || "$BASE_PYTHON" -m venv "$VENV"
+    if [[ ! -x "$VENV/bin/python" ]] && ! "$BASE_PYTHON" -m venv "$VENV" >/dev/null; then
+        missing "could not create $VENV with $BASE_PYTHON -m venv (Debian/Ubuntu: apt-get install python3-venv)"
+    fi
     if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         "ar-io-mlflow==0.3.0" "mlflow==$MLFLOW_VERSION" scikit-learn \
         >"$VENV/interop-install.log" 2>&1; then

@@ -1,4 +1,4 @@
-"""Shared fixtures: conformance vectors in place, and an isolated $ARIO_MLFLOW_HOME."""
+"""Shared fixtures: the conformance vectors, and an isolated $ARIO_MLFLOW_HOME."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-VECTORS_DIR = Path(
-    os.environ.get("ARIO_MLFLOW_VECTORS", PROJECT_ROOT.parent / "shared" / "vectors")
-)
+#: The conformance corpus, a copy of ``../shared/vectors`` kept in the repository so a fresh
+#: clone runs the tests (``tests/test_vectors_copy.py`` keeps the copy from drifting).
+IN_REPO_VECTORS = PROJECT_ROOT / "tests" / "vectors"
+VECTORS_DIR = Path(os.environ.get("ARIO_MLFLOW_VECTORS") or IN_REPO_VECTORS)
 
 _OUR_VARIABLES = (
     "ARIO_MLFLOW_SIGNING_KEY",
@@ -29,9 +30,9 @@ _OUR_VARIABLES = (
 
 @pytest.fixture(scope="session")
 def vectors_dir() -> Path:
-    """``../shared/vectors`` (read in place); a missing corpus is an error, not a skip."""
+    """``tests/vectors`` (or ``$ARIO_MLFLOW_VECTORS``); a missing corpus is an error, not a skip."""
     if not VECTORS_DIR.is_dir():
-        pytest.fail(f"conformance vectors not found at {VECTORS_DIR} (set ARIO_MLFLOW_VECTORS)")
+        pytest.fail(f"conformance vectors not found at {VECTORS_DIR}")
     return VECTORS_DIR
 
 
