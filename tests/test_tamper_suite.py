@@ -602,7 +602,7 @@ CASES = [
         "metric edited in the store",
         edit_metric_in_store,
         RUN_A,
-        Expect("source_of_truth", "live_mlflow_mismatch: metrics"),
+        Expect("source_of_truth", "live_mlflow_mismatch: metric_history, metrics, metrics_exact"),
     ),
     Case(
         "training payload witness edited",

@@ -556,6 +556,77 @@ def artifact_checksums(
         raise failure(exc) from exc
 
 
+def copy_run_artifacts(
+    run_id: str,
+    artifact_path: str,
+    destination: Path,
+    *,
+    tracking_uri: str | None = None,
+) -> tuple[Path, dict[str, str]]:
+    """Copy what MLflow serves for ``runs:/<run_id>/<artifact_path>`` into the private
+    directory ``destination``, hashing every byte as it is written.
+
+    Returns ``(model directory, per-file SHA-256 map)``; the map has the keys of
+    :func:`artifact_checksums`. Loading from the copy loads exactly the bytes that were
+    hashed: a file swapped where it lies, even mid-read, cannot reach the loader unseen.
+    Remote stores are downloaded into ``destination`` (the download is the copy).
+    """
+
+    def failure(cause: object) -> ArtifactAccessError:
+        return ArtifactAccessError(
+            f"cannot copy artifacts of run {run_id!r} at path {artifact_path!r}: {cause}"
+        )
+
+    try:
+        parts = _artifact_path_parts(artifact_path)
+    except ValueError as exc:
+        raise failure(exc) from None
+    relative = "/".join(parts)
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri)
+        run = client.get_run(run_id)
+    except Exception as exc:
+        raise failure(f"cannot load the run: {exc}") from exc
+    try:
+        sources = _local_sources(client, run, parts)
+        if sources is None:
+            request = {"run_id": run_id, "artifact_path": relative}
+            root = Path(_download(request, destination, tracking_uri))
+            return root, _hash_files(
+                _collect(root), progress=None, workers=None, show_progress=None
+            )
+        root = destination / "model"
+        checksums = {}
+        for item in sorted(_collect_merged(sources, relative, False), key=lambda f: f.key):
+            checksums[item.key] = _copy_hashing(item, root / item.key)
+        return root, checksums
+    except ArtifactAccessError as exc:
+        raise failure(exc) from exc
+
+
+def _copy_hashing(item: _File, target: Path) -> str:
+    """Copy one file, returning the SHA-256 of the bytes written (one read of the source)."""
+    digest = hashlib.sha256()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(item.path, "rb", buffering=0) as source, open(target, "xb") as copy:
+            while chunk := source.read(CHUNK_SIZE):
+                digest.update(chunk)
+                copy.write(chunk)
+    except OSError as exc:
+        raise ArtifactAccessError(
+            f"cannot copy {item.key!r} ({item.path}): {_reason(exc)}"
+        ) from exc
+    return digest.hexdigest()
+
+
+def private_directory(prefix: str = "ario-mlflow-model-") -> Path:
+    """A new directory only this user can enter (the caller removes it: :func:`remove_tree`)."""
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 def _artifact_path_parts(artifact_path: str) -> tuple[str, ...]:
     """Split a run-relative artifact path; refuse anything that could leave the run."""
     if not isinstance(artifact_path, str):
@@ -808,10 +879,10 @@ def _private_temp_dir() -> Iterator[Path]:
     try:
         yield path
     finally:
-        _remove_tree(path)
+        remove_tree(path)
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """``rmtree`` that also clears read-only bits left by a download, then says if it failed."""
 
     def retry(function: Callable[..., Any], name: str, *_exc: object) -> None:

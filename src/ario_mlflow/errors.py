@@ -22,6 +22,7 @@ same parent/child relations, so existing ``except`` clauses keep working.
     │   │   └── UnderfundedError            HTTP 402: no credit
     │   ├── ReceiptError                    bad upload receipt
     │   ├── GatewayError                    no gateway returned the bytes
+    │   │   └── GatewayUnreachableError     no gateway could even be reached
     │   ├── TransportError                  an HTTP exchange failed (connect, refused URL)
     │   │   ├── DeadlineExceededError       no complete answer before the deadline
     │   │   └── ResponseTooLargeError       the answer is larger than its cap
@@ -138,6 +139,12 @@ class ReceiptError(AnchorError):
 
 class GatewayError(AnchorError):
     """No configured gateway returned the expected bytes."""
+
+
+class GatewayUnreachableError(GatewayError):
+    """No gateway could be reached: each one failed before answering (no connection, no
+    complete answer before the deadline). Nothing was learnt about the bytes, so a verifier
+    reports "not checked", never "tampered"."""
 
 
 class TransportError(AnchorError):

@@ -10,16 +10,23 @@ no proof" (``None``) from "there is a proof and it does not check out" (raises).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ario_mlflow import tags as T
-from ario_mlflow.errors import EnvelopeParseError, IntegrityError, ProofUnavailableError
+from ario_mlflow.errors import (
+    EnvelopeParseError,
+    GatewayError,
+    IntegrityError,
+    ProofUnavailableError,
+)
 from ario_mlflow.proof.envelope import parse_json_object, verify_envelope
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.witness import event_dir
+
+TRAINING = "training_complete"
 
 
 @dataclass(frozen=True)
@@ -54,20 +61,58 @@ def training_tx_of(run_tags: dict[str, str]) -> str | None:
     return run_tags.get(T.TRAINING_TX) or run_tags.get(T.QUEUED_TX)
 
 
-def _envelope_bytes(tx_id: str, arweave: Any) -> bytes:
-    data = arweave.fetch_envelope_bytes(tx_id)
-    if data is not None:
-        return bytes(data)
+EnvelopeCheck = Callable[[dict[str, Any]], "str | None"]
+
+
+def fetch_checked_envelope(tx_id: str, arweave: Any, check: EnvelopeCheck) -> dict[str, Any]:
+    """The record at ``tx_id`` that passes ``check``, from this installation's journal
+    (signed here, maybe not uploaded yet) or else from any gateway.
+
+    Every source is tried after any bad answer (wrong bytes, parse error, bad signature,
+    another subject), so one hostile gateway cannot hide a genuine record. Raises
+    ``IntegrityError`` when records were found and none passes (naming who said what),
+    ``ProofUnavailableError`` when none could be read at all.
+    """
+    trail: list[str] = []
     journal = getattr(arweave, "journal", None)
     record = journal.by_tx(tx_id) if journal is not None else None
     if record is not None:
-        return bytes(record.envelope)  # signed here and not uploaded yet
-    raise ProofUnavailableError(
-        f"training record {tx_id} could not be fetched: {arweave.last_error}"
-    )
+        try:
+            envelope = parse_json_object(bytes(record.envelope))
+        except EnvelopeParseError as exc:
+            trail.append(f"journal: not a JSON object ({exc.reason})")
+        else:
+            problem = check(envelope)
+            if problem is None:
+                return envelope
+            trail.append(f"journal: {problem}")
+    fetcher = getattr(arweave, "fetch_envelope", None)
+    if fetcher is None:  # a minimal anchor double: bytes only, then the same check
+        data = arweave.fetch_envelope_bytes(tx_id)
+        if data is None:
+            why = arweave.last_error
+            raise ProofUnavailableError(f"record {tx_id} could not be fetched: {why}")
+        try:
+            envelope = parse_json_object(bytes(data))
+        except EnvelopeParseError as exc:
+            raise IntegrityError(f"record {tx_id} is not a valid envelope: {exc}") from None
+        problem = check(envelope)
+        if problem is not None:
+            raise IntegrityError(f"record {tx_id}: {problem}")
+        return envelope
+    try:
+        fetched = fetcher(tx_id, check=check)
+    except (GatewayError, ValueError) as exc:
+        if trail:
+            raise IntegrityError(f"record {tx_id}: {' | '.join(trail)}; {exc}") from None
+        raise ProofUnavailableError(f"record {tx_id} could not be fetched: {exc}") from None
+    if fetched.accepted:
+        return dict(fetched.value)
+    said = " | ".join([*trail, *fetched.trail])
+    raise IntegrityError(f"record {tx_id} does not check out: {said}")
 
 
-def _witness_bytes(client: Any, run_id: str, event_id: str) -> bytes:
+def witness_bytes(client: Any, run_id: str, event_id: str) -> bytes:
     import tempfile
 
     from mlflow.exceptions import MlflowException
@@ -86,25 +131,44 @@ def _witness_bytes(client: Any, run_id: str, event_id: str) -> bytes:
     )
 
 
+def record_problem(
+    envelope: dict[str, Any],
+    *,
+    event_type: str,
+    subject: Mapping[str, str],
+    trusted_keys: Sequence[str],
+) -> str | None:
+    """Why ``envelope`` is not a valid ``event_type`` record about ``subject`` signed by a
+    pinned key (any key when none is pinned), or ``None`` when it is."""
+    result = verify_envelope(envelope, allow_legacy=True)
+    if not result.ok:
+        return f"record does not verify: {result.reason}"
+    if envelope.get("event_type") != event_type:
+        return f"record is a {envelope.get('event_type')!r} event, not {event_type}"
+    actual = envelope.get("subject")
+    if not isinstance(actual, dict) or any(actual.get(k) != v for k, v in subject.items()):
+        return f"record is about {actual!r}, not {dict(subject)!r}"
+    signer = str(envelope.get("public_key", "")).lower()
+    if trusted_keys and signer not in trusted_keys:
+        return (
+            f"record is signed by {envelope.get('public_key')}, which is not a trusted key "
+            "(ARIO_MLFLOW_TRUSTED_KEYS)"
+        )
+    return None
+
+
 def check_training_envelope(
     envelope: dict[str, Any], run_id: str, trusted_keys: Sequence[str]
 ) -> None:
     """Raise ``IntegrityError`` unless ``envelope`` is a valid training record of ``run_id``."""
-    result = verify_envelope(envelope, allow_legacy=True)
-    if not result.ok:
-        raise IntegrityError(f"training record does not verify: {result.reason}")
-    if envelope.get("event_type") != "training_complete":
-        raise IntegrityError(
-            f"record is a {envelope.get('event_type')!r} event, not training_complete"
-        )
-    subject = envelope.get("subject") or {}
-    if subject.get("type") != "mlflow_run" or subject.get("run_id") != run_id:
-        raise IntegrityError(f"training record is about {subject!r}, not run {run_id}")
-    if trusted_keys and envelope.get("public_key") not in trusted_keys:
-        raise IntegrityError(
-            f"training record is signed by {envelope.get('public_key')}, which is not a "
-            "trusted key (ARIO_MLFLOW_TRUSTED_KEYS)"
-        )
+    problem = record_problem(
+        envelope,
+        event_type=TRAINING,
+        subject={"type": "mlflow_run", "run_id": run_id},
+        trusted_keys=trusted_keys,
+    )
+    if problem is not None:
+        raise IntegrityError(f"training {problem}")
 
 
 def load_training_proof(
@@ -120,12 +184,23 @@ def load_training_proof(
     tx_id = training_tx_of(run_tags)
     if not tx_id:
         return None
-    try:
-        envelope = parse_json_object(_envelope_bytes(tx_id, arweave))
-    except EnvelopeParseError as exc:
-        raise IntegrityError(f"training record {tx_id} is not a valid envelope: {exc}") from None
-    check_training_envelope(envelope, run_id, trusted_keys)
-    payload_bytes = _witness_bytes(client, run_id, str(envelope.get("event_id")))
+    return training_proof_at(client, run_id, tx_id, arweave=arweave, trusted_keys=trusted_keys)
+
+
+def training_proof_at(
+    client: Any, run_id: str, tx_id: str, *, arweave: Any, trusted_keys: Sequence[str] = ()
+) -> TrainingProof:
+    """The checked training proof of ``run_id`` stored at ``tx_id`` (raises like
+    :func:`load_training_proof`)."""
+    subject = {"type": "mlflow_run", "run_id": run_id}
+
+    def check(envelope: dict[str, Any]) -> str | None:
+        return record_problem(
+            envelope, event_type=TRAINING, subject=subject, trusted_keys=trusted_keys
+        )
+
+    envelope = fetch_checked_envelope(tx_id, arweave, check)
+    payload_bytes = witness_bytes(client, run_id, str(envelope.get("event_id")))
     if sha256_hex(payload_bytes) != envelope.get("payload_hash"):
         raise IntegrityError(
             f"payload witness of run {run_id} does not match the anchored payload_hash"

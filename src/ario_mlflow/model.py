@@ -18,15 +18,17 @@ import itertools
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ario_mlflow import tags as T
 from ario_mlflow.anchoring import active_trace_id, default_components
-from ario_mlflow.artifacts import artifact_checksums, compare_checksums
+from ario_mlflow.artifacts import copy_run_artifacts, private_directory, remove_tree
 from ario_mlflow.arweave.journal import Writeback
-from ario_mlflow.config import BACKGROUND_MODES, load_settings
+from ario_mlflow.config import BACKGROUND_MODES, load_settings, pinned_keys
 from ario_mlflow.decision_sink import decision_sink
 from ario_mlflow.errors import (
     ArtifactAccessError,
@@ -35,10 +37,20 @@ from ario_mlflow.errors import (
     VerifyStatusError,
     exception_for_status,
 )
-from ario_mlflow.lineage import load_training_proof
+from ario_mlflow.model_proof import (
+    ModelProof,
+    check_runs_uri,
+    check_version_location,
+    files_match,
+    find_run_proof,
+    find_version_proof,
+    source_location,
+    version_run_id,
+)
 from ario_mlflow.otel import capture_otel_context, no_span_can_be_active
 from ario_mlflow.proof import payloads as P
 from ario_mlflow.proof.decisions import DecisionSigner
+from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.proof.envelope import random_uuid
 from ario_mlflow.proof.fingerprint import (
     input_fingerprint,
@@ -46,7 +58,7 @@ from ario_mlflow.proof.fingerprint import (
     output_fingerprint,
     to_canonical,
 )
-from ario_mlflow.registry import context_key, source_location
+from ario_mlflow.registry import context_key
 from ario_mlflow.writeback import decision_writeback, portable_uri
 
 logger = logging.getLogger(__name__)
@@ -81,6 +93,8 @@ class _Resolved:
     run_id: str = UNKNOWN
     source: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    kind: str = "other"  # "version" (registry), "run" (runs:/), "logged" (models:/m-...)
+    entity: Any = None  # the ModelVersion or LoggedModel behind the URI
 
 
 def _stage_version(client: Any, name: str, stage: str) -> Any:
@@ -100,7 +114,9 @@ def resolve_model_uri(client: Any, model_uri: str) -> _Resolved:
     """Model name, version, source run and source behind a ``models:/`` or ``runs:/`` URI."""
     if model_uri.startswith("runs:/"):
         run_id, _ = source_location(client, model_uri)
-        return _Resolved(run_id=run_id or UNKNOWN, source=model_uri) if run_id else _Resolved()
+        if not run_id:
+            return _Resolved()
+        return _Resolved(run_id=run_id, source=model_uri, kind="run")
     if not model_uri.startswith("models:/"):
         return _Resolved()
     rest = model_uri[len("models:/") :]
@@ -121,13 +137,17 @@ def resolve_model_uri(client: Any, model_uri: str) -> _Resolved:
             version=model.model_id,
             run_id=model.source_run_id or UNKNOWN,
             source=model_uri,
+            kind="logged",
+            entity=model,
         )
     return _Resolved(
         name=mv.name,
         version=str(mv.version),
-        run_id=mv.run_id or UNKNOWN,
+        run_id=version_run_id(client, mv) or UNKNOWN,
         source=mv.source,
         tags=dict(mv.tags or {}),
+        kind="version",
+        entity=mv,
     )
 
 
@@ -186,10 +206,19 @@ class VerifiedModel:
             resolved.run_id,
         )
         settings = load_settings()
-        self._trusted = tuple(trusted_keys or settings.trusted_keys)
+        self._trusted = (
+            pinned_keys(trusted_keys, source="trusted_keys")
+            if trusted_keys
+            else settings.trusted_keys
+        )
         self._capture_otel = settings.capture_otel
-        self._artifact_verified = self._integrity_gate(resolved, require_proof)
-        self._model = mlflow.pyfunc.load_model(resolved.source or model_uri)
+        self._copy: Path | None = None
+        self._registration_tx: str | None = None
+        self._artifact_verified = self._integrity_gate(
+            resolved, require_proof or bool(self._trusted)
+        )
+        # A checked model is loaded from the private copy whose bytes were hashed.
+        self._model = mlflow.pyfunc.load_model(str(self._copy) if self._copy else model_uri)
         self._previous_hash = self._chain_head(resolved)
         self._experiment_id = self._experiment_of(self.run_id)
         self.stream_id = uuid.uuid4().hex
@@ -248,35 +277,75 @@ class VerifiedModel:
         )
 
     def _integrity_gate(self, resolved: _Resolved, require_proof: bool) -> bool | None:
-        if resolved.run_id == UNKNOWN:
-            self._no_proof(f"{self.model_uri} does not name a run", require_proof)
-            return None
-        proof = load_training_proof(
-            self._client, resolved.run_id, arweave=self._anchor, trusted_keys=self._trusted
-        )
-        if proof is None:
-            self._no_proof(f"run {resolved.run_id} has no anchored training record", require_proof)
-            return None
-        if not proof.artifact_checksums:
-            raise ProofUnavailableError(
-                f"the training record of run {resolved.run_id} ({proof.tx_id}) holds no artifact "
-                "checksums (hashing failed when it was anchored); re-anchor the run"
+        """Find the signed lineage without trusting tags, check that MLflow still points at
+        it, then copy the files privately, hashing as they are copied."""
+        if not self._trusted:
+            logger.info(
+                "no issuer is pinned (ARIO_MLFLOW_TRUSTED_KEYS): %s is checked against "
+                "records of whichever key signed its lineage",
+                self.model_uri,
             )
-        run_id, path = source_location(self._client, resolved.source, resolved.run_id)
-        path = path or proof.artifact_path or "model"
+        proof = self._find_proof(resolved)
+        if proof is None:
+            why = (
+                f"{self.model_uri} does not name a run"
+                if resolved.run_id == UNKNOWN
+                else f"run {resolved.run_id} has no anchored training record"
+            )
+            self._no_proof(why, require_proof)
+            return None
+        if not proof.training.artifact_checksums:
+            raise ProofUnavailableError(
+                f"the training record of run {proof.run_id} ({proof.training.tx_id}) holds no "
+                "artifact checksums (hashing failed when it was anchored); re-anchor the run"
+            )
+        if not self._trusted:
+            logger.warning(
+                "%s: lineage signed by %s, which is not pinned; pin it with "
+                "ARIO_MLFLOW_TRUSTED_KEYS=%s",
+                self.model_uri,
+                key_fingerprint(proof.signer),
+                proof.signer,
+            )
+        self._copy = private_directory()
+        self._cleanup = weakref.finalize(self, remove_tree, self._copy)
         try:
-            actual = artifact_checksums(
-                run_id or resolved.run_id, artifact_path=path, tracking_uri=self._tracking_uri
+            root, actual = copy_run_artifacts(
+                proof.run_id, proof.artifact_path, self._copy, tracking_uri=self._tracking_uri
             )
         except ArtifactAccessError as exc:
-            raise ProofUnavailableError(f"cannot re-hash the model's artifacts: {exc}") from exc
-        diff = compare_checksums(proof.artifact_checksums, actual)
+            raise ProofUnavailableError(f"cannot copy the model's artifacts: {exc}") from exc
+        diff = files_match(proof.training, actual)
         if not diff.ok:
             raise IntegrityError(
                 f"artifacts of {self.model_uri} differ from the anchored training record "
-                f"{proof.tx_id}: {diff}"
+                f"{proof.training.tx_id}: {diff.describe()}"
             )
+        self._copy = root
+        self.run_id = proof.run_id
+        self._registration_tx = proof.registration_tx
         return True
+
+    def _find_proof(self, resolved: _Resolved) -> ModelProof | None:
+        client, trusted = self._client, self._trusted
+        if resolved.kind == "version":
+            proof = find_version_proof(client, self._anchor, resolved.entity, trusted)
+            if proof is not None:
+                check_version_location(client, resolved.entity, proof)
+            return proof
+        if resolved.run_id == UNKNOWN:
+            return None
+        proof = find_run_proof(client, self._anchor, resolved.run_id, trusted)
+        if proof is None:
+            return None
+        if resolved.kind == "run":
+            check_runs_uri(self.model_uri, proof)
+        elif resolved.kind == "logged" and resolved.entity.name != proof.artifact_path:
+            raise IntegrityError(
+                f"{self.model_uri} is the logged model {resolved.entity.name!r} of run "
+                f"{proof.run_id}, not its anchored model {proof.artifact_path!r}"
+            )
+        return proof
 
     def _no_proof(self, why: str, require_proof: bool) -> None:
         if require_proof:
@@ -284,6 +353,8 @@ class VerifiedModel:
         logger.warning("%s; loading %s with artifact_verified=None", why, self.model_uri)
 
     def _chain_head(self, resolved: _Resolved) -> str:
+        if self._registration_tx:
+            return self._registration_tx
         journal = getattr(self._anchor, "journal", None)
         if journal is not None and resolved.version != UNKNOWN:
             record = journal.latest_for(
@@ -300,6 +371,12 @@ class VerifiedModel:
             return str(self._client.get_run(run_id).info.experiment_id)
         except Exception:
             return None
+
+    def close(self) -> None:
+        """Remove the private copy of the model now (also done when this object is freed)."""
+        cleanup = getattr(self, "_cleanup", None)
+        if cleanup is not None:
+            cleanup()
 
     @property
     def artifact_verified(self) -> bool | None:

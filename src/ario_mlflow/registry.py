@@ -31,12 +31,13 @@ from ario_mlflow.anchoring import (
     submit,
     write_report_files,
 )
-from ario_mlflow.artifacts import artifact_checksums, compare_checksums, parse_runs_uri
+from ario_mlflow.artifacts import artifact_checksums
 from ario_mlflow.arweave.journal import FAILED, UPLOADED, Journal, Record, Writeback
 from ario_mlflow.arweave.uploader import AbandonTask, register_writeback_handler, run_task_now
 from ario_mlflow.config import load_settings
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError, ProofUnavailableError
-from ario_mlflow.lineage import load_training_proof, training_tx_of
+from ario_mlflow.lineage import training_tx_of
+from ario_mlflow.model_proof import source_location, version_run_id
 from ario_mlflow.otel import capture_otel_context
 from ario_mlflow.proof import payloads as P
 from ario_mlflow.proof.canonical import canonical_json
@@ -76,57 +77,6 @@ def _client(spec: dict[str, Any]) -> MlflowClient:
     )
 
 
-def source_location(
-    client: Any, source: str | None, run_id: str | None = None
-) -> tuple[str | None, str | None]:
-    """``(run id, artifact path)`` behind a model-version source.
-
-    ``runs:/<run>/<path>`` directly; MLflow 3 ``models:/<model_id>`` through its
-    LoggedModel (source run and name); a location inside a run's artifacts
-    (``<artifact_uri>/<path>``, which MLflow 2 records for versions registered from
-    ``runs:/``) through that run: ``run_id`` if it is that run, else the run named in the
-    usual ``…/<run_id>/artifacts/…`` layout. Anything else ``(None, None)``.
-    """
-    parsed_run, path = parse_runs_uri(source)
-    if parsed_run:
-        return parsed_run, path
-    if not source:
-        return None, None
-    if source.startswith("models:/"):
-        if "/" not in source[len("models:/") :]:
-            return _logged_model_source(client, source)
-        return None, None
-    return _run_artifact_source(client, source, run_id)
-
-
-def _logged_model_source(client: Any, source: str) -> tuple[str | None, str | None]:
-    getter = getattr(client, "get_logged_model", None)
-    if getter is None:  # MLflow 2: no LoggedModels
-        return None, None
-    try:
-        model = getter(source[len("models:/") :])
-    except Exception as exc:
-        logger.debug("could not resolve %s: %s", source, exc)
-        return None, None
-    return model.source_run_id, model.name
-
-
-def _run_artifact_source(
-    client: Any, source: str, run_id: str | None
-) -> tuple[str | None, str | None]:
-    parts = source.rstrip("/").split("/")
-    named = [parts[i - 1] for i, part in enumerate(parts) if part == "artifacts" and i > 0]
-    for candidate in dict.fromkeys([run_id, *named] if run_id else named):
-        try:
-            root = str(client.get_run(candidate).info.artifact_uri).rstrip("/")
-        except Exception as exc:  # not a run (or not readable): not this one
-            logger.debug("%s is not the run behind %s: %s", candidate, source, exc)
-            continue
-        if source.startswith(root + "/"):
-            return candidate, source[len(root) + 1 :].strip("/") or None
-    return None, None
-
-
 def _registration_tx(journal: Journal, client: Any, name: str, version: str) -> str:
     record = journal.latest_for(context_key(REGISTRATION, name, version))
     if record is not None:
@@ -135,26 +85,39 @@ def _registration_tx(journal: Journal, client: Any, name: str, version: str) -> 
     return tags.get(T.REGISTRATION_TX) or tags.get(T.QUEUED_TX) or P.GENESIS
 
 
-def _verify_against_training(client: Any, arweave: Any, run_id: str, path: str) -> bool | None:
-    """Compare the version's files with the signed training payload's checksums."""
+def _verify_against_training(
+    client: Any, arweave: Any, run_id: str, path: str | None
+) -> bool | None:
+    """Do the registered files match the signed training record? (``None``: no record,
+    or it cannot be checked now.)"""
+    from ario_mlflow.model_proof import files_match, find_run_proof
+
     try:
-        proof = load_training_proof(
-            client, run_id, arweave=arweave, trusted_keys=load_settings().trusted_keys
-        )
+        proof = find_run_proof(client, arweave, run_id, load_settings().trusted_keys)
     except ProofUnavailableError as exc:
         logger.warning("training proof of run %s cannot be checked now: %s", run_id, exc)
         return None
     except IntegrityError as exc:
         logger.error("training proof of run %s does not check out: %s", run_id, exc)
         return False
-    if proof is None or not proof.artifact_checksums:
+    if proof is None or not proof.training.artifact_checksums:
         return None
+    if (path or proof.artifact_path).strip("/") != proof.artifact_path:
+        logger.error(
+            "the version's source is %r of run %s, not its anchored model %r",
+            path,
+            run_id,
+            proof.artifact_path,
+        )
+        return False
     try:
-        actual = artifact_checksums(run_id, artifact_path=path, tracking_uri=client.tracking_uri)
+        actual = artifact_checksums(
+            run_id, artifact_path=proof.artifact_path, tracking_uri=client.tracking_uri
+        )
     except ArtifactAccessError as exc:
         logger.warning("cannot re-hash registered artifacts: %s", exc)
         return None
-    diff = compare_checksums(proof.artifact_checksums, actual)
+    diff = files_match(proof.training, actual)
     if not diff.ok:
         logger.error("registered artifacts differ from the anchored training payload: %s", diff)
     return diff.ok
@@ -279,7 +242,7 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
             raise
         previous_hash = training_tx_of(run.data.tags) or P.GENESIS
         tag_hash = run.data.tags.get(T.ARTIFACT_HASH)
-        verified = _verify_against_training(client, arweave, run_id, path or "model")
+        verified = _verify_against_training(client, arweave, run_id, path)
     payload = P.registration_payload(
         model_name=name,
         model_version=version,
@@ -352,7 +315,7 @@ def _anchor_promotion(spec: dict[str, Any]) -> None:
     client = _client(spec)
     _, arweave = _components_for(spec)
     name, version = spec["name"], spec["version"]
-    run_id = client.get_model_version(name, version).run_id or None
+    run_id = version_run_id(client, client.get_model_version(name, version))
     payload = P.promotion_payload(
         model_name=name,
         model_version=version,
@@ -403,7 +366,7 @@ def _anchor_alias(spec: dict[str, Any]) -> None:
     previous_hash = P.GENESIS
     after: list[Writeback] = []
     if anchor_version is not None:
-        run_id = client.get_model_version(name, anchor_version).run_id or None
+        run_id = version_run_id(client, client.get_model_version(name, anchor_version))
         previous_hash = _registration_tx(arweave.journal, client, name, str(anchor_version))
         after.append(
             _version_tags(spec, str(anchor_version), {T.ALIAS_TX_PREFIX + alias: "{tx_id}"})

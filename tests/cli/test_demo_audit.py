@@ -66,8 +66,11 @@ def test_demo_then_audit_in_every_format(demo_dir: Path, tmp_path: Path) -> None
             "datasets",
             "registration",
             "alias",
+            "alias_current",  # NAME@ALIAS: the alias is backed by its latest record
         ]
         assert all(s["ok"] for s in bundle["stages"])
+        assert bundle["decisions"]["verified"] == 5
+        assert bundle["decisions"]["completeness"] == "checked"
         assert bundle["artifact_integrity"]["ok"] is True
         assert bundle["decisions"]["sequence_gaps"] == []
         assert bundle["overall_ok"] is True
@@ -115,6 +118,8 @@ def test_audit_detects_a_swapped_artifact(demo_dir: Path, tmp_path: Path) -> Non
             ("runs", "artifact_uri"),
             ("experiments", "artifact_location"),
             ("logged_models", "artifact_location"),  # MLflow 3 only
+            ("model_versions", "storage_location"),
+            ("model_versions", "source"),
         ):
             if table not in tables:
                 continue
@@ -135,7 +140,7 @@ def test_audit_detects_a_swapped_artifact(demo_dir: Path, tmp_path: Path) -> Non
     assert result.returncode == 1, result.stderr[-2000:]
     bundle = json.loads(result.stdout)
     assert bundle["artifact_integrity"]["ok"] is False
-    assert bundle["artifact_integrity"]["changed"] == [model.name]
+    assert bundle["artifact_integrity"]["changed"] == [model.name], bundle["artifact_integrity"]
 
 
 def test_export_and_verify_bundle_offline(demo_dir: Path, tmp_path: Path) -> None:

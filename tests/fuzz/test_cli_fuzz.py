@@ -413,11 +413,11 @@ def test_the_honest_record_passes(offline: World) -> None:
     [
         ["outbox", "--limit", str(10**30)],
         ["outbox", "--limit", str(2**63)],
-        ["verify", "tx", "abc", "--html", "{root}/missing/deeper/report.html"],
-        ["verify", "tx", "abc", "--html", "{root}/mlflow.db/under-a-file.html"],
+        ["verify", "tx", "A" * 43, "--html", "{root}/missing/deeper/report.html"],
+        ["verify", "tx", "A" * 43, "--html", "{root}/mlflow.db/under-a-file.html"],
         ["export", "fuzz-model/1", "--output", "{root}/mlflow.db"],
         ["export", "fuzz-model/1", "--output", "{root}/mlflow.db/x.zip"],
-        ["verify", "tx", "abc", "--tracking-uri", "zz-unknown-scheme://x"],
+        ["verify", "tx", "A" * 43, "--tracking-uri", "zz-unknown-scheme://x"],
         ["verify-bundle", "{root}/junk.zip"],
         ["verify-bundle", "{root}/dir.zip"],
     ],
@@ -440,7 +440,7 @@ def test_regressions(offline: World, args: list[str]) -> None:
 def test_wallet_regressions(offline: World, env: dict[str, str]) -> None:
     """A caller-named wallet that cannot be loaded is one ``error:`` line, exit 2."""
     env = {k: v.replace("{root}", str(offline.root)) for k, v in env.items()}
-    args = ["verify", "tx", "abc"]
+    args = ["verify", "tx", "A" * 43]
     outcome = invoke(args, env)
     check(args, outcome)
     assert outcome.code == 2

@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ario_mlflow.arweave.transport import Request, Transport, default_transport
-from ario_mlflow.errors import EnvelopeParseError, GatewayError, TransportError
+from ario_mlflow.errors import (
+    EnvelopeParseError,
+    GatewayError,
+    GatewayUnreachableError,
+    ResponseTooLargeError,
+    TransportError,
+)
 from ario_mlflow.proof.envelope import parse_json_object
 
 #: An Arweave / ANS-104 id: 32 bytes, base64url without padding.
@@ -148,11 +154,14 @@ class GatewayReader:
         )
 
     def _raw_from(self, base: str, tx_id: str, cap: int) -> bytes:
-        """The bytes one gateway serves for ``tx_id``; ``GatewayError`` with its fault."""
+        """The bytes one gateway serves for ``tx_id``; ``GatewayError`` with its fault
+        (``GatewayUnreachableError`` when it gave no answer at all)."""
         try:
             response = self.transport.send(self._request("GET", f"{base}/raw/{tx_id}", cap=cap))
-        except TransportError as exc:
+        except ResponseTooLargeError as exc:  # it answered: with more than a record
             raise GatewayError(str(exc)) from None
+        except TransportError as exc:
+            raise GatewayUnreachableError(str(exc)) from None
         if response.status != 200:
             raise GatewayError(f"HTTP {response.status}")
         if not _digest_matches(response.headers, response.body):
@@ -169,18 +178,22 @@ class GatewayReader:
     ) -> Fetched:
         """Bytes of ``tx_id`` from the first gateway whose answer passes every check.
 
-        Raises ``GatewayError`` naming every gateway and what it did wrong.
+        Raises ``GatewayError`` naming every gateway and what it did wrong:
+        ``GatewayUnreachableError`` when none could be reached at all.
         """
         check_tx_id(tx_id)
         if not self.gateways:
             raise GatewayError("no fetch gateways configured")
         trail: list[str] = []
+        answered = False
         for base in self.gateways:
             try:
                 data = self._raw_from(base, tx_id, cap)
             except GatewayError as exc:
+                answered = answered or not isinstance(exc, GatewayUnreachableError)
                 trail.append(f"{base}: {exc}")
                 continue
+            answered = True
             problem = (
                 "bytes differ from the anchored record"
                 if (expected is not None and data != expected)
@@ -190,7 +203,7 @@ class GatewayReader:
                 trail.append(f"{base}: {problem}")
                 continue
             return Fetched(data, base, tuple(trail))
-        raise GatewayError(self._summary(trail))
+        raise (GatewayError if answered else GatewayUnreachableError)(self._summary(trail))
 
     def fetch_json_object(self, tx_id: str, *, check: ObjectCheck | None = None) -> FetchedObject:
         """The JSON object stored at ``tx_id``: the first one passing ``check``, else the

@@ -45,8 +45,17 @@ def proof_tags(proof: Mapping[str, Any], extra_tags: Mapping[str, str] | None = 
     subject = proof.get("subject")
     if isinstance(subject, Mapping) and isinstance(subject.get("type"), str):
         tags.append(Tag("Subject-Type", subject["type"]))
-        if isinstance(subject.get("decision_id"), str):  # lets audit match MLflow cheaply
-            tags.append(Tag("Decision-Id", subject["decision_id"]))
+        # What the record is about, so that it can be found with no MLflow tag at all
+        # (a deleted tag must not make a proof disappear).
+        for name, key in (
+            ("Decision-Id", "decision_id"),
+            ("Run-Id", "run_id"),
+            ("Model-Name", "name" if subject["type"] == "mlflow_model_version" else ""),
+            ("Model-Version", "version"),
+        ):
+            value = subject.get(key)
+            if isinstance(value, str) and value:
+                tags.append(Tag(name, value))
     taken = {tag.name for tag in tags}
     for name, value in (extra_tags or {}).items():
         if name in _BASELINE_TAGS or name in taken:

@@ -30,12 +30,19 @@ _RULE = "=" * 50
     metavar="HEX",
     help="Issuer public key to pin (repeatable).",
 )
-def audit(
+@click.option(
+    "--accept-unchecked-completeness",
+    is_flag=True,
+    help="Pass even if no gateway could be searched for deleted decisions (the verdict "
+    "says the completeness was not checked).",
+)
+def audit(  # noqa: PLR0917 - click passes options positionally
     model_ref: str,
     fmt: str,
     output: str | None,
     tracking_uri: str | None,
     trusted_keys: tuple[str, ...],
+    accept_unchecked_completeness: bool,
 ) -> None:
     """Verify training, datasets, registration, promotions and aliases of a model
     version, re-check its artifacts now, and count its decisions. Exit 1 if not ok."""
@@ -43,7 +50,7 @@ def audit(
 
     from ario_mlflow.arweave.anchor import ArweaveAnchor
     from ario_mlflow.arweave.verify_client import ArioVerifyClient
-    from ario_mlflow.config import load_settings
+    from ario_mlflow.config import load_settings, pinned_keys
     from ario_mlflow.verify.audit import audit_model
     from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
 
@@ -52,7 +59,7 @@ def audit(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NAME/VERSION") from None
     settings = load_settings()
-    pinned = tuple(dict.fromkeys((*settings.trusted_keys, *(k.lower() for k in trusted_keys))))
+    pinned = pinned_keys((*settings.trusted_keys, *trusted_keys), source="--trusted-key")
     try:
         bundle = audit_model(
             model_ref,
@@ -60,6 +67,7 @@ def audit(
             anchor=ArweaveAnchor(),
             ario_client=ArioVerifyClient() if settings.verify_url else None,
             trusted_keys=pinned,
+            accept_unchecked_completeness=accept_unchecked_completeness,
         )
     except TargetNotFoundError as exc:
         raise NotFoundError(str(exc)) from None
@@ -111,8 +119,11 @@ def _print(bundle: dict[str, Any]) -> None:
     click.echo("\nDecisions:")
     click.echo(
         f"  {decisions['count']} recorded, {decisions['anchored']} anchored, "
-        f"{decisions['pending']} pending, {decisions['streams']} stream(s)"
+        f"{decisions['pending']} pending, {decisions['streams']} stream(s); "
+        f"{decisions.get('verified', 0)} verified against their anchored records"
     )
+    for bad in decisions.get("unverified", []):
+        click.echo(f"  {glyph(False)} trace {bad['trace_id']}: {bad['why']}")
     for gap in decisions["sequence_gaps"]:
         click.echo(
             f"  {glyph(False)} stream {gap['stream_id']}: missing sequence numbers {gap['missing']}"
@@ -125,7 +136,9 @@ def _print(bundle: dict[str, Any]) -> None:
             + (f"; missing from MLflow: {missing}" if missing else "")
         )
     elif onchain:
-        click.echo(f"  on-chain count unavailable ({onchain.get('reason')})")
+        click.echo(f"  {glyph(None)} on-chain count unavailable ({onchain.get('reason')})")
+    if decisions.get("completeness"):
+        click.echo(f"  completeness: {decisions['completeness']}")
     for issuer in bundle["issuers"]:
         state = "pinned" if issuer["pinned"] else "NOT pinned"
         click.echo(f"  issuer {issuer['fingerprint']} ({state})")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, NotFoundError
+from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, NotFoundError, one_line
 from ario_mlflow.cli.panel import glyph
 
 
@@ -26,11 +26,19 @@ from ario_mlflow.cli.panel import glyph
     help="How many of the version's decisions to include.",
 )
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI.")
-def export(model_ref: str, output: Path, decisions: int, tracking_uri: str | None) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Export even if the version fails the live check (recorded in the manifest).",
+)
+def export(
+    model_ref: str, output: Path, decisions: int, tracking_uri: str | None, force: bool
+) -> None:
     """Write a portable evidence bundle (envelopes, exact payload bytes, receipts)."""
     from mlflow.tracking import MlflowClient
 
     from ario_mlflow.arweave.anchor import ArweaveAnchor
+    from ario_mlflow.config import trusted_keys_from_env
     from ario_mlflow.verify.bundle import BundleError, export_bundle
     from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
 
@@ -45,6 +53,8 @@ def export(model_ref: str, output: Path, decisions: int, tracking_uri: str | Non
             client=MlflowClient(tracking_uri),
             anchor=ArweaveAnchor(),
             decisions=decisions,
+            trusted_keys=trusted_keys_from_env(),
+            force=force,
         )
     except TargetNotFoundError as exc:
         raise NotFoundError(str(exc)) from None
@@ -66,7 +76,12 @@ def export(model_ref: str, output: Path, decisions: int, tracking_uri: str | Non
     metavar="HEX",
     help="Issuer public key to pin (repeatable; added to ARIO_MLFLOW_TRUSTED_KEYS).",
 )
-@click.option("--online", is_flag=True, help="Also check each TX on the gateways.")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also check that the gateways serve each TX's exact bytes (UNCHECKED, not FAIL, "
+    "when no gateway can be reached).",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def verify_bundle_command(
     path: Path, trusted_keys: tuple[str, ...], online: bool, fmt: str
@@ -85,7 +100,10 @@ def verify_bundle_command(
     else:
         click.echo(f"Evidence bundle {path} — {result['model']}/v{result['version']}")
         for record in result["records"]:
-            text = "ok" if record["ok"] else "; ".join(record["problems"])
+            if record["ok"] is None:  # offline checks passed, the gateways were not reached
+                text = "offline checks ok; not checked online (gateway unreachable)"
+            else:
+                text = "ok" if record["ok"] else "; ".join(record["problems"])
             click.echo(f"  {record['stage']:<13} {record['tx_id']} {glyph(record['ok'])} {text}")
         for problem in result.get("problems", []):
             click.echo(f"  {glyph(False)} {problem}")
@@ -94,5 +112,15 @@ def verify_bundle_command(
                 f"  issuer {issuer['fingerprint']}: "
                 f"{'pinned' if issuer['ok'] else issuer['reason']}"
             )
-        click.echo(f"Overall: {glyph(result['ok'])} {'PASS' if result['ok'] else 'FAIL'}")
+        verdict = result["verdict"]
+        shown = {"pass": True, "fail": False}.get(verdict)
+        click.echo(f"Overall: {glyph(shown)} {verdict.upper()}")
+        if verdict == "unchecked":
+            reason = next(r["online"]["reason"] for r in result["records"] if r["ok"] is None)
+            click.echo(
+                "  every offline check passed; no gateway could be reached, so it is not known "
+                "whether they hold these records (no sign of tampering)"
+            )
+            click.echo(f"  {one_line(reason, limit=300)}")
+    # UNCHECKED exits 1 like FAIL (0 means verified): the verdict and the JSON tell them apart
     raise SystemExit(EXIT_OK if result["ok"] else EXIT_CHECK_FAILED)

@@ -17,6 +17,20 @@ class NotFoundError(click.ClickException):
     exit_code = EXIT_USAGE
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def write_output(path: str, text: str, option: str = "--output") -> None:
+    """Write a report (``text``, without colour codes) to ``path``, or fail in one line."""
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(_ANSI.sub("", text))
+    except OSError as exc:  # no such directory, a directory in the way, no permission, full
+        raise click.BadParameter(
+            f"cannot write {path!r}: {exc.strerror or exc}", param_hint=f"'{option}'"
+        ) from None
+
+
 _CAUSE = re.compile(
     r"HTTP(?:S)?ConnectionPool\(host='(?P<host>[^']*)', port=(?P<port>\d+)\): "
     r"Max retries exceeded with url: (?P<url>\S+).*?\(Caused by (?P<kind>\w+)\((?P<rest>.*)",

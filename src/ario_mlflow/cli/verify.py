@@ -73,7 +73,7 @@ def _run(
 
     from ario_mlflow.arweave.anchor import ArweaveAnchor
     from ario_mlflow.arweave.verify_client import ArioVerifyClient
-    from ario_mlflow.config import load_settings
+    from ario_mlflow.config import load_settings, pinned_keys
     from ario_mlflow.verify import verify_proof_by_tx
     from ario_mlflow.verify.targets import NotAnchoredError, TargetNotFoundError
 
@@ -94,9 +94,7 @@ def _run(
         else:
             click.echo(str(exc))
         raise SystemExit(EXIT_CHECK_FAILED) from None
-    pinned = tuple(
-        dict.fromkeys((*load_settings().trusted_keys, *(k.lower() for k in trusted_keys)))
-    )
+    pinned = pinned_keys((*load_settings().trusted_keys, *trusted_keys), source="--trusted-key")
     ario = ArioVerifyClient() if load_settings().verify_url else None
     result = verify_proof_by_tx(
         target.tx_id,

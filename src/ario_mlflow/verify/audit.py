@@ -14,11 +14,21 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ario_mlflow import tags as T
+from ario_mlflow.arweave.gateway import GatewayReader
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError
+from ario_mlflow.model_proof import (
+    ModelProof,
+    check_version_location,
+    files_match,
+    find_version_proof,
+    version_run_id,
+)
+from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.proof.envelope import verify_envelope
+from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.verify.core import verify_proof_by_tx
-from ario_mlflow.verify.targets import model_version
+from ario_mlflow.verify.targets import model_version, parse_model_ref
 
 SCHEMA = "ario.mlflow.audit/v1"
 _CHECKS = (
@@ -61,35 +71,32 @@ def _stage(stage: str, label: str, tx_id: str | None, verify: Any) -> dict[str, 
     }
 
 
-def _integrity(client: Any, anchor: Any, mv: Any, trusted: Sequence[str]) -> dict[str, Any]:
-    from ario_mlflow.artifacts import artifact_checksums, compare_checksums
-    from ario_mlflow.lineage import load_training_proof
-    from ario_mlflow.registry import source_location
+def _no_integrity(ok: bool | None, reason: str) -> dict[str, Any]:
+    return {"ok": ok, "reason": reason, "changed": [], "missing": [], "added": []}
 
-    if not mv.run_id:
-        return {"ok": None, "reason": "no_source_run", "changed": [], "missing": [], "added": []}
+
+def _integrity(
+    client: Any, mv: Any, lineage: ModelProof | None, problem: str | None
+) -> dict[str, Any]:
+    """The version's files, where its signed lineage says they are, against that lineage."""
+    from ario_mlflow.artifacts import artifact_checksums
+
+    if problem is not None:
+        return _no_integrity(False, problem)
+    if lineage is None:
+        if not version_run_id(client, mv):
+            return _no_integrity(None, "no_source_run")
+        return _no_integrity(False, "no anchored training record")
+    if not lineage.training.artifact_checksums:
+        return _no_integrity(False, "no anchored artifact checksums")
     try:
-        proof = load_training_proof(client, mv.run_id, arweave=anchor, trusted_keys=trusted)
-    except IntegrityError as exc:
-        return {"ok": False, "reason": str(exc), "changed": [], "missing": [], "added": []}
-    if proof is None or not proof.artifact_checksums:
-        return {
-            "ok": False,
-            "reason": "no anchored artifact checksums",
-            "changed": [],
-            "missing": [],
-            "added": [],
-        }
-    run_id, path = source_location(client, mv.source)
-    try:
+        check_version_location(client, mv, lineage)
         actual = artifact_checksums(
-            run_id or mv.run_id,
-            artifact_path=path or proof.artifact_path or "model",
-            tracking_uri=client.tracking_uri,
+            lineage.run_id, artifact_path=lineage.artifact_path, tracking_uri=client.tracking_uri
         )
-    except ArtifactAccessError as exc:
-        return {"ok": False, "reason": str(exc), "changed": [], "missing": [], "added": []}
-    diff = compare_checksums(proof.artifact_checksums, actual)
+    except (ArtifactAccessError, IntegrityError) as exc:
+        return _no_integrity(False, str(exc))
+    diff = files_match(lineage.training, actual)
     return {
         "ok": diff.ok,
         "reason": "" if diff.ok else "artifacts differ from training record",
@@ -100,7 +107,18 @@ def _integrity(client: Any, anchor: Any, mv: Any, trusted: Sequence[str]) -> dic
     }
 
 
-def _decisions(client: Any, name: str, version: str) -> tuple[dict[str, Any], set[str]]:
+def live_integrity(
+    client: Any, anchor: Any, mv: Any, trusted_keys: Sequence[str]
+) -> dict[str, Any]:
+    """The serving gate's verdict on a version now: lineage, location, files."""
+    try:
+        lineage = find_version_proof(client, anchor, mv, trusted_keys)
+    except IntegrityError as exc:
+        return _no_integrity(False, str(exc))
+    return _integrity(client, mv, lineage, None)
+
+
+def _decision_traces(client: Any, name: str, version: str) -> list[Any]:
     from ario_mlflow.traces import all_experiment_ids, search_traces
 
     experiments = all_experiment_ids(client)
@@ -117,89 +135,302 @@ def _decisions(client: Any, name: str, version: str) -> tuple[dict[str, Any], se
         traces.extend(page)
         token = getattr(page, "token", None)
         if not token:
-            break
+            return traces
+
+
+def _onchain_decisions(
+    anchor: Any, registration_tx: str | None, issuers: set[str]
+) -> tuple[dict[str, Any], list[Any]]:
+    """Every decision record chained to the registration and signed by the lineage's key,
+    combined over *all* gateways: ``(completeness, nodes)``.
+
+    A gateway counts only if it answered and its index holds the registration itself (an
+    empty answer from a gateway that indexes nothing proves nothing). Completeness is
+    ``None`` when no gateway could say.
+    """
+    status: dict[str, Any] = {"complete": None, "gateways": [], "unchecked": {}}
+    if not registration_tx or not issuers:
+        status["unchecked"]["-"] = "no registration record"
+        return status, []
+    reader = anchor.reader()
+    try:
+        probe = reader.search_everywhere(ids=[registration_tx])
+    except Exception as exc:
+        status["unchecked"]["-"] = f"graphql: {exc}"
+        return status, []
+    indexed = {g for n in probe.nodes for g in n.gateways} if probe.nodes else set()
+    status["unchecked"].update(probe.failed)
+    for base in probe.answered:
+        if base not in indexed:
+            status["unchecked"][base] = "its index does not hold the registration record"
+    good = [g for g in reader.gateways if g in indexed]
+    if not good:
+        return status, []
+    found = GatewayReader(good, transport=reader.transport, timeout=reader.timeout)
+    result = found.search_everywhere(
+        tags={
+            "App-Name": "ar-io-mlflow",
+            "Event-Type": "prediction",
+            "Chain-Prev": registration_tx,
+            "Signer": sorted(issuers),
+        }
+    )
+    status["unchecked"].update(result.failed)
+    status["gateways"] = list(result.answered)
+    status["complete"] = bool(result.answered) or None
+    return status, result.nodes
+
+
+def _mirror(tags: dict[str, str]) -> tuple[bytes, dict[str, Any]] | None:
+    text = tags.get(T.PAYLOAD_JSON)
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    data = text.encode("utf-8")
+    if not isinstance(value, dict) or canonical_json(value) != data:
+        return None
+    return data, value
+
+
+def _decisions(
+    client: Any,
+    anchor: Any,
+    name: str,
+    version: str,
+    *,
+    run_id: str | None,
+    chain: dict[str, Any],
+) -> dict[str, Any]:
+    """What MLflow shows of the version's decisions, each one *verified* against the
+    anchored records (its bytes against the record's payload hash), not merely named."""
+    registration_tx = chain["registration_tx"]
+    completeness, nodes = _onchain_decisions(anchor, registration_tx, chain["issuers"])
+    by_decision = {n.tags.get("Decision-Id"): n for n in nodes if n.tags.get("Decision-Id")}
+    traces = _decision_traces(client, name, version)
+    verified: set[str] = set()  # TX ids whose content MLflow still holds, checked
+    unverified: list[dict[str, str]] = []
     streams: dict[str, list[int]] = {}
-    anchored = 0
-    recorded: set[str] = set()  # TX ids and decision ids MLflow still shows
     for trace in traces:
         tags = trace.info.tags or {}
-        anchored += bool(tags.get(T.PREDICTION_TX))
-        recorded.update(str(tags.get(key) or "") for key in (T.PREDICTION_TX, T.DECISION_ID))
-        try:
-            payload = json.loads(tags.get(T.PAYLOAD_JSON) or "{}")
-        except ValueError:
+        tx_id = str(tags.get(T.PREDICTION_TX) or "")
+        mirror = _mirror(tags)
+        why = (
+            "no canonical payload mirror"
+            if mirror is None
+            else "not anchored"
+            if not tx_id
+            else "a second trace of the same decision"
+            if tx_id in verified
+            else _decision_problem(anchor, tx_id, mirror[0], mirror[1].get("decision_id"), chain)
+        )
+        if why is not None:
+            if tx_id or mirror is not None:
+                unverified.append(
+                    {"trace_id": str(getattr(trace.info, "trace_id", "")), "why": why}
+                )
             continue
+        assert mirror is not None
+        verified.add(tx_id)
+        payload = mirror[1]
         if "stream_id" in payload and isinstance(payload.get("sequence"), int):
             streams.setdefault(payload["stream_id"], []).append(payload["sequence"])
+    for decision, node in by_decision.items():  # decisions made without traces
+        if node.id in verified:
+            continue
+        data = _witness(client, run_id, str(decision))
+        if data is not None and not _decision_problem(anchor, node.id, data, decision, chain):
+            verified.add(node.id)
     gaps = []
     for stream, sequence in sorted(streams.items()):
         seen = set(sequence)
         missing = [n for n in range(1, max(seen) + 1) if n not in seen]
         if missing:
             gaps.append({"stream_id": stream, "missing": missing[:100]})
-    summary = {
+    anchored = sum(1 for t in traces if (t.info.tags or {}).get(T.PREDICTION_TX))
+    return {
         "count": len(traces),
         "anchored": anchored,
         "pending": len(traces) - anchored,
+        "verified": len(verified),
+        "unverified": unverified[:100],
         "streams": len(streams),
         "sequence_gaps": gaps,
+        "onchain": _missing_from_mlflow(anchor, nodes, verified, chain["issuers"], completeness),
     }
-    return summary, recorded
 
 
-def _witnessed_decisions(client: Any, run_id: str | None) -> set[str]:
-    """Decision ids with a payload witness on the run (decisions made without traces)."""
+def _witness(client: Any, run_id: str | None, decision: str) -> bytes | None:
+    """The run's payload witness of ``decision``, if it has one."""
+    import tempfile
+    from pathlib import Path
+
     if not run_id:
-        return set()
+        return None
+    with tempfile.TemporaryDirectory(prefix="ario-audit-") as scratch:
+        try:
+            path = client.download_artifacts(
+                run_id, f"ario/predictions/{decision}/payload.json", scratch
+            )
+            return Path(path).read_bytes()
+        except Exception:
+            return None
+
+
+def _decision_problem(
+    anchor: Any, tx_id: str, data: bytes, decision: Any, chain: dict[str, Any]
+) -> str | None:
+    """Why the payload bytes MLflow shows for ``decision`` are not those of the signed
+    decision record ``tx_id`` of this version's lineage (``None``: they are)."""
+    from ario_mlflow.lineage import fetch_checked_envelope, record_problem
+
+    def check(envelope: dict[str, Any]) -> str | None:
+        problem = record_problem(
+            envelope,
+            event_type="prediction",
+            subject={"type": "mlflow_prediction"},
+            trusted_keys=sorted(chain["issuers"]),
+        )
+        if problem is not None:
+            return problem
+        if envelope.get("previous_hash") != chain["registration_tx"]:
+            return "not a decision record of this version"
+        return None
+
     try:
-        folders = client.list_artifacts(run_id, "ario/predictions")
-    except Exception:  # no witnesses readable: only the traces count
-        return set()
-    return {str(f.path).rsplit("/", 1)[-1] for f in folders if f.is_dir}
+        envelope = fetch_checked_envelope(tx_id, anchor, check)
+    except IntegrityError as exc:  # ProofUnavailableError included
+        return f"its TX does not check out ({exc})"
+    if (envelope.get("subject") or {}).get("decision_id") != decision:
+        return "the TX records another decision"
+    if envelope.get("payload_hash") != sha256_hex(data):
+        return "mirror bytes differ from the anchored payload"
+    return None
 
 
 def _missing_from_mlflow(
-    anchor: Any, registration_tx: str | None, recorded: set[str], issuers: set[str]
+    anchor: Any,
+    nodes: list[Any],
+    verified: set[str],
+    issuers: set[str],
+    completeness: dict[str, Any],
 ) -> dict[str, Any]:
-    """Decisions anchored on Arweave (chained to this version's registration, signed by
-    the lineage's key) that MLflow no longer shows — what a sequence gap cannot reveal
-    when the *newest* decisions were deleted.
+    """Decisions anchored on Arweave that MLflow no longer shows (or shows altered) — what
+    a sequence gap cannot reveal when the *newest* decisions were deleted.
 
-    A decision whose write-back is still pending in this installation's journal is not
-    missing, only late. Without a reachable GraphQL endpoint the check is ``None``.
+    A decision whose write-back is still pending in this installation's journal is late,
+    not missing. A forged index entry proves nothing: each is fetched and verified.
     """
-    if not registration_tx or not issuers:
-        return {"ok": None, "onchain": None, "missing": [], "reason": "no registration record"}
-    try:
-        nodes = list(
-            anchor.reader().find_transactions(
-                tags={
-                    "App-Name": "ar-io-mlflow",
-                    "Event-Type": "prediction",
-                    "Chain-Prev": registration_tx,
-                    "Signer": sorted(issuers),
-                }
-            )
-        )
-    except Exception as exc:  # an unreachable or GraphQL-less gateway: unknown, not failed
-        return {"ok": None, "onchain": None, "missing": [], "reason": f"graphql: {exc}"}
+    base = {
+        "gateways": completeness["gateways"],
+        "unchecked": completeness["unchecked"],
+    }
+    if completeness["complete"] is None:
+        reasons = "; ".join(f"{k}: {v}" for k, v in completeness["unchecked"].items())
+        return {"ok": None, "onchain": None, "missing": [], "reason": reasons or "unknown", **base}
     journal = getattr(anchor, "journal", None)
     missing = []
     for node in nodes:
-        if node.id in recorded or node.tags.get("Decision-Id") in recorded:
+        if node.id in verified:
             continue
         if journal is not None:
             record = journal.by_tx(node.id)
             if record is not None and journal.pending_writebacks_for(record.id):
                 continue  # written back later by the companion or sync
-        envelope = anchor.fetch_proof(node.id)  # a forged tag proves nothing: verify it
+        envelope = anchor.fetch_proof(node.id)
         if (
             isinstance(envelope, dict)
             and envelope.get("public_key") in issuers
             and verify_envelope(envelope).signature_ok
         ):
             missing.append(node.id)
-    return {"ok": not missing, "onchain": len(nodes), "missing": missing[:100], "reason": None}
+    return {
+        "ok": not missing,
+        "onchain": len(nodes),
+        "missing": missing[:100],
+        "reason": None,
+        **base,
+    }
+
+
+def _alias_records(
+    client: Any, anchor: Any, name: str, alias: str, trusted: Sequence[str]
+) -> tuple[list[tuple[str, str | None, str]], list[str]]:
+    """Every verified ``alias_changed`` record of ``name@alias``: ``(signed_at, version it
+    points at or None, tx_id)``, and the problems of claimed records that do not verify."""
+    from ario_mlflow.lineage import fetch_checked_envelope, record_problem, witness_bytes
+
+    claimed: dict[str, bool] = {}  # tx -> claimed by a tag for this very alias
+    for other in client.search_model_versions(f"name='{name}'"):
+        tx = (other.tags or {}).get(T.ALIAS_TX_PREFIX + alias)
+        if tx:
+            claimed[tx] = True
+    try:
+        found = anchor.reader().search_everywhere(
+            tags={"App-Name": "ar-io-mlflow", "Event-Type": "alias_changed", "Model-Name": name}
+        )
+        for node in found.nodes:
+            claimed.setdefault(node.id, False)
+    except Exception:  # the tags above still count; the index only adds
+        pass
+    subject = {"type": "mlflow_model_version", "name": name}
+    records: list[tuple[str, str | None, str]] = []
+    problems: list[str] = []
+    for tx, by_tag in claimed.items():
+        try:
+            envelope = fetch_checked_envelope(
+                tx,
+                anchor,
+                lambda e: record_problem(
+                    e, event_type="alias_changed", subject=subject, trusted_keys=trusted
+                ),
+            )
+            target = client.get_model_version(name, str(envelope["subject"]["version"]))
+            data = witness_bytes(
+                client, str(version_run_id(client, target)), str(envelope["event_id"])
+            )
+            if sha256_hex(data) != envelope.get("payload_hash"):
+                raise IntegrityError("its payload witness was edited")
+            payload = json.loads(data)
+        except Exception as exc:
+            if by_tag:
+                problems.append(f"alias record {tx}: {exc}")
+            continue
+        if payload.get("alias") == alias:
+            records.append((str(envelope.get("signed_at")), payload.get("model_version"), tx))
+    return sorted(records), problems
+
+
+def _alias_stage(
+    client: Any, anchor: Any, name: str, alias: str, *, version: str, trusted: Sequence[str]
+) -> dict[str, Any]:
+    """``NAME@ALIAS`` is only as good as the record that moved the alias there: the latest
+    verified ``alias_changed`` record of the alias must point at this version."""
+    records, problems = _alias_records(client, anchor, name, alias, trusted)
+    stage: dict[str, Any] = {"stage": "alias_current", "label": f"@{alias}", "anchored": True}
+
+    def verdict(ok: bool, reason: str, tx: str | None) -> dict[str, Any]:
+        checks = {"alias_current": {"ok": ok, "reason": reason}}
+        return {**stage, "ok": ok, "reason": reason, "tx_id": tx, "checks": checks}
+
+    if problems:
+        return verdict(False, "alias_record_invalid: " + " | ".join(problems), None)
+    if not records:
+        reason = (
+            f"alias_unrecorded: @{alias} points at v{version}, and no alias_changed record says so"
+        )
+        return verdict(False, reason, None)
+    signed_at, points_at, tx = records[-1]
+    if points_at != version:
+        reason = (
+            f"alias_unrecorded: @{alias} points at v{version}, but its latest alias_changed "
+            f"record ({tx}, {signed_at}) points it at "
+            + (f"v{points_at}" if points_at else "nothing (deleted)")
+        )
+        return verdict(False, reason, tx)
+    return {**verdict(True, "", tx), "signed_at": signed_at}
 
 
 def audit_model(
@@ -210,15 +441,32 @@ def audit_model(
     ario_client: Any = None,
     trusted_keys: Sequence[str] = (),
     min_attestation_level: int = 2,
+    accept_unchecked_completeness: bool = False,
 ) -> dict[str, Any]:
-    """Verify every anchored stage of a model version's lineage; the audit bundle."""
+    """Verify every anchored stage of a model version's lineage; the audit bundle.
+
+    For ``NAME@ALIAS`` the alias itself is a stage. Decisions are counted only when their
+    bytes match an anchored record; the search for deleted ones combines every gateway,
+    and an audit whose search could not run is not ok unless
+    ``accept_unchecked_completeness`` (the verdict says so either way).
+    """
     mv = model_version(client, ref)
     name = str(mv.name)
     version = str(mv.version)
     mv_tags = mv.tags or {}
-    run_tags = client.get_run(mv.run_id).data.tags if mv.run_id else {}
-    training_tx = run_tags.get(T.TRAINING_TX)
-    registration_tx = mv_tags.get(T.REGISTRATION_TX)
+    run_id = version_run_id(client, mv)
+    run_tags = client.get_run(run_id).data.tags if run_id else {}
+    lineage: ModelProof | None = None
+    problem: str | None = None
+    try:
+        lineage = find_version_proof(client, anchor, mv, trusted_keys)
+    except IntegrityError as exc:  # ProofUnavailableError included: not proven is not ok
+        problem = str(exc)
+    # The signed lineage says which records to verify; tags only where it has nothing.
+    training_tx = lineage.training.tx_id if lineage else run_tags.get(T.TRAINING_TX)
+    registration_tx = (lineage.registration_tx if lineage else None) or mv_tags.get(
+        T.REGISTRATION_TX
+    )
     subject_mv = {"type": "mlflow_model_version", "name": name, "version": version}
 
     def verifier(subject: dict[str, str] | None, previous: str | None) -> Any:
@@ -236,9 +484,9 @@ def audit_model(
     stages = [
         _stage(
             "training",
-            f"run {mv.run_id or 'unknown'}",
+            f"run {run_id or 'unknown'}",
             training_tx,
-            verifier({"type": "mlflow_run", "run_id": mv.run_id}, None),
+            verifier({"type": "mlflow_run", "run_id": run_id or ""}, None),
         )
     ]
     for key in sorted(k for k in run_tags if k.startswith(T.DATASET_TX_PREFIX)):
@@ -278,11 +526,24 @@ def audit_model(
             )
         )
 
-    integrity = _integrity(client, anchor, mv, trusted_keys)
-    decisions, recorded = _decisions(client, name, version)
-    recorded |= _witnessed_decisions(client, mv.run_id)
+    selector = parse_model_ref(ref)[1]
+    if selector.startswith("@"):
+        stages.append(
+            _alias_stage(
+                client, anchor, name, selector[1:], version=version, trusted=tuple(trusted_keys)
+            )
+        )
+    integrity = _integrity(client, mv, lineage, problem)
     keys = {s["public_key"] for s in stages if s.get("public_key")}
-    decisions["onchain"] = _missing_from_mlflow(anchor, registration_tx, recorded, keys)
+    decisions = _decisions(
+        client,
+        anchor,
+        name,
+        version,
+        run_id=run_id,
+        chain={"registration_tx": registration_tx, "issuers": keys},
+    )
+    completeness_unchecked = decisions["onchain"]["ok"] is None
     issuers = [
         {"public_key": k, "fingerprint": key_fingerprint(k), "pinned": k in set(trusted_keys)}
         for k in sorted(keys)
@@ -294,6 +555,15 @@ def audit_model(
         and integrity["ok"] is True
         and not decisions["sequence_gaps"]
         and decisions["onchain"]["ok"] is not False
+        and (accept_unchecked_completeness or not completeness_unchecked)
+        and not decisions["unverified"]
+    )
+    decisions["completeness"] = (
+        "checked"
+        if not completeness_unchecked
+        else "unchecked, accepted by the user"
+        if accept_unchecked_completeness
+        else "unchecked: the audit cannot say that no decision was deleted"
     )
     return {
         "schema": SCHEMA,
@@ -301,7 +571,7 @@ def audit_model(
         "version": version,
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI", "./mlruns"),
-        "run_id": mv.run_id or None,
+        "run_id": run_id or None,
         "current_stage": str(mv.current_stage),
         "artifact_hash": run_tags.get(T.ARTIFACT_HASH),
         "stages": stages,

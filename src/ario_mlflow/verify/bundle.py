@@ -77,11 +77,14 @@ def _dataset_payload(envelope: dict[str, Any], client: Any, run_id: str) -> byte
 
 def _stages(client: Any, mv: Any) -> list[tuple[str, str, str]]:
     """``(stage, label, tx_id)`` of every anchored record of a model version."""
-    run_tags = client.get_run(mv.run_id).data.tags if mv.run_id else {}
+    from ario_mlflow.model_proof import version_run_id
+
+    run_id = version_run_id(client, mv)
+    run_tags = client.get_run(run_id).data.tags if run_id else {}
     tags = mv.tags or {}
     found = []
     if run_tags.get(T.TRAINING_TX):
-        found.append(("training", f"run {mv.run_id}", run_tags[T.TRAINING_TX]))
+        found.append(("training", f"run {run_id}", run_tags[T.TRAINING_TX]))
     for key in sorted(k for k in run_tags if k.startswith(T.DATASET_TX_PREFIX)):
         found.append(("datasets", key[len(T.DATASET_TX_PREFIX) :], run_tags[key]))
     if tags.get(T.REGISTRATION_TX):
@@ -113,11 +116,32 @@ def _decisions(client: Any, name: str, version: str, limit: int) -> list[tuple[s
 
 
 def export_bundle(
-    ref: str, output: Path, *, client: Any, anchor: Any, decisions: int = 100
+    ref: str,
+    output: Path,
+    *,
+    client: Any,
+    anchor: Any,
+    decisions: int = 100,
+    trusted_keys: Sequence[str] = (),
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Write the evidence bundle of model version ``ref`` to ``output`` (dir or ``.zip``)."""
+    """Write the evidence bundle of model version ``ref`` to ``output`` (dir or ``.zip``).
+
+    The version is first checked as the serving gate checks it (its signed lineage, where
+    MLflow says the model is, its files): a bundle of records about a model that is no
+    longer the anchored one would mislead, so that refuses unless ``force``, and the
+    result is recorded in the manifest (``live_check``) either way.
+    """
+    from ario_mlflow.verify.audit import live_integrity
+
     mv = model_version(client, ref)
     name = str(mv.name)
+    live = live_integrity(client, anchor, mv, trusted_keys)
+    if live["ok"] is False and not force:
+        raise BundleError(
+            f"{name}/{mv.version} fails the live check ({live['reason']}); refusing to export "
+            "(--force exports anyway and records the failure in the manifest)"
+        )
     staging = Path(tempfile.mkdtemp(prefix="ario-bundle-"))
     try:
         records = []
@@ -131,6 +155,7 @@ def export_bundle(
             "model": name,
             "version": str(mv.version),
             "run_id": mv.run_id or None,
+            "live_check": {k: live.get(k) for k in ("ok", "reason", "changed", "missing", "added")},
             "records": records,
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -301,7 +326,12 @@ def _verify_entry(
 def verify_bundle(
     path: Path, *, trusted_keys: Sequence[str] = (), online: bool = False, anchor: Any = None
 ) -> dict[str, Any]:
-    """Check a bundle offline (and, with ``online``, against the gateways)."""
+    """Check a bundle offline (and, with ``online``, against the gateways).
+
+    ``verdict`` is ``pass``, ``fail`` (a check failed: the record is not what it claims)
+    or ``unchecked`` (every offline check passed but no gateway could be reached to
+    compare the bytes); ``ok`` is True only for ``pass``.
+    """
     bundle = _Bundle(path)
     try:
         manifest = json.loads(bundle.read("manifest.json"))
@@ -320,10 +350,16 @@ def verify_bundle(
         for stage in ("training", "registration")
         if len(by_stage.get(stage, [])) != 1
     ]
+    live = manifest.get("live_check")
+    if isinstance(live, dict) and live.get("ok") is False:
+        bundle_problems.append(
+            f"exported with --force although the model failed the live check: {live.get('reason')}"
+        )
     training_record = by_stage.get("training", [{}])[0]
     registration_record = by_stage.get("registration", [{}])[0]
     training = training_record.get("tx_id")
     registration = registration_record.get("tx_id")
+    unreachable: str | None = None  # why the gateways could not be reached, once known
     for result in results:
         envelope = result.get("envelope_obj") or {}
         expected = {
@@ -344,21 +380,25 @@ def verify_bundle(
             result["ok"] = False
             result["problems"].append(problem)
         if online:
-            reader_anchor = anchor
-            if reader_anchor is None:
+            if anchor is None:
                 from ario_mlflow.arweave.anchor import ArweaveAnchor
 
-                reader_anchor = ArweaveAnchor()
-            fetched = reader_anchor.fetch_envelope_bytes(result["tx_id"])
-            if fetched != bundle.read(result["envelope"]):
-                result["ok"] = False
-                result["problems"].append("the gateway does not hold these exact bytes")
+                anchor = ArweaveAnchor()
+            unreachable = _check_online(
+                result, bundle.read(result["envelope"]), anchor, unreachable
+            )
     keys = sorted(
         {r["issuer"]["public_key"] for r in results if r.get("issuer", {}).get("public_key")}
     )
     for result in results:
         result.pop("envelope_obj", None)
         result.pop("payload_obj", None)
+    if not results or bundle_problems or any(r["ok"] is False for r in results):
+        verdict = "fail"
+    elif any(r["ok"] is None for r in results):
+        verdict = "unchecked"  # every offline check passed; the gateways could not be asked
+    else:
+        verdict = "pass"
     return {
         "bundle": str(path),
         "model": manifest.get("model"),
@@ -366,8 +406,44 @@ def verify_bundle(
         "records": results,
         "problems": bundle_problems,
         "issuers": [check_issuer({"public_key": k}, trusted_keys) for k in keys],
-        "ok": bool(results) and all(r["ok"] for r in results) and not bundle_problems,
+        "verdict": verdict,
+        "ok": verdict == "pass",
     }
+
+
+def _check_online(
+    result: dict[str, Any], bundled: bytes, anchor: Any, unreachable: str | None
+) -> str | None:
+    """Ask the gateways whether ``result``'s TX holds exactly the bundled envelope bytes.
+
+    Sets ``result["online"]``: ``ok`` True (a gateway serves these bytes), False (gateways
+    answered and none serves them: other bytes, a bad digest, not found) or None (no gateway
+    could be reached: not checked, which is no tamper verdict; the record's ``ok`` becomes
+    None unless an offline check failed). Returns why the gateways are unreachable, so the
+    records after the first such one are not made to wait out every timeout again.
+    """
+    from ario_mlflow.errors import GatewayError, GatewayUnreachableError
+
+    if unreachable is not None:
+        reason = f"could not check online (gateway unreachable: {unreachable})"
+        result["online"] = {"ok": None, "reason": reason}
+    else:
+        try:
+            fetched = anchor.reader().fetch_raw(result["tx_id"], expected=bundled)
+        except GatewayUnreachableError as exc:
+            unreachable = str(exc)
+            reason = f"could not check online (gateway unreachable: {exc})"
+            result["online"] = {"ok": None, "reason": reason}
+        except GatewayError as exc:
+            reason = f"no gateway serves these exact bytes: {exc}"
+            result["online"] = {"ok": False, "reason": reason}
+            result["ok"] = False
+            result["problems"].append(f"online: {reason}")
+        else:
+            result["online"] = {"ok": True, "reason": None, "gateway": fetched.gateway}
+    if result["online"]["ok"] is None and result["ok"] is True:
+        result["ok"] = None
+    return unreachable
 
 
 def _subject_problem(

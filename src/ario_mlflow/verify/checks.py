@@ -73,7 +73,9 @@ def witness_candidates(envelope: dict[str, Any], client: Any) -> tuple[str | Non
         if not name or not version:
             raise LookupError("subject_missing_name_or_version")
         try:
-            run_id = client.get_model_version(name, str(version)).run_id
+            from ario_mlflow.model_proof import version_run_id
+
+            run_id = version_run_id(client, client.get_model_version(name, str(version)))
         except Exception as exc:
             raise LookupError(f"could_not_resolve_model_version: {exc}") from None
         promotion_id = subject.get("event_id") or event_id

@@ -58,31 +58,55 @@ def _training(original: dict[str, Any], client: Any, anchor: Any) -> dict[str, A
 
 
 def _registration(original: dict[str, Any], client: Any, anchor: Any) -> dict[str, Any]:
-    from ario_mlflow.artifacts import artifact_checksums, compare_checksums
-    from ario_mlflow.lineage import load_training_proof
-    from ario_mlflow.registry import source_location
+    """The version as MLflow shows it now: its source, its run, and its files hashed where
+    the signed lineage says the model is (a redirected version fails here)."""
+    from ario_mlflow.artifacts import artifact_checksums
+    from ario_mlflow.model_proof import (
+        check_version_location,
+        files_match,
+        find_version_proof,
+        version_run_id,
+    )
 
-    run_id = original.get("source_run_id")
-    if not run_id:
-        raise LiveRefetchError("payload has no source_run_id")
-    _, path = source_location(client, original.get("source"))
+    name, version = original.get("model_name"), original.get("model_version")
+    if not name or not version:
+        raise LiveRefetchError("payload names no model version")
     try:
-        current = artifact_checksums(
-            run_id, artifact_path=path or "model", tracking_uri=client.tracking_uri
-        )
+        mv = client.get_model_version(str(name), str(version))
+    except Exception as exc:
+        raise LiveRefetchError(f"model version {name}/{version} cannot be read: {exc}") from None
+    live_run = version_run_id(client, mv)
+    # A record whose run was not named (0.3.0, registered from a bare runs:/ source) keeps
+    # its null; the run is then the one the source names.
+    committed_run = original.get("source_run_id")
+    fresh: dict[str, Any] = {
+        "source": mv.source,
+        "source_run_id": live_run if committed_run is not None else None,
+    }
+    if fresh["source"] != original.get("source") or fresh["source_run_id"] != committed_run:
+        return fresh  # the comparison names the edited field
+    if not live_run:
+        return fresh
+    from ario_mlflow.config import trusted_keys_from_env
+
+    try:
+        proof = find_version_proof(client, anchor, mv, trusted_keys_from_env()) if anchor else None
+        if proof is not None:
+            check_version_location(client, mv, proof)
+    except IntegrityError as exc:
+        raise LiveRefetchError(str(exc)) from None
+    run_id = proof.run_id if proof else live_run
+    path = proof.artifact_path if proof else "model"
+    try:
+        current = artifact_checksums(run_id, artifact_path=path, tracking_uri=client.tracking_uri)
     except ArtifactAccessError as exc:
         raise LiveRefetchError(f"cannot re-hash the registered artifacts: {exc}") from None
-    fresh: dict[str, Any] = {}
     if original.get("artifact_hash") is not None:
         fresh["artifact_hash"] = sha256_hex(canonical_json(current)) if current else None
     if original.get("artifact_verified") is not None and anchor is not None:
-        try:
-            proof = load_training_proof(client, run_id, arweave=anchor)
-        except IntegrityError as exc:
-            raise LiveRefetchError(f"training proof does not check out: {exc}") from None
         if proof is None:
             raise LiveRefetchError("the source run has no training proof any more")
-        fresh["artifact_verified"] = compare_checksums(proof.artifact_checksums, current).ok
+        fresh["artifact_verified"] = files_match(proof.training, current).ok
     return fresh
 
 

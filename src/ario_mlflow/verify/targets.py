@@ -99,10 +99,13 @@ def model_target(client: Any, ref: str) -> Target:
         raise NotAnchoredError(
             f"Model {name}/v{version}: no ario.registration_tx tag found. Not anchored."
         )
+    from ario_mlflow.model_proof import version_run_id
+
     previous = None
-    if mv.run_id:
+    run_id = version_run_id(client, mv)
+    if run_id:
         try:
-            run_tags = client.get_run(mv.run_id).data.tags
+            run_tags = client.get_run(run_id).data.tags
             previous = run_tags.get(T.TRAINING_TX) or run_tags.get(T.QUEUED_TX) or "GENESIS"
         except Exception:
             previous = None
@@ -130,9 +133,8 @@ def trace_target(client: Any, trace_id: str) -> Target:
         raise NotAnchoredError(
             f"Trace {trace_id}: no ario.prediction_tx tag found. Not anchored yet."
         )
-    expected = {"type": "mlflow_prediction"}
-    if tags.get(T.DECISION_ID):
-        expected["decision_id"] = tags[T.DECISION_ID]
+    decision = _bound_decision(trace_id, tags)
+    expected = {"type": "mlflow_prediction", "decision_id": decision}
     return Target(
         "trace",
         f"trace {trace_id}",
@@ -140,6 +142,35 @@ def trace_target(client: Any, trace_id: str) -> Target:
         expected,
         writeback={"target": "trace", "trace_id": trace_id},
     )
+
+
+def _bound_decision(trace_id: str, tags: dict[str, str]) -> str:
+    """The decision this trace is about: its ``ario.decision_id`` tag and the decision id
+    inside its payload mirror, which must agree. A record is only accepted for the trace
+    if it is about that decision, so a TX copied from another decision does not verify."""
+    import json
+
+    mirrored = None
+    mirror = tags.get(T.PAYLOAD_JSON)
+    if mirror:
+        try:
+            value = json.loads(mirror)
+        except ValueError:
+            value = None
+        mirrored = value.get("decision_id") if isinstance(value, dict) else None
+    tagged = tags.get(T.DECISION_ID)
+    if tagged and mirrored and tagged != mirrored:
+        raise NotAnchoredError(
+            f"Trace {trace_id}: ario.decision_id {tagged} and the payload mirror's decision "
+            f"{mirrored} disagree; the trace was edited"
+        )
+    decision = tagged or mirrored
+    if not decision:
+        raise NotAnchoredError(
+            f"Trace {trace_id}: neither ario.decision_id nor ario.payload_json says which "
+            "decision it records, so no record can be bound to it"
+        )
+    return str(decision)
 
 
 def decision_target(client: Any, decision_id: str, journal: Any = None) -> Target:
