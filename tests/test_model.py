@@ -260,7 +260,11 @@ def test_audit_counts_untraced_decisions_by_their_witnesses(
     assert sync_journal(ArweaveAnchor().journal).complete
     result = run_cli("audit", "credit/1", "--format", "json")
     onchain = json.loads(result.stdout)["decisions"]["onchain"]
+    assert onchain["gateways"] == [local_gateway.url]  # searched, and it answered
+    assert onchain["unchecked"] == {}
+    del onchain["gateways"], onchain["unchecked"]
     assert onchain == {"ok": True, "onchain": 2, "missing": [], "reason": None}
+    assert json.loads(result.stdout)["decisions"]["verified"] == 2
     assert result.returncode == 0, result.stdout
 
 
