@@ -106,3 +106,16 @@ def serialized_model(directory: Path) -> Path:
     found = [directory / n for n in ("model.skops", "model.pkl") if (directory / n).is_file()]
     assert len(found) == 1, f"expected one serialized model in {directory}, found {found}"
     return found[0]
+
+
+def journal_one_record(arweave: Any) -> str:
+    """Sign a small dataset record into ``arweave``'s journal (no MLflow); its TX id."""
+    from ario_mlflow.engine import ProofEngine
+
+    envelope = ProofEngine().create_commitment(
+        event_type="dataset",
+        subject={"type": "mlflow_dataset"},
+        payload_bytes=b"d",
+        previous_hash="GENESIS",
+    )
+    return str(arweave.journal_proof(envelope).tx_id)

@@ -521,18 +521,8 @@ def artifact_checksums(
 
     if not rid:
         raise failure("no run id given")
-    try:
-        parts = _artifact_path_parts(requested)
-    except ValueError as exc:
-        raise failure(exc) from None
+    client, run, parts = _open_run(rid, requested, tracking_uri, failure)
     relative = "/".join(parts)
-    try:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri)
-        run = client.get_run(rid)
-    except Exception as exc:
-        raise failure(f"cannot load the run: {exc}") from exc
 
     options: dict[str, Any] = {
         "progress": progress,
@@ -577,18 +567,8 @@ def copy_run_artifacts(
             f"cannot copy artifacts of run {run_id!r} at path {artifact_path!r}: {cause}"
         )
 
-    try:
-        parts = _artifact_path_parts(artifact_path)
-    except ValueError as exc:
-        raise failure(exc) from None
+    client, run, parts = _open_run(run_id, artifact_path, tracking_uri, failure)
     relative = "/".join(parts)
-    try:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri)
-        run = client.get_run(run_id)
-    except Exception as exc:
-        raise failure(f"cannot load the run: {exc}") from exc
     try:
         sources = _local_sources(client, run, parts)
         if sources is None:
@@ -625,6 +605,27 @@ def _copy_hashing(item: _File, target: Path) -> str:
 def private_directory(prefix: str = "ario-mlflow-model-") -> Path:
     """A new directory only this user can enter (the caller removes it: :func:`remove_tree`)."""
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def _open_run(
+    run_id: str,
+    artifact_path: str,
+    tracking_uri: str | None,
+    failure: Callable[[object], ArtifactAccessError],
+) -> tuple[Any, Any, tuple[str, ...]]:
+    """``(client, run, path parts)`` for reading ``runs:/<run_id>/<artifact_path>``;
+    ``failure(cause)`` for a path that leaves the run or a run that cannot be loaded."""
+    try:
+        parts = _artifact_path_parts(artifact_path)
+    except ValueError as exc:
+        raise failure(exc) from None
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri)
+        return client, client.get_run(run_id), parts
+    except Exception as exc:
+        raise failure(f"cannot load the run: {exc}") from exc
 
 
 def _artifact_path_parts(artifact_path: str) -> tuple[str, ...]:
@@ -668,7 +669,8 @@ def _local_sources(client: Any, run: Any, parts: tuple[str, ...]) -> list[Path] 
     if not parts:
         return sources
     try:
-        location = _logged_model_location(client, run, parts[0])
+        model = run_logged_model(client, run, parts[0])
+        location = None if model is None else str(model.artifact_location)
     except Exception as exc:
         logger.debug("LoggedModel lookup failed, falling back to download: %s", exc)
         return None
@@ -680,11 +682,11 @@ def _local_sources(client: Any, run: Any, parts: tuple[str, ...]) -> list[Path] 
     return sources
 
 
-def _logged_model_location(client: Any, run: Any, name: str) -> str | None:
-    """Artifact location of the LoggedModel ``name`` produced by ``run`` (MLflow 3).
+def run_logged_model(client: Any, run: Any, name: str) -> Any:
+    """The LoggedModel ``name`` produced by ``run`` (MLflow 3), or ``None``.
 
-    Same query and same first-match rule as MLflow's ``RunsArtifactRepository``, so the
-    in-place answer equals what a download of ``runs:/<run>/<name>`` would contain.
+    Same query and same first-match rule as MLflow's ``RunsArtifactRepository``, so this
+    is the model whose files a download of ``runs:/<run>/<name>`` would contain.
     """
     search = getattr(client, "search_logged_models", None)
     if search is None:  # MLflow 2: no LoggedModels
@@ -699,7 +701,7 @@ def _logged_model_location(client: Any, run: Any, name: str) -> str | None:
         )
         for model in page:
             if model.source_run_id == run_id:
-                return str(model.artifact_location)
+                return model
         token = getattr(page, "token", None)
         if not token:
             return None
@@ -875,7 +877,7 @@ def _version_location(client: Any, name: str, version: str) -> str | None:
 @contextmanager
 def _private_temp_dir() -> Iterator[Path]:
     """A fresh temporary directory, removed on exit whatever happened inside."""
-    path = Path(tempfile.mkdtemp(prefix="ario-mlflow-artifacts-"))
+    path = private_directory("ario-mlflow-artifacts-")
     try:
         yield path
     finally:

@@ -279,12 +279,6 @@ class VerifiedModel:
     def _integrity_gate(self, resolved: _Resolved, require_proof: bool) -> bool | None:
         """Find the signed lineage without trusting tags, check that MLflow still points at
         it, then copy the files privately, hashing as they are copied."""
-        if not self._trusted:
-            logger.info(
-                "no issuer is pinned (ARIO_MLFLOW_TRUSTED_KEYS): %s is checked against "
-                "records of whichever key signed its lineage",
-                self.model_uri,
-            )
         proof = self._find_proof(resolved)
         if proof is None:
             why = (
@@ -301,8 +295,8 @@ class VerifiedModel:
             )
         if not self._trusted:
             logger.warning(
-                "%s: lineage signed by %s, which is not pinned; pin it with "
-                "ARIO_MLFLOW_TRUSTED_KEYS=%s",
+                "no issuer is pinned (ARIO_MLFLOW_TRUSTED_KEYS): %s is checked against its "
+                "lineage signed by %s; pin it with ARIO_MLFLOW_TRUSTED_KEYS=%s",
                 self.model_uri,
                 key_fingerprint(proof.signer),
                 proof.signer,

@@ -28,6 +28,7 @@ from ario_mlflow.artifacts import (
     ChecksumDiff,
     compare_checksums,
     parse_runs_uri,
+    run_logged_model,
 )
 from ario_mlflow.errors import GatewayError, IntegrityError, ProofUnavailableError
 from ario_mlflow.lineage import (
@@ -146,22 +147,10 @@ def anchored_locations(client: Any, run_id: str, artifact_path: str) -> set[str]
     places = {f"runs:/{run_id}/{path}"}
     run = client.get_run(run_id)
     places.add(f"{_norm(run.info.artifact_uri)}/{path}")
-    search = getattr(client, "search_logged_models", None)
-    if search is not None and "/" not in path:
-        token: str | None = None
-        while True:
-            page = search(
-                experiment_ids=[run.info.experiment_id],
-                filter_string=f"name = '{path}'",
-                page_token=token,
-            )
-            for model in page:
-                if model.source_run_id == run_id:
-                    places.add(f"models:/{model.model_id}")
-                    places.add(_norm(model.artifact_location))
-            token = getattr(page, "token", None)
-            if not token:
-                break
+    model = run_logged_model(client, run, path) if "/" not in path else None
+    if model is not None:  # the one MLflow serves runs:/<run>/<path> from
+        places.add(f"models:/{model.model_id}")
+        places.add(str(model.artifact_location))
     return {_norm(place) for place in places}
 
 
@@ -332,10 +321,8 @@ def find_version_proof(
         if previous and previous != P.GENESIS:
             hint = previous
     if run_id is None:
-        if registration is not None and hint is None:
-            return None  # registered from a run that was never anchored
-        if registration is None:
-            return None
+        if registration is None or hint is None:
+            return None  # nothing anchored, or registered from a run never anchored
         raise IntegrityError(
             f"model version {mv.name}/{mv.version} has a registration record but its source "
             f"{mv.source!r} names no run"

@@ -80,7 +80,7 @@ def test_data_item_carries_reference_tags_and_verifies(local_gateway: Any) -> No
     assert ("App-Name", "evil") not in names
     assert ("Payload-Hash", envelope["payload_hash"]) in names
     assert anchor.wait(record) is not None
-    found = list(anchor.reader().find_transactions(tags={"Event-Id": envelope["event_id"]}))
+    found = anchor.reader().search_everywhere(tags={"Event-Id": envelope["event_id"]}).nodes
     assert [node.id for node in found] == [record.tx_id]
 
 

@@ -77,7 +77,8 @@ def test_four_processes_share_one_journal_without_loss_or_duplicates(
         node.id
         for node in ArweaveAnchor()
         .reader()
-        .find_transactions(tags={"App-Name": "ar-io-mlflow", "Event-Type": "prediction"})
+        .search_everywhere(tags={"App-Name": "ar-io-mlflow", "Event-Type": "prediction"})
+        .nodes
     ]
     assert sorted(found) == sorted(tx_ids)
 

@@ -21,19 +21,9 @@ from ario_mlflow.arweave.gateway import GatewayReader
 from ario_mlflow.arweave.journal import DISCARDED, UNCONFIRMED, UPLOADED, Journal
 from ario_mlflow.arweave.localgw import LocalGateway
 from ario_mlflow.arweave.uploader import UploadTarget, sync_journal
-from ario_mlflow.engine import ProofEngine
 from ario_mlflow.errors import ConfigError, GatewayError
 from tests.cli_runner import invoke_cli
-
-
-def _journal_one(anchor: ArweaveAnchor) -> str:
-    envelope = ProofEngine().create_commitment(
-        event_type="dataset",
-        subject={"type": "mlflow_dataset"},
-        payload_bytes=b"d",
-        previous_hash="GENESIS",
-    )
-    return anchor.journal_proof(envelope).tx_id
+from tests.lifecycle import journal_one_record
 
 
 def _state(tx_id: str) -> str:
@@ -49,7 +39,7 @@ def _state(tx_id: str) -> str:
 def test_a_forged_receipt_is_a_failed_upload(local_gateway: LocalGateway) -> None:
     local_gateway.set_faults(upload={"forge_receipt": True})
     anchor = ArweaveAnchor()
-    tx_id = _journal_one(anchor)
+    tx_id = journal_one_record(anchor)
     record = anchor.journal.by_tx(tx_id)
     assert record is not None
     assert anchor.wait(record, timeout=1.5) is None
@@ -69,7 +59,7 @@ def test_a_forged_receipt_is_a_failed_upload(local_gateway: LocalGateway) -> Non
 def test_a_bare_202_is_unconfirmed_until_the_item_is_seen(local_gateway: LocalGateway) -> None:
     local_gateway.set_faults(upload={"drop": True})
     anchor = ArweaveAnchor()
-    tx_id = _journal_one(anchor)
+    tx_id = journal_one_record(anchor)
     record = anchor.journal.by_tx(tx_id)
     assert record is not None
     assert anchor.wait(record, timeout=1.5) is None
@@ -92,7 +82,7 @@ def test_a_202_for_an_item_the_service_does_hold_is_confirmed(
     local_gateway: LocalGateway,
 ) -> None:
     anchor = ArweaveAnchor()
-    tx_id = _journal_one(anchor)
+    tx_id = journal_one_record(anchor)
     record = anchor.journal.by_tx(tx_id)
     assert record is not None
     assert anchor.wait(record) is not None
@@ -110,7 +100,7 @@ def test_records_journaled_for_a_dead_service_go_to_the_configured_one(
     local_gateway: LocalGateway, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
     monkeypatch.setenv("ARIO_MLFLOW_UPLOAD_URL", "http://127.0.0.1:9")  # mistyped
-    tx_id = _journal_one(ArweaveAnchor())
+    tx_id = journal_one_record(ArweaveAnchor())
     monkeypatch.setenv("ARIO_MLFLOW_UPLOAD_URL", local_gateway.url)  # fixed
     with caplog.at_level("WARNING", logger="ario_mlflow"):
         code, out, _ = invoke_cli(["sync"])
@@ -124,7 +114,7 @@ def test_sync_upload_url_chooses_the_service(
 ) -> None:
     live = local_gateway.url
     monkeypatch.setenv("ARIO_MLFLOW_UPLOAD_URL", "http://127.0.0.1:9")
-    tx_id = _journal_one(ArweaveAnchor())
+    tx_id = journal_one_record(ArweaveAnchor())
     code, out, _ = invoke_cli(["sync"])
     assert code == 1
     code, out, _ = invoke_cli(["sync", "--upload-url", live])
@@ -136,7 +126,7 @@ def test_outbox_discard_is_explicit_confirmed_logged_and_counted(
     monkeypatch: pytest.MonkeyPatch, ario_home: Path
 ) -> None:
     monkeypatch.setenv("ARIO_MLFLOW_UPLOAD_URL", "http://127.0.0.1:9")
-    kept, dropped = _journal_one(ArweaveAnchor()), _journal_one(ArweaveAnchor())
+    kept, dropped = journal_one_record(ArweaveAnchor()), journal_one_record(ArweaveAnchor())
     code, _, err = invoke_cli(["outbox", "discard"])
     assert code == 2
     assert "name the records" in err
@@ -194,7 +184,7 @@ def test_nonsense_settings_are_refused_when_settings_load(
 def stored(local_gateway: LocalGateway) -> tuple[str, bytes, bytes]:
     """An uploaded record: ``(tx_id, envelope bytes, data item bytes)``."""
     anchor = ArweaveAnchor()
-    tx_id = _journal_one(anchor)
+    tx_id = journal_one_record(anchor)
     record = anchor.journal.by_tx(tx_id)
     assert record is not None
     assert anchor.wait(record) is not None

@@ -9,16 +9,7 @@ from typing import Any
 from ario_mlflow.arweave.anchor import ArweaveAnchor
 from ario_mlflow.engine import ProofEngine
 from tests.cli_runner import run_cli
-
-
-def _journal_one(anchor: ArweaveAnchor) -> str:
-    envelope = ProofEngine().create_commitment(
-        event_type="dataset",
-        subject={"type": "mlflow_dataset"},
-        payload_bytes=b"d",
-        previous_hash="GENESIS",
-    )
-    return anchor.journal_proof(envelope).tx_id
+from tests.lifecycle import journal_one_record
 
 
 def test_empty_journal_syncs_cleanly() -> None:
@@ -34,7 +25,7 @@ def test_outbox_lists_and_sync_fails_while_the_service_is_down(
     local_gateway: Any, fast_network: None
 ) -> None:
     local_gateway.stop()
-    tx_id = _journal_one(ArweaveAnchor())
+    tx_id = journal_one_record(ArweaveAnchor())
     listing = run_cli("outbox", "--format", "json")
     assert listing.returncode == 0
     body = json.loads(listing.stdout)
@@ -53,7 +44,7 @@ def test_sync_uploads_and_reports(local_gateway: Any, gateway_dir: Path) -> None
 
     port = local_gateway.port
     local_gateway.stop()
-    tx_id = _journal_one(ArweaveAnchor())
+    tx_id = journal_one_record(ArweaveAnchor())
     revived = LocalGateway(gateway_dir, port=port, key_bits=2048).start()
     try:
         result = run_cli("sync", "--format", "json")

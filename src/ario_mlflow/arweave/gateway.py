@@ -141,12 +141,10 @@ class GatewayReader:
         self.timeout = timeout
 
     def _request(self, method: str, url: str, *, body: bytes = b"", cap: int) -> Request:
-        connect, read = self.timeout
-        return Request(
+        return Request.within(
             method,
             url,
-            timeout=connect + read,
-            connect_timeout=connect,
+            self.timeout,
             max_body=cap,
             body=body,
             headers={"Content-Type": "application/json"} if body else {},
@@ -265,16 +263,6 @@ class GatewayReader:
             raise GatewayError("GraphQL answered without data")
         return data
 
-    def graphql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        """Run a GraphQL query on the first gateway that answers it."""
-        problems: list[str] = []
-        for base in self.gateways:
-            try:
-                return self._graphql_at(base, query, variables)
-            except GatewayError as exc:
-                problems.append(f"{base}: {exc}")
-        raise GatewayError("GraphQL failed on every gateway: " + " | ".join(problems))
-
     def _pages_at(
         self, base: str, variables: dict[str, Any], page_size: int, limit: int | None
     ) -> Iterator[TransactionNode]:
@@ -324,27 +312,6 @@ class GatewayReader:
         if owners:
             variables["owners"] = list(owners)
         return variables
-
-    def find_transactions(
-        self,
-        *,
-        tags: Mapping[str, str | Sequence[str]] | None = None,
-        ids: Sequence[str] | None = None,
-        owners: Sequence[str] | None = None,
-        page_size: int = 100,
-        limit: int | None = None,
-    ) -> Iterator[TransactionNode]:
-        """Every transaction matching the filters (tags AND-ed, values OR-ed), paged, from
-        the first gateway that answers."""
-        variables = self._variables(tags, ids, owners)
-        problems: list[str] = []
-        for base in self.gateways:
-            try:
-                yield from self._pages_at(base, variables, page_size, limit)
-                return
-            except GatewayError as exc:
-                problems.append(f"{base}: {exc}")
-        raise GatewayError("GraphQL failed on every gateway: " + " | ".join(problems))
 
     def search_everywhere(
         self,

@@ -47,12 +47,10 @@ def proof_tags(proof: Mapping[str, Any], extra_tags: Mapping[str, str] | None = 
         tags.append(Tag("Subject-Type", subject["type"]))
         # What the record is about, so that it can be found with no MLflow tag at all
         # (a deleted tag must not make a proof disappear).
-        for name, key in (
-            ("Decision-Id", "decision_id"),
-            ("Run-Id", "run_id"),
-            ("Model-Name", "name" if subject["type"] == "mlflow_model_version" else ""),
-            ("Model-Version", "version"),
-        ):
+        about = [("Decision-Id", "decision_id"), ("Run-Id", "run_id")]
+        if subject["type"] == "mlflow_model_version":
+            about += [("Model-Name", "name"), ("Model-Version", "version")]
+        for name, key in about:
             value = subject.get(key)
             if isinstance(value, str) and value:
                 tags.append(Tag(name, value))

@@ -494,19 +494,7 @@ class Journal:
     ) -> None:
         """The service said it took the item, and nothing confirmed it yet: check again
         (and re-post, which is idempotent) after ``retry_in`` s."""
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE records SET state = ?, attempts = attempts + 1, last_error = ?, "
-                "receipt = COALESCE(?, receipt), next_attempt_at = ?, lease_owner = NULL, "
-                "lease_until = 0 WHERE id = ?",
-                (
-                    UNCONFIRMED,
-                    error[:500],
-                    json.dumps(receipt) if receipt is not None else None,
-                    time.time() + retry_in,
-                    record_id,
-                ),
-            )
+        self._end_attempt(record_id, UNCONFIRMED, error, retry_in, receipt)
 
     def retarget(self, record_id: int, upload_url: str) -> None:
         """Send a record to another upload service from now on."""
@@ -538,11 +526,30 @@ class Journal:
         self, record_id: int, error: str, retry_in: float, *, rejected: bool = False
     ) -> None:
         """Record a failed attempt; the record becomes due again after ``retry_in`` s."""
+        self._end_attempt(record_id, REJECTED if rejected else PENDING, error, retry_in, None)
+
+    def _end_attempt(
+        self,
+        record_id: int,
+        state: str,
+        error: str,
+        retry_in: float,
+        receipt: dict[str, Any] | None,
+    ) -> None:
+        """Count an attempt that did not upload the record, release its lease, schedule
+        the next one (a receipt, if any, is kept)."""
         with self._transaction() as db:
             db.execute(
                 "UPDATE records SET state = ?, attempts = attempts + 1, last_error = ?, "
-                "next_attempt_at = ?, lease_owner = NULL, lease_until = 0 WHERE id = ?",
-                (REJECTED if rejected else PENDING, error[:500], time.time() + retry_in, record_id),
+                "receipt = COALESCE(?, receipt), next_attempt_at = ?, lease_owner = NULL, "
+                "lease_until = 0 WHERE id = ?",
+                (
+                    state,
+                    error[:500],
+                    json.dumps(receipt) if receipt is not None else None,
+                    time.time() + retry_in,
+                    record_id,
+                ),
             )
 
     def release(self, record_id: int) -> None:

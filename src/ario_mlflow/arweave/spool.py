@@ -214,29 +214,23 @@ def _delete_if_finished(journal: Journal, path: Path) -> None:
     journal.forget_spool(path.name)
 
 
-def spool_backlog(home: Path, journal: Journal) -> int:
-    """Bytes written to spool files and not journaled yet (0 when all is ingested)."""
+def _unjournaled(home: Path, journal: Journal) -> Iterator[bytes]:
+    """The bytes of each spool file that the journal has not ingested yet."""
     directory = spool_dir(home)
     if not directory.is_dir():
-        return 0
-    backlog = 0
+        return
     for path in directory.glob(f"*{SUFFIX}"):
         try:
-            backlog += len(_unread_bytes(path, journal.spool_offset(path.name)))
+            yield _unread_bytes(path, journal.spool_offset(path.name))
         except FileNotFoundError:
             continue
-    return backlog
+
+
+def spool_backlog(home: Path, journal: Journal) -> int:
+    """Bytes written to spool files and not journaled yet (0 when all is ingested)."""
+    return sum(len(rest) for rest in _unjournaled(home, journal))
 
 
 def spooled_entries(home: Path, journal: Journal) -> int:
     """Complete spool lines (decisions) not journaled yet."""
-    directory = spool_dir(home)
-    if not directory.is_dir():
-        return 0
-    count = 0
-    for path in directory.glob(f"*{SUFFIX}"):
-        try:
-            count += _unread_bytes(path, journal.spool_offset(path.name)).count(b"\n")
-        except FileNotFoundError:
-            continue
-    return count
+    return sum(rest.count(b"\n") for rest in _unjournaled(home, journal))

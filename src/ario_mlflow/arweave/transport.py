@@ -59,6 +59,15 @@ class Request:
     connect_timeout: float | None = None
     follow_redirects: bool = False
 
+    @classmethod
+    def within(
+        cls, method: str, url: str, timeouts: tuple[float, float], **options: Any
+    ) -> Request:
+        """A request bounded by the settings' ``(connect, read)`` timeouts: connecting may
+        take ``connect`` seconds, the whole exchange ``connect + read``."""
+        connect, read = timeouts
+        return cls(method, url, timeout=connect + read, connect_timeout=connect, **options)
+
 
 @dataclass(frozen=True)
 class Response:

@@ -72,11 +72,10 @@ def post_item(
     """POST ``item`` to ``{upload_url}/v1/tx/{token}``; never raises."""
     try:
         response = transport.send(
-            Request(
+            Request.within(
                 "POST",
                 f"{upload_url}/v1/tx/{token}",
-                timeout=sum(timeout),
-                connect_timeout=timeout[0],
+                timeout,
                 max_body=MAX_ANSWER_BYTES,
                 body=item,
                 headers={"Content-Type": "application/octet-stream"},
@@ -148,12 +147,8 @@ def fetch_status(
     """
     try:
         response = transport.send(
-            Request(
-                "GET",
-                f"{upload_url}/v1/tx/{tx_id}/status",
-                timeout=sum(timeout),
-                connect_timeout=timeout[0],
-                max_body=MAX_ANSWER_BYTES,
+            Request.within(
+                "GET", f"{upload_url}/v1/tx/{tx_id}/status", timeout, max_body=MAX_ANSWER_BYTES
             )
         )
     except TransportError:
