@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -16,8 +17,9 @@ from typing import Any
 import mlflow
 
 from ario_mlflow.arweave.anchor import ArweaveAnchor
-from ario_mlflow.arweave.companion import _running
+from ario_mlflow.arweave.companion import LOG_FILE, _running
 from ario_mlflow.arweave.journal import Journal
+from ario_mlflow.arweave.spool_writer import spool_dir
 from ario_mlflow.model import VerifiedModel
 from ario_mlflow.registry import ArioMlflowClient
 from tests.cli_runner import run_cli
@@ -109,6 +111,10 @@ def test_the_companion_anchors_and_writes_back_while_the_process_only_predicts(
 
     journal = Journal.at_home(ario_home)
     assert _wait_until(lambda: journal.counts()["writebacks_pending"] == 0, 60)
+    private = [ario_home / LOG_FILE, *spool_dir(ario_home).iterdir()]
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in private} == {
+        path.name: 0o600 for path in private
+    }
     client = mlflow.MlflowClient()
     for decision in decisions:
         path = f"ario/predictions/{decision.decision_id}"

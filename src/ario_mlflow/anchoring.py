@@ -37,8 +37,9 @@ from ario_mlflow.errors import ArtifactAccessError
 from ario_mlflow.otel import capture_otel_context
 from ario_mlflow.proof import payloads as P
 from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.uris import portable_uri, recorded_uri
 from ario_mlflow.witness import event_files, log_witness_files, proof_json
-from ario_mlflow.writeback import portable_uri, set_tags_writeback, witness_writeback
+from ario_mlflow.writeback import set_tags_writeback, witness_writeback
 
 logger = logging.getLogger(__name__)
 
@@ -376,7 +377,7 @@ def _read_training(
     if trace_id:
         snapshot = {"mlflow_trace_id": trace_id, **snapshot}
     if include_uri and ctx.tracking_uri:
-        snapshot = {"mlflow_tracking_uri": ctx.tracking_uri, **snapshot}
+        snapshot = {"mlflow_tracking_uri": recorded_uri(ctx.tracking_uri), **snapshot}
     datasets = run_dataset_inputs(run)
     if not datasets and not allow_empty_dataset_inputs:
         raise ValueError(
@@ -444,7 +445,9 @@ def _journal_training(
     registered_model, previous_hash = _chain_head(ctx.client, ctx.run_id)
     envelope = proof_engine.create_commitment(
         event_type=P.TRAINING,
-        subject=P.run_subject(ctx.run_id, ctx.tracking_uri if state.include_uri else None),
+        subject=P.run_subject(
+            ctx.run_id, recorded_uri(ctx.tracking_uri) if state.include_uri else None
+        ),
         payload_bytes=state.payload_bytes,
         previous_hash=previous_hash,
     )

@@ -59,7 +59,8 @@ from ario_mlflow.proof.fingerprint import (
     to_canonical,
 )
 from ario_mlflow.registry import context_key
-from ario_mlflow.writeback import decision_writeback, portable_uri
+from ario_mlflow.uris import portable_uri
+from ario_mlflow.writeback import decision_writeback
 
 logger = logging.getLogger(__name__)
 

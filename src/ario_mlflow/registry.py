@@ -41,8 +41,9 @@ from ario_mlflow.model_proof import source_location, version_run_id
 from ario_mlflow.otel import capture_otel_context
 from ario_mlflow.proof import payloads as P
 from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.uris import recorded_uri, usable_uri
 from ario_mlflow.witness import event_files, proof_json
-from ario_mlflow.writeback import portable_uri, set_tags_writeback, witness_writeback
+from ario_mlflow.writeback import set_tags_writeback, witness_writeback
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ def _components_for(spec: dict[str, Any]) -> tuple[Any, Any]:
 
 def _client(spec: dict[str, Any]) -> MlflowClient:
     return MlflowClient(
-        tracking_uri=spec.get("tracking_uri"), registry_uri=spec.get("registry_uri")
+        tracking_uri=usable_uri(spec.get("tracking_uri")),
+        registry_uri=usable_uri(spec.get("registry_uri"), "registry"),
     )
 
 
@@ -439,8 +441,8 @@ class ArioMlflowClient(MlflowClient):
             "snapshot": snapshot,
             "task_uid": str(uuid.uuid4()),
             "components": self._ario_key,
-            "tracking_uri": portable_uri(self.tracking_uri),
-            "registry_uri": portable_uri(getattr(self, "_registry_uri", None)),
+            "tracking_uri": recorded_uri(self.tracking_uri),
+            "registry_uri": recorded_uri(getattr(self, "_registry_uri", None)),
             **fields,
         }
         key = context_key(event, name, version)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 from typing import Any
 
 from ario_mlflow import tags as T
 from ario_mlflow.arweave.journal import Journal, PendingWriteback, Record, Writeback
 from ario_mlflow.arweave.uploader import register_batch_handler, register_writeback_handler
+from ario_mlflow.uris import recorded_uri, usable_uri
 from ario_mlflow.witness import log_witness_files, proof_json
 
 SET_TAGS = "mlflow.set_tags"
@@ -25,26 +25,6 @@ _TARGETS = ("run", "model_version", "registered_model", "trace")
 _clients: dict[tuple[str | None, str | None], Any] = {}
 _clients_lock = threading.Lock()
 _decisions_lock = threading.Lock()
-
-
-def portable_uri(uri: str | None) -> str | None:
-    """A tracking/registry URI that means the same from any working directory.
-
-    ``sqlite:///relative.db``, ``file:relative`` and bare relative paths are made absolute,
-    so a write-back journaled by a script can be performed later by ``ar-io-mlflow sync``
-    run from elsewhere.
-    """
-    if not uri:
-        return uri
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + os.path.abspath(uri[len("sqlite:///") :])
-    if uri.startswith("file://"):
-        return uri
-    if uri.startswith("file:"):
-        return "file://" + os.path.abspath(uri[len("file:") :])
-    if "://" not in uri and ":" not in uri.split("/", 1)[0]:
-        return os.path.abspath(uri)
-    return uri
 
 
 def set_tags_writeback(
@@ -66,8 +46,8 @@ def set_tags_writeback(
     spec: dict[str, Any] = {
         "target": target,
         "tags": tags,
-        "tracking_uri": tracking_uri,
-        "registry_uri": registry_uri,
+        "tracking_uri": recorded_uri(tracking_uri),
+        "registry_uri": recorded_uri(registry_uri),
         **ids,
     }
     if delete:
@@ -86,7 +66,7 @@ def witness_writeback(
     encoded = {path: base64.b64encode(data).decode("ascii") for path, data in files.items()}
     return Writeback(
         LOG_WITNESS,
-        {"run_id": run_id, "files": encoded, "tracking_uri": tracking_uri},
+        {"run_id": run_id, "files": encoded, "tracking_uri": recorded_uri(tracking_uri)},
         after_upload=False,
     )
 
@@ -97,13 +77,14 @@ def _log_witness(spec: dict[str, Any], record: Record | None, journal: Journal) 
 
 
 def _client(tracking_uri: str | None, registry_uri: str | None) -> Any:
+    """A cached client for a journaled (credential-free) pair of URIs."""
     from mlflow.tracking import MlflowClient
 
-    key = (tracking_uri, registry_uri)
+    key = (usable_uri(tracking_uri), usable_uri(registry_uri, "registry"))
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+            client = MlflowClient(tracking_uri=key[0], registry_uri=key[1])
             _clients[key] = client
         return client
 
@@ -179,7 +160,7 @@ def decision_writeback(
     (an explicit opt-in, since they are journaled too).
     """
     spec: dict[str, Any] = {
-        "tracking_uri": tracking_uri,
+        "tracking_uri": recorded_uri(tracking_uri),
         "run_id": run_id,
         "experiment_id": experiment_id,
         DECISION_PAYLOAD: payload,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -83,7 +84,9 @@ def test_an_unfinished_line_waits_and_a_garbage_line_is_kept_aside(
     writer.append(b'{"envelope": {}, "half')  # a write still in progress
     journal = Journal.at_home(ario_home)
     assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 2
-    assert (spool_dir(ario_home) / "rejected.log").read_bytes() == b"this is not json\n"
+    rejected = spool_dir(ario_home) / "rejected.log"
+    assert rejected.read_bytes() == b"this is not json\n"
+    assert stat.S_IMODE(rejected.stat().st_mode) == 0o600  # it may hold a decision's data
     assert spool_backlog(ario_home, journal) == len(b'{"envelope": {}, "half')
 
 

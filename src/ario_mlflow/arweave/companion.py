@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from ario_mlflow._files import private_file
 from ario_mlflow.arweave.journal import Journal
 from ario_mlflow.arweave.spool import WalletSigner, ingest_spool, spool_backlog
 from ario_mlflow.arweave.uploader import UploadTarget, stop_all_workers, workers_for
@@ -58,7 +59,7 @@ def ensure_companion(home: Path, wallet_path: str | os.PathLike[str] | None = No
         command = [sys.executable, "-m", __name__, "--home", str(key[0]), "--parent", str(key[1])]
         if wallet_path:
             command += ["--wallet", os.fspath(wallet_path)]
-        with open(key[0] / LOG_FILE, "ab") as log:
+        with open(private_file(key[0] / LOG_FILE), "ab") as log:
             _running[key] = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,

@@ -36,6 +36,7 @@ from typing import Any
 
 from ario_mlflow._files import ensure_private_dir, private_file
 from ario_mlflow.errors import JournalError
+from ario_mlflow.uris import redacted_text
 
 JOURNAL_FILE = "journal.sqlite3"
 
@@ -172,6 +173,11 @@ class PendingWriteback:
     spec: dict[str, Any]
     attempts: int
     record: Record | None
+
+
+def _kept_error(error: str) -> str:
+    """An error as the journal keeps it: short, and without credentials a URL carried."""
+    return redacted_text(error)[:500]
 
 
 def _marks(values: Sequence[Any]) -> str:
@@ -513,12 +519,18 @@ class Journal:
             count = db.execute(
                 f"UPDATE records SET state = ?, last_error = ?, lease_owner = NULL, "
                 f"lease_until = 0 WHERE id IN ({marks}) AND state IN ({_marks(OUTSTANDING)})",
-                (DISCARDED, reason[:500], *record_ids, *OUTSTANDING),
+                (DISCARDED, _kept_error(reason), *record_ids, *OUTSTANDING),
             ).rowcount
             db.execute(
                 f"UPDATE writebacks SET state = ?, last_error = ? WHERE state = ? "
                 f"AND record_id IN (SELECT id FROM records WHERE id IN ({marks}) AND state = ?)",
-                (FAILED, f"record discarded: {reason}"[:500], PENDING, *record_ids, DISCARDED),
+                (
+                    FAILED,
+                    _kept_error(f"record discarded: {reason}"),
+                    PENDING,
+                    *record_ids,
+                    DISCARDED,
+                ),
             )
         return int(count)
 
@@ -545,7 +557,7 @@ class Journal:
                 "lease_until = 0 WHERE id = ?",
                 (
                     state,
-                    error[:500],
+                    _kept_error(error),
                     json.dumps(receipt) if receipt is not None else None,
                     time.time() + retry_in,
                     record_id,
@@ -677,7 +689,7 @@ class Journal:
             db.execute(
                 "UPDATE writebacks SET state = ?, attempts = attempts + 1, last_error = ?, "
                 "lease_owner = NULL, lease_until = 0 WHERE id = ?",
-                (FAILED, error[:500], writeback_id),
+                (FAILED, _kept_error(error), writeback_id),
             )
 
     def release_writebacks(self, record_id: int) -> None:
@@ -755,7 +767,7 @@ class Journal:
                 "UPDATE writebacks SET attempts = attempts + 1, last_error = ?, "
                 "next_attempt_at = ?, "
                 "lease_owner = NULL, lease_until = 0 WHERE id = ?",
-                (error[:500], time.time() + retry_in, writeback_id),
+                (_kept_error(error), time.time() + retry_in, writeback_id),
             )
 
     # --- reporting ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ario_mlflow._files import private_file
 from ario_mlflow._process import local_process_gone
 from ario_mlflow.arweave.dataitem import create_data_item
 from ario_mlflow.arweave.item_tags import proof_tags
@@ -129,7 +130,7 @@ def _new_record(entry: Mapping[str, Any], sign: Signer) -> NewRecord:
 def _keep_aside(directory: Path, raw: bytes, why: str) -> None:
     """A line that is not an entry is never dropped: it goes to ``rejected.log``."""
     logger.error("spool line that is not a decision entry kept aside (%s): %.200r", why, raw)
-    with open(directory / "rejected.log", "ab") as sink:
+    with open(private_file(directory / "rejected.log"), "ab") as sink:
         sink.write(raw + b"\n")
 
 

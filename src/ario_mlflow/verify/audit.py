@@ -27,6 +27,7 @@ from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.proof.envelope import verify_envelope
 from ario_mlflow.proof.hashing import sha256_hex
+from ario_mlflow.uris import recorded_uri
 from ario_mlflow.verify.core import verify_proof_by_tx
 from ario_mlflow.verify.targets import model_version, parse_model_ref
 
@@ -570,7 +571,7 @@ def audit_model(
         "model": name,
         "version": version,
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "tracking_uri": os.environ.get("MLFLOW_TRACKING_URI", "./mlruns"),
+        "tracking_uri": recorded_uri(os.environ.get("MLFLOW_TRACKING_URI", "./mlruns")),
         "run_id": run_id or None,
         "current_stage": str(mv.current_stage),
         "artifact_hash": run_tags.get(T.ARTIFACT_HASH),
