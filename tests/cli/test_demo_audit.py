@@ -80,6 +80,26 @@ def test_demo_then_audit_in_every_format(demo_dir: Path, tmp_path: Path) -> None
         )
         assert as_html.returncode == 0
         assert "credit-scorer" in html.read_text()
+        report = tmp_path / "audit.txt"  # text goes to the file too, not nowhere
+        as_text = run_cli("audit", "credit-scorer/1", "--output", str(report), env=env)
+        assert as_text.returncode == 0
+        assert as_text.stdout.strip() == f"audit written to {report} (overall_ok=True)"
+        assert "Overall: ✓ All checks passed" in report.read_text()
+        for fmt, check in (("html", "<html"), ("json", '"overall": true'), ("text", "✓")):
+            path = tmp_path / f"verify.{fmt}"  # verify: the same --format/--output convention
+            verified = run_cli(
+                "verify",
+                "model",
+                "credit-scorer/1",
+                "--format",
+                fmt,
+                "--output",
+                str(path),
+                env=env,
+            )
+            assert verified.returncode == 0, verified.stdout + verified.stderr
+            assert str(path) in verified.stdout
+            assert check in path.read_text()
         missing = run_cli("audit", "credit-scorer/9", env=env)
         assert missing.returncode == 2
         assert "Traceback" not in missing.stderr

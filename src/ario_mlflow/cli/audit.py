@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
 
-from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, NotFoundError
+from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, NotFoundError, deliver
 from ario_mlflow.cli.panel import glyph
 
 _RULE = "=" * 50
@@ -20,7 +21,8 @@ _RULE = "=" * 50
     "--output",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write the bundle (json) or report (html) to this file.",
+    help="Write the audit (in the chosen --format) to this file instead of stdout; "
+    "html defaults to audit-NAME-vVERSION.html.",
 )
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI.")
 @click.option(
@@ -71,26 +73,20 @@ def audit(  # noqa: PLR0917 - click passes options positionally
         )
     except TargetNotFoundError as exc:
         raise NotFoundError(str(exc)) from None
+    verdict = f"overall_ok={bundle['overall_ok']}"
     if fmt == "json":
-        text = json.dumps(bundle, indent=2)
-        if output:
-            with open(output, "w", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-            click.echo(
-                f"audit bundle written to {output} ({len(bundle['stages'])} stages, "
-                f"overall_ok={bundle['overall_ok']})"
-            )
-        else:
-            click.echo(text)
+        content: str | Callable[[], None] = json.dumps(bundle, indent=2) + "\n"
+        summary = f"audit bundle written to {output} ({len(bundle['stages'])} stages, {verdict})"
     elif fmt == "html":
         from ario_mlflow.report import render_audit_report
 
-        path = output or f"audit-{bundle['model']}-v{bundle['version']}.html"
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(render_audit_report(bundle))
-        click.echo(f"audit report written to {path} (overall_ok={bundle['overall_ok']})")
+        content = render_audit_report(bundle)
+        output = output or f"audit-{bundle['model']}-v{bundle['version']}.html"
+        summary = f"audit report written to {output} ({verdict})"
     else:
-        _print(bundle)
+        content = lambda: _print(bundle)  # noqa: E731
+        summary = f"audit written to {output} ({verdict})"
+    deliver(content, output, summary)
     raise SystemExit(EXIT_OK if bundle["overall_ok"] else EXIT_CHECK_FAILED)
 
 

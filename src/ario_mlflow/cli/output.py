@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+from collections.abc import Callable
 
 import click
 
@@ -29,6 +32,28 @@ def write_output(path: str, text: str, option: str = "--output") -> None:
         raise click.BadParameter(
             f"cannot write {path!r}: {exc.strerror or exc}", param_hint=f"'{option}'"
         ) from None
+
+
+def printed(render: Callable[[], None]) -> str:
+    """What ``render`` prints to stdout, as a string (to write a text report to a file)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        render()
+    return buffer.getvalue()
+
+
+def deliver(content: str | Callable[[], None], output: str | None, summary: str) -> None:
+    """The one ``--format``/``--output`` convention: ``content`` (text, or a function that
+    prints it) goes to stdout, or to the file ``output`` with ``summary`` (one line saying
+    what was written) on stdout."""
+    if output is None:
+        if callable(content):
+            content()
+        else:
+            click.echo(content, nl=not content.endswith("\n"))
+        return
+    write_output(output, content if isinstance(content, str) else printed(content))
+    click.echo(summary)
 
 
 _CAUSE = re.compile(

@@ -11,16 +11,29 @@ from typing import Any
 
 import click
 
-from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, NotFoundError
+from ario_mlflow.cli.output import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    NotFoundError,
+    deliver,
+    write_output,
+)
 from ario_mlflow.cli.panel import print_panel
 
 _COMMON = [
     click.option(
         "--format",
         "fmt",
-        type=click.Choice(["text", "json"]),
+        type=click.Choice(["text", "json", "html"]),
         default="text",
-        help="Output: a readable panel or the full result as JSON.",
+        help="Output: a readable panel, the full result as JSON, or a self-contained HTML report.",
+    ),
+    click.option(
+        "--output",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Write the result (in the chosen --format) to this file instead of stdout; "
+        "html defaults to verify-KIND-TXID.html.",
     ),
     click.option(
         "--tracking-uri",
@@ -42,7 +55,9 @@ _COMMON = [
         "html_path",
         type=click.Path(dir_okay=False),
         default=None,
-        help="Also write a self-contained HTML report to this file.",
+        help="Also write the HTML report to this file (kept for older scripts; "
+        "prefer --format html --output FILE).",
+        hidden=True,
     ),
 ]
 
@@ -64,6 +79,7 @@ def _run(
     resolve: Callable[[Any, Any], Any],
     *,
     fmt: str,
+    output: str | None,
     tracking_uri: str | None,
     trusted_keys: tuple[str, ...],
     min_level: int,
@@ -122,22 +138,23 @@ def _run(
         "fetch_error": result.get("fetch_error"),
         "generated_at": datetime.now(timezone.utc).isoformat(),
     }
-    if html_path:
-        from ario_mlflow.report import render_verification_report
+    from ario_mlflow.report import render_verification_report
 
-        try:
-            with open(html_path, "w", encoding="utf-8") as handle:
-                handle.write(render_verification_report(report))
-        except OSError as exc:  # no such directory, a file in the way, no permission
-            raise click.BadParameter(
-                f"cannot write the HTML report to {html_path!r}: {exc.strerror or exc}",
-                param_hint="'--html'",
-            ) from None
+    verdict = f"overall={result['overall']}"
     if fmt == "json":
-        click.echo(json.dumps(report, indent=2, default=str))
+        content: str | Callable[[], None] = json.dumps(report, indent=2, default=str) + "\n"
+        summary = f"verification written to {output} ({verdict})"
+    elif fmt == "html":
+        content = render_verification_report(report)
+        output = output or f"verify-{kind}-{target.tx_id}.html"
+        summary = f"verification report written to {output} ({verdict})"
     else:
-        print_panel(report, fetch_error=result.get("fetch_error"))
-        if html_path:
+        content = lambda: print_panel(report, fetch_error=result.get("fetch_error"))  # noqa: E731
+        summary = f"verification written to {output} ({verdict})"
+    deliver(content, output, summary)
+    if html_path:
+        write_output(html_path, render_verification_report(report), "--html")
+        if fmt == "text":
             click.echo(f"  HTML report: {html_path}")
     _write_back(client, target, result.get("ario_attestation") or {}, fmt)
     raise SystemExit(EXIT_OK if result["overall"] is True else EXIT_CHECK_FAILED)
