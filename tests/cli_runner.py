@@ -11,9 +11,12 @@ from contextlib import redirect_stderr, redirect_stdout
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``ar-io-mlflow ARGS`` in a subprocess (this environment plus ``env``)."""
+    """``ar-io-mlflow ARGS`` in a subprocess (this environment plus ``env``; in ``cwd``)."""
     return subprocess.run(
         [sys.executable, "-m", "ario_mlflow.cli", *args],
         capture_output=True,
@@ -21,6 +24,7 @@ def run_cli(
         check=False,
         timeout=timeout,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
 
 

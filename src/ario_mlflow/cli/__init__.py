@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> Any:
         # Subclasses too (UnsupportedModelRegistryStoreURIException for an unknown scheme).
         if not any(cls.__name__ == "MlflowException" for cls in type(exc).__mro__):
             raise
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        click.echo(f"error: MLflow: {first_line[:300]}", err=True)
+        from ario_mlflow.cli.store import mlflow_error_line
+
+        click.echo(f"error: {mlflow_error_line(exc)}", err=True)
         sys.exit(2)

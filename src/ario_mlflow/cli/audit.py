@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, NotFoundError, deliver
+from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, deliver
 from ario_mlflow.cli.panel import glyph
 
 _RULE = "=" * 50
@@ -48,10 +48,9 @@ def audit(  # noqa: PLR0917 - click passes options positionally
 ) -> None:
     """Verify training, datasets, registration, promotions and aliases of a model
     version, re-check its artifacts now, and count its decisions. Exit 1 if not ok."""
-    from mlflow.tracking import MlflowClient
-
     from ario_mlflow.arweave.anchor import ArweaveAnchor
     from ario_mlflow.arweave.verify_client import ArioVerifyClient
+    from ario_mlflow.cli.store import not_found, open_client
     from ario_mlflow.config import load_settings, pinned_keys
     from ario_mlflow.verify.audit import audit_model
     from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
@@ -62,17 +61,18 @@ def audit(  # noqa: PLR0917 - click passes options positionally
         raise click.BadParameter(str(exc), param_hint="NAME/VERSION") from None
     settings = load_settings()
     pinned = pinned_keys((*settings.trusted_keys, *trusted_keys), source="--trusted-key")
+    client, store = open_client(tracking_uri)
     try:
         bundle = audit_model(
             model_ref,
-            client=MlflowClient(tracking_uri=tracking_uri),
+            client=client,
             anchor=ArweaveAnchor(),
             ario_client=ArioVerifyClient() if settings.verify_url else None,
             trusted_keys=pinned,
             accept_unchecked_completeness=accept_unchecked_completeness,
         )
     except TargetNotFoundError as exc:
-        raise NotFoundError(str(exc)) from None
+        raise not_found(exc, store) from None
     verdict = f"overall_ok={bundle['overall_ok']}"
     if fmt == "json":
         content: str | Callable[[], None] = json.dumps(bundle, indent=2) + "\n"

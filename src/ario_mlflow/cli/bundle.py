@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, NotFoundError, one_line
+from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, one_line
 from ario_mlflow.cli.panel import glyph
 
 
@@ -35,9 +35,8 @@ def export(
     model_ref: str, output: Path, decisions: int, tracking_uri: str | None, force: bool
 ) -> None:
     """Write a portable evidence bundle (envelopes, exact payload bytes, receipts)."""
-    from mlflow.tracking import MlflowClient
-
     from ario_mlflow.arweave.anchor import ArweaveAnchor
+    from ario_mlflow.cli.store import not_found, open_client
     from ario_mlflow.config import trusted_keys_from_env
     from ario_mlflow.verify.bundle import BundleError, export_bundle
     from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
@@ -46,18 +45,19 @@ def export(
         parse_model_ref(model_ref)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NAME/VERSION") from None
+    client, store = open_client(tracking_uri)
     try:
         manifest = export_bundle(
             model_ref,
             output,
-            client=MlflowClient(tracking_uri),
+            client=client,
             anchor=ArweaveAnchor(),
             decisions=decisions,
             trusted_keys=trusted_keys_from_env(),
             force=force,
         )
     except TargetNotFoundError as exc:
-        raise NotFoundError(str(exc)) from None
+        raise not_found(exc, store) from None
     except BundleError as exc:
         raise click.ClickException(str(exc)) from None
     stages = [record["stage"] for record in manifest["records"]]

@@ -14,7 +14,6 @@ import click
 from ario_mlflow.cli.output import (
     EXIT_CHECK_FAILED,
     EXIT_OK,
-    NotFoundError,
     deliver,
     write_output,
 )
@@ -85,20 +84,19 @@ def _run(
     min_level: int,
     html_path: str | None,
 ) -> None:
-    from mlflow.tracking import MlflowClient
-
     from ario_mlflow.arweave.anchor import ArweaveAnchor
     from ario_mlflow.arweave.verify_client import ArioVerifyClient
+    from ario_mlflow.cli.store import not_found, open_client
     from ario_mlflow.config import load_settings, pinned_keys
     from ario_mlflow.verify import verify_proof_by_tx
     from ario_mlflow.verify.targets import NotAnchoredError, TargetNotFoundError
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client, store = open_client(tracking_uri)
     anchor = ArweaveAnchor()
     try:
         target = resolve(client, anchor)
     except TargetNotFoundError as exc:
-        raise NotFoundError(str(exc)) from None
+        raise not_found(exc, store) from None
     except NotAnchoredError as exc:
         if fmt == "json":
             click.echo(
