@@ -117,7 +117,7 @@ def test_status_is_read_from_the_journal_by_any_client(
 
 
 def test_a_swapped_artifact_is_recorded_as_not_verified(
-    mlflow_store: str, local_gateway: Any
+    mlflow_store: str, local_gateway: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     trained = train()
     model_file = serialized_model(local_model_dir(trained.model_uri))
@@ -128,6 +128,9 @@ def test_a_swapped_artifact_is_recorded_as_not_verified(
     assert client.wait_for_anchor("registration", "credit", version.version, timeout=30)
     tags = client.get_model_version("credit", version.version).tags
     assert tags["ario.artifact_verified"] == "false"
+    said = [r.getMessage() for r in caplog.records if "differ from the anchored" in r.getMessage()]
+    assert said
+    assert f"changed: {model_file.name}" in said[0]  # the files, not "ChecksumDiff(...)"
 
 
 def test_a_deleted_artifact_hash_tag_changes_nothing(mlflow_store: str, local_gateway: Any) -> None:

@@ -142,6 +142,10 @@ class ChecksumDiff:
                 parts.append(f"{label}: {shown}{more}")
         return "; ".join(parts)
 
+    def __str__(self) -> str:
+        """The description, so that a message quoting a diff reads as one."""
+        return self.describe()
+
 
 def compare_checksums(expected: Mapping[str, str], actual: Mapping[str, str]) -> ChecksumDiff:
     """Name the files whose hash changed, that are missing, or that were added."""
