@@ -171,3 +171,38 @@ def test_sigkill_of_server_and_companion_loses_no_returned_decision(
     assert status["status"] == "anchored", status
     result = run_cli("verify", "model", f"killed/{version}", "--format", "json")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+_ONLY_PREDICT = textwrap.dedent(
+    """
+    import sys
+    from ario_mlflow.model import VerifiedModel
+    from tests.lifecycle import FEATURES
+
+    model = VerifiedModel(sys.argv[1])
+    for row in range(3):
+        model.predict(FEATURES.iloc[[row]])
+    """
+)
+
+
+def test_a_process_that_only_predicts_says_at_exit_what_the_companion_still_holds(
+    mlflow_store: str, local_gateway: Any, ario_home: Path
+) -> None:
+    trained = train()  # uploaded: nothing is outstanding before the serving process
+    assert Journal.at_home(ario_home).counts()["pending"] == 0
+    local_gateway.set_faults(upload={"fail_rate": 1.0})
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _ONLY_PREDICT, trained.model_uri],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )
+    finally:
+        local_gateway.set_faults()  # let the lingering companion finish and leave
+    assert result.returncode == 0, result.stderr
+    assert "3 signed record(s) not uploaded yet" in result.stderr
+    assert "companion" in result.stderr

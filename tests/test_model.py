@@ -423,3 +423,24 @@ def test_fail_open_logs_and_rechecks_per_predict(
     assert [entry["phase"] for entry in logged] == ["load", "predict"]
     assert all(entry["outcome"] == "missing" for entry in logged)
     assert all(entry["asset_id"] == "models/credit" for entry in logged)
+
+
+@pytest.mark.parametrize("background", ["process", "thread"])
+def test_wait_for_anchor_is_true_only_once_the_decision_is_uploaded(
+    mlflow_store: str, local_gateway: Any, monkeypatch: pytest.MonkeyPatch, background: str
+) -> None:
+    monkeypatch.setenv("ARIO_MLFLOW_BACKGROUND", background)
+    model = VerifiedModel(train().model_uri)
+    local_gateway.set_faults(upload={"forge_receipt": True})  # a service that lies
+    decision = model.predict(ROW)
+    assert decision.wait_for_anchor(1.5) is False
+    assert decision.proof_status == "anchoring"
+    assert decision.tx_id is None
+    assert decision.anchor_error
+    assert decision.wait_for_anchor(0.5) is False  # asking again does not turn it True
+    local_gateway.set_faults()
+    assert run_cli("sync").returncode == 0
+    assert decision.wait_for_anchor(30) is True
+    assert decision.proof_status == "anchored"
+    assert decision.tx_id
+    assert decision.anchor_error is None

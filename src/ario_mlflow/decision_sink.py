@@ -22,6 +22,7 @@ from ario_mlflow.arweave.companion import ensure_companion
 from ario_mlflow.arweave.gateway import gateway_base
 from ario_mlflow.arweave.journal import REJECTED, UPLOADED, Writeback
 from ario_mlflow.arweave.spool_writer import EntryTemplate, SpoolWriter, entry_line
+from ario_mlflow.arweave.uploader import report_at_exit
 from ario_mlflow.writeback import DECISION_PAYLOAD
 
 #: ``wait(timeout) -> (tx_id or None, error or None)``.
@@ -79,6 +80,7 @@ class SpoolSink:
         self._anchor = anchor
         self._home = Path(anchor.settings.home)
         self._writer = _writer_for(self._home)
+        report_at_exit(self._home)
         self._gateway = gateway_base(anchor.gateway_host)
         self._template = EntryTemplate(
             upload_url=anchor.upload_url,

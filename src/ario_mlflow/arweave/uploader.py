@@ -466,6 +466,18 @@ def stop_all_workers() -> None:
         pool.stop()
 
 
+#: Homes whose spool this process wrote decisions to (a companion uploads them).
+_SPOOLED_HOMES: set[Path] = set()
+#: How long exit waits for a companion to take this process's last spooled decisions.
+SPOOL_EXIT_WAIT_SECONDS = 1.0
+
+
+def report_at_exit(home: Path) -> None:
+    """Have the exit notice cover ``home`` even if this process uploads nothing itself
+    (it only spooled decisions for a companion)."""
+    _SPOOLED_HOMES.add(home.resolve())
+
+
 @atexit.register
 def _flush_at_exit() -> None:
     """A short, bounded flush at interpreter exit; then say what is still not uploaded."""
@@ -477,14 +489,33 @@ def _flush_at_exit() -> None:
     except ConfigError as exc:
         logger.warning("%s; flushing for the default 3 s", exc)
         seconds = 3.0
+    covered: set[Path] = set()
     for pool in list(_REGISTRY.pools.values()):
         try:
             mine = pool.flush(seconds)
+            covered.add(pool.journal.path.parent.resolve())
             notice = unfinished_notice(pool.journal, mine)
         except Exception:  # interpreter shutting down: never raise from atexit
             continue
         if notice:
             logger.warning("%s", notice)
+    for home in _SPOOLED_HOMES - covered:
+        try:
+            notice = _spool_notice(home, min(seconds, SPOOL_EXIT_WAIT_SECONDS))
+        except Exception:
+            continue
+        if notice:
+            logger.warning("%s", notice)
+
+
+def _spool_notice(home: Path, wait: float) -> str | None:
+    """The notice for a home this process only spooled to, once the companion had
+    ``wait`` seconds to take what is left."""
+    journal = Journal.at_home(home)
+    until = time.monotonic() + wait
+    while (notice := unfinished_notice(journal, 0)) and time.monotonic() < until:
+        time.sleep(0.1)
+    return notice
 
 
 def unfinished_notice(journal: Journal, mine: int) -> str | None:
