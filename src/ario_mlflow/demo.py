@@ -8,6 +8,7 @@ an alias, serves a few verified decisions, then verifies and audits everything.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -55,14 +56,11 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) -> DemoResult:
-    """Run the whole lifecycle in ``workdir`` (a new temporary directory by default)."""
+@contextmanager
+def _demo_world(root: Path, say: Callable[[str], None]) -> Iterator[None]:
+    """The demo's local gateway (on ``root``'s gateway data) and its environment."""
     from ario_mlflow.arweave.localgw import LocalGateway
 
-    started = time.monotonic()
-    root = Path(workdir or tempfile.mkdtemp(prefix="ario-mlflow-demo-"))
-    root.mkdir(parents=True, exist_ok=True)
-    say(f"Working directory: {root}")
     gateway = LocalGateway(root / "gateway", key_bits=2048).start()
     say(f"Local gateway (Turbo upload + ar.io reads) on {gateway.url}")
     env = {
@@ -72,15 +70,60 @@ def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) ->
         "ARIO_MLFLOW_GATEWAYS": gateway.url,
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
     }
-    result = DemoResult(root)
     try:
         with _environment(env):
-            _lifecycle(result, root, say)
+            from ario_mlflow.engine import ProofEngine
+
+            # the demo pins its own issuer key, as a deployment should (see the README)
+            with _environment({"ARIO_MLFLOW_TRUSTED_KEYS": ProofEngine().public_key_hex}):
+                _quiet_mlflow()
+                yield
     finally:
         from ario_mlflow.arweave.uploader import stop_all_workers
 
         stop_all_workers()
         gateway.stop()
+
+
+def _quiet_mlflow() -> None:
+    """MLflow's INFO lines (table creation, trace-queue flush at exit) are not the demo's."""
+    import mlflow  # noqa: F401  (MLflow sets its loggers up on import; adjust after it)
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) -> DemoResult:
+    """Run the whole lifecycle in ``workdir`` (a new temporary directory by default)."""
+    started = time.monotonic()
+    root = Path(workdir or tempfile.mkdtemp(prefix="ario-mlflow-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    say(f"Working directory: {root}")
+    result = DemoResult(root)
+    with _demo_world(root, say):
+        _lifecycle(result, root, say)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+class DemoDataError(ValueError):
+    """The directory given to audit again holds no demo data."""
+
+
+def audit_again(workdir: Path, say: Callable[[str], None] = print) -> DemoResult:
+    """Audit an earlier demo's data again: its gateway restarted on its own data, its
+    store and keys as they are now (so edits made since show up)."""
+    started = time.monotonic()
+    root = Path(workdir)
+    missing = [name for name in ("mlflow.db", "gateway", "home") if not (root / name).exists()]
+    if missing:
+        raise DemoDataError(
+            f"{root} holds no demo data (no {', '.join(missing)}); "
+            "run 'ar-io-mlflow demo --workdir DIR' first"
+        )
+    say(f"Working directory: {root}")
+    result = DemoResult(root)
+    with _demo_world(root, say):
+        _audit(result, root)
     result.seconds = time.monotonic() - started
     return result
 
@@ -148,8 +191,6 @@ def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> No
     from ario_mlflow.arweave.uploader import sync_journal
     from ario_mlflow.model import VerifiedModel
     from ario_mlflow.registry import ArioMlflowClient
-    from ario_mlflow.report import render_audit_report
-    from ario_mlflow.verify.audit import audit_model
 
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     features, labels = _applicants()
@@ -168,7 +209,8 @@ def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> No
     client.wait_for_anchor("registration", result.model, result.version, timeout=30)
     client.set_registered_model_alias(result.model, "champion", result.version)
     client.wait_for_anchor("alias", result.model, "champion", timeout=30)
-    say(f"   registration {client.anchor_status('registration', result.model, result.version)}")
+    registered = client.anchor_status("registration", result.model, result.version)
+    say(f"   registration record {registered['tx_id']} ({registered['status']})")
 
     say("3. Serving verified decisions")
     scorer = VerifiedModel(f"models:/{result.model}@champion")
@@ -185,11 +227,7 @@ def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> No
     say("4. Verifying and auditing")
     anchor_client = ArweaveAnchor()
     result.verifications = _verify_all(result, anchor_client)
-    result.audit = audit_model(
-        f"{result.model}@champion", client=mlflow.MlflowClient(), anchor=anchor_client
-    )
-    result.report = root / "audit-report.html"
-    result.report.write_text(render_audit_report(result.audit), encoding="utf-8")
+    _audit(result, root)
     from ario_mlflow.verify.bundle import export_bundle
 
     result.bundle = root / "evidence"
@@ -201,9 +239,29 @@ def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> No
     )
 
 
+def _audit(result: DemoResult, root: Path) -> None:
+    """Audit the champion's whole lineage (pinned to the demo's key) and write the report."""
+    import mlflow
+
+    from ario_mlflow.arweave.anchor import ArweaveAnchor
+    from ario_mlflow.config import load_settings
+    from ario_mlflow.report import render_audit_report
+    from ario_mlflow.verify.audit import audit_model
+
+    result.audit = audit_model(
+        f"{result.model}@champion",
+        client=mlflow.MlflowClient(),
+        anchor=ArweaveAnchor(),
+        trusted_keys=load_settings().trusted_keys,
+    )
+    result.report = root / "audit-report.html"
+    result.report.write_text(render_audit_report(result.audit), encoding="utf-8")
+
+
 def _verify_all(result: DemoResult, anchor: Any) -> dict[str, dict[str, Any]]:
     import mlflow
 
+    from ario_mlflow.config import load_settings
     from ario_mlflow.verify import verify_proof_by_tx
     from ario_mlflow.verify.targets import decision_target, model_target, run_target
 
@@ -218,6 +276,7 @@ def _verify_all(result: DemoResult, anchor: Any) -> dict[str, dict[str, Any]]:
             target.tx_id,
             anchor=anchor,
             mlflow_client=client,
+            trusted_keys=load_settings().trusted_keys,
             expected_subject=target.expected_subject,
             expected_previous=target.expected_previous,
         )

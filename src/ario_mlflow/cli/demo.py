@@ -17,12 +17,27 @@ from ario_mlflow.cli.panel import glyph
     default=None,
     help="Where to keep the store, keys and gateway data (default: a new temp dir).",
 )
-def demo(workdir: Path | None) -> None:
+@click.option(
+    "--audit-again",
+    "again",
+    is_flag=True,
+    help="Only audit the data an earlier demo left in --workdir (its gateway is restarted "
+    "on its own data), e.g. after editing the store to see what the audit catches.",
+)
+def demo(workdir: Path | None, again: bool) -> None:
     """Train, anchor, register, promote, serve verified decisions, verify and audit —
     against a temporary sqlite MLflow store and a local gateway on loopback."""
-    from ario_mlflow.demo import run_demo
+    from ario_mlflow.demo import DemoDataError, audit_again, run_demo
 
-    result = run_demo(workdir, say=click.echo)
+    if again:
+        if workdir is None:
+            raise click.UsageError("--audit-again needs --workdir DIR (an earlier demo's)")
+        try:
+            result = audit_again(workdir, say=click.echo)
+        except DemoDataError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--workdir'") from None
+    else:
+        result = run_demo(workdir, say=click.echo)
     click.echo("")
     for kind, outcome in result.verifications.items():
         failing = [
@@ -41,8 +56,12 @@ def demo(workdir: Path | None) -> None:
     )
     click.echo(f"\nHTML audit report: {result.report}")
     click.echo(f"Store, keys, journal and gateway data: {result.workdir}")
-    click.echo(f"Evidence bundle: {result.bundle}")
-    click.echo(f"Verify it yourself, offline:  ar-io-mlflow verify-bundle {result.bundle}")
+    if result.bundle is not None:
+        click.echo(f"Evidence bundle: {result.bundle}")
+        click.echo(f"Verify it yourself, offline:  ar-io-mlflow verify-bundle {result.bundle}")
+    click.echo(
+        f"Audit this data again later:  ar-io-mlflow demo --workdir {result.workdir} --audit-again"
+    )
     click.echo(f"Finished in {result.seconds:.1f} s: {'OK' if result.ok else 'ISSUES FOUND'}")
     if not result.ok:
         raise SystemExit(EXIT_CHECK_FAILED)
