@@ -486,6 +486,46 @@ def delete_the_last_decision(scene: Scene) -> None:
     shutil.rmtree(witness)
 
 
+def redirect_version_source(scene: Scene) -> None:
+    """One column: credit/1's ``source`` points at run B's model (other files)."""
+    other = scene.client.get_model_version("credit", "2").source
+    scene.sql("UPDATE model_versions SET source = ? WHERE name = 'credit' AND version = 1", other)
+
+
+def delete_run_tags_and_flip_artifact(scene: Scene) -> None:
+    """The run's ``ario.*`` tags are deleted, then the model file changed: the signed
+    lineage (the registration's chain link) still names the training record."""
+    run_id = scene.ids["run_a"]
+    for key in [k for k in scene.client.get_run(run_id).data.tags if k.startswith("ario.")]:
+        scene.client.delete_tag(run_id, key)
+    flip_artifact_byte(scene)
+
+
+def move_alias_with_the_plain_client(scene: Scene) -> None:
+    """@champion moved to the other anchored version, bypassing ``ArioMlflowClient``."""
+    scene.client.set_registered_model_alias("credit", "champion", "2")
+
+
+def trace_borrows_another_decisions_record(scene: Scene) -> None:
+    """Trace 1 pointed at decision 2's TX, its own decision id deleted."""
+    scene.client.set_trace_tag(
+        scene.ids["trace_1"], "ario.prediction_tx", scene.ids["decision_tx_2"]
+    )
+    scene.client.delete_trace_tag(scene.ids["trace_1"], "ario.decision_id")
+
+
+def junk_in_a_deleted_decisions_witness(scene: Scene) -> None:
+    """The newest decision's trace deleted, its witness payload replaced by junk."""
+    assert _delete_trace(scene, scene.ids["trace_3"]) == 1
+    witness = scene.run_dir(scene.ids["run_a"]) / "ario/predictions" / scene.ids["decision_3"]
+    (witness / "payload.json").write_bytes(b'{"decision_id": "junk"}')
+
+
+def gateway_search_fails(scene: Scene) -> None:
+    """Every GraphQL search errors: the audit cannot say that no decision was deleted."""
+    scene.world.gateway.set_faults(graphql={"fail_rate": 1.0})
+
+
 def export_bundle(scene: Scene) -> dict[str, Any]:
     """``ar-io-mlflow export credit/1`` of the honest world; its manifest."""
     code, stdout, stderr = invoke_cli(["export", "credit/1", "--output", str(scene.bundle)])
@@ -723,6 +763,52 @@ CASES = [
         AUDIT_1,
         Expect("audit:onchain", "anchored but not in MLflow: ['{decision_tx_3}']"),
     ),
+    Case(
+        "source redirected",
+        redirect_version_source,
+        MODEL_1,
+        Expect("source_of_truth", "live_mlflow_mismatch: source"),
+    ),
+    Case(
+        "source redirected (audit)",
+        redirect_version_source,
+        AUDIT_1,
+        Expect(
+            "audit:artifact_integrity",
+            "model version credit/1 has source",
+            detail="the version was redirected",
+        ),
+    ),
+    Case(
+        "run tags deleted, artifact changed",
+        delete_run_tags_and_flip_artifact,
+        AUDIT_1,
+        Expect("audit:artifact_integrity", "artifacts differ from training record"),
+    ),
+    Case(
+        "alias moved without a record",
+        move_alias_with_the_plain_client,
+        AUDIT_1,
+        Expect("audit:stage:alias_current", "alias_unrecorded: @champion points at v2"),
+    ),
+    Case(
+        "trace borrows another decision's record",
+        trace_borrows_another_decisions_record,
+        TRACE_1,
+        Expect("subject", "subject_mismatch: record is about decision_id='{decision_2}'"),
+    ),
+    Case(
+        "junk left in a deleted decision's witness",
+        junk_in_a_deleted_decisions_witness,
+        AUDIT_1,
+        Expect("audit:onchain", "anchored but not in MLflow: ['{decision_tx_3}']"),
+    ),
+    Case(
+        "gateway search fails",
+        gateway_search_fails,
+        AUDIT_1,
+        Expect("audit:completeness", "unchecked: the audit cannot say", ok=None),
+    ),
 ]
 
 
@@ -737,6 +823,12 @@ def _observe(report: dict[str, Any], check: str) -> tuple[bool | None, list[str]
     if check == "audit:onchain":
         onchain = report["decisions"]["onchain"]
         return onchain["ok"], [f"anchored but not in MLflow: {onchain['missing']}"], onchain
+    if check == "audit:completeness":
+        decisions = report["decisions"]
+        return decisions["onchain"]["ok"], [decisions["completeness"]], decisions["onchain"]
+    if check.startswith("audit:stage:"):
+        stage = next(s for s in report["stages"] if s["stage"] == check.split(":")[2])
+        return stage["ok"], [stage["reason"] or ""], stage
     if check == "bundle":
         return report["ok"], list(report.get("problems", [])), report.get("problems")
     if check.startswith("bundle:"):
