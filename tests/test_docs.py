@@ -644,7 +644,9 @@ def _check_cli(tokens: list[str], *, complete: bool) -> tuple[str, ...]:
         )
         arguments = [p for p in command.params if isinstance(p, click.Argument)]
         required = sum(p.nargs for p in arguments if p.required and p.nargs > 0)
-        assert required <= positional <= sum(max(p.nargs, 0) for p in arguments), (
+        variadic = any(p.nargs < 0 for p in arguments)
+        most = float("inf") if variadic else sum(p.nargs for p in arguments)
+        assert required <= positional <= most, (
             f"{' '.join(tokens)!r}: {positional} argument(s) for {path}"
         )
     return tuple(path)
