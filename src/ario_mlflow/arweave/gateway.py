@@ -78,6 +78,22 @@ class Fetched:
 
 
 @dataclass(frozen=True)
+class GatewayAnswer:
+    """What one gateway said when asked for one TX's bytes.
+
+    ``data`` is the bytes it served (digest checked) or None; ``reached`` is False when it
+    gave no answer at all (no connection, the deadline), so nothing was learnt from it;
+    ``status`` is its HTTP status when it answered one; ``error`` says why no bytes.
+    """
+
+    gateway: str
+    reached: bool
+    data: bytes | None = None
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class FetchedObject:
     """A JSON object read from a gateway.
 
@@ -151,20 +167,33 @@ class GatewayReader:
             follow_redirects=True,
         )
 
-    def _raw_from(self, base: str, tx_id: str, cap: int) -> bytes:
-        """The bytes one gateway serves for ``tx_id``; ``GatewayError`` with its fault
-        (``GatewayUnreachableError`` when it gave no answer at all)."""
+    def answer_from(self, base: str, tx_id: str, cap: int = MAX_RECORD_BYTES) -> GatewayAnswer:
+        """Ask one gateway for ``tx_id``'s bytes; never raises for the gateway's faults, so
+        a caller can tell "it answered something else" from "it could not be asked"."""
+        check_tx_id(tx_id)
         try:
             response = self.transport.send(self._request("GET", f"{base}/raw/{tx_id}", cap=cap))
         except ResponseTooLargeError as exc:  # it answered: with more than a record
-            raise GatewayError(str(exc)) from None
+            return GatewayAnswer(base, reached=True, error=str(exc))
         except TransportError as exc:
-            raise GatewayUnreachableError(str(exc)) from None
+            return GatewayAnswer(base, reached=False, error=str(exc))
         if response.status != 200:
-            raise GatewayError(f"HTTP {response.status}")
+            return GatewayAnswer(
+                base, reached=True, status=response.status, error=f"HTTP {response.status}"
+            )
         if not _digest_matches(response.headers, response.body):
-            raise GatewayError("bytes do not match X-AR-IO-Digest")
-        return response.body
+            return GatewayAnswer(
+                base, reached=True, status=200, error="bytes do not match X-AR-IO-Digest"
+            )
+        return GatewayAnswer(base, reached=True, data=response.body, status=200)
+
+    def _raw_from(self, base: str, tx_id: str, cap: int) -> bytes:
+        """The bytes one gateway serves for ``tx_id``; ``GatewayError`` with its fault
+        (``GatewayUnreachableError`` when it gave no answer at all)."""
+        answer = self.answer_from(base, tx_id, cap)
+        if answer.data is None:
+            raise (GatewayError if answer.reached else GatewayUnreachableError)(answer.error)
+        return answer.data
 
     def fetch_raw(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -80,7 +81,7 @@ def export(
     "--online",
     is_flag=True,
     help="Also check that the gateways serve each TX's exact bytes (UNCHECKED, not FAIL, "
-    "when no gateway can be reached).",
+    "when no gateway can be asked; both exit 1).",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def verify_bundle_command(
@@ -98,29 +99,57 @@ def verify_bundle_command(
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo(f"Evidence bundle {path} — {result['model']}/v{result['version']}")
-        for record in result["records"]:
-            if record["ok"] is None:  # offline checks passed, the gateways were not reached
-                text = "offline checks ok; not checked online (gateway unreachable)"
-            else:
-                text = "ok" if record["ok"] else "; ".join(record["problems"])
-            click.echo(f"  {record['stage']:<13} {record['tx_id']} {glyph(record['ok'])} {text}")
-        for problem in result.get("problems", []):
-            click.echo(f"  {glyph(False)} {problem}")
-        for issuer in result["issuers"]:
-            click.echo(
-                f"  issuer {issuer['fingerprint']}: "
-                f"{'pinned' if issuer['ok'] else issuer['reason']}"
-            )
-        verdict = result["verdict"]
-        shown = {"pass": True, "fail": False}.get(verdict)
-        click.echo(f"Overall: {glyph(shown)} {verdict.upper()}")
-        if verdict == "unchecked":
-            reason = next(r["online"]["reason"] for r in result["records"] if r["ok"] is None)
-            click.echo(
-                "  every offline check passed; no gateway could be reached, so it is not known "
-                "whether they hold these records (no sign of tampering)"
-            )
-            click.echo(f"  {one_line(reason, limit=300)}")
+        _print_text(path, result)
     # UNCHECKED exits 1 like FAIL (0 means verified): the verdict and the JSON tell them apart
     raise SystemExit(EXIT_OK if result["ok"] else EXIT_CHECK_FAILED)
+
+
+def _record_text(record: dict[str, Any]) -> str:
+    """One record's line: its problems, or why it is only checked offline."""
+    online = record.get("online") or {}
+    if record["ok"] is None:  # offline checks passed, no gateway answered about the TX
+        return "offline checks ok; online: not checked (no gateway could be asked)"
+    text = "ok" if record["ok"] else "; ".join(record["problems"])
+    if record["ok"] is False and online.get("state") == "unchecked":
+        text += "; online: not checked (no gateway could be asked)"
+    return text
+
+
+def _print_text(path: Path, result: dict[str, Any]) -> None:
+    """The human report; with --online, one line saying whether the online check ran."""
+    click.echo(f"Evidence bundle {path} — {result['model']}/v{result['version']}")
+    for record in result["records"]:
+        text = _record_text(record)
+        click.echo(f"  {record['stage']:<13} {record['tx_id']} {glyph(record['ok'])} {text}")
+    for problem in result.get("problems", []):
+        click.echo(f"  {glyph(False)} {problem}")
+    for issuer in result["issuers"]:
+        click.echo(
+            f"  issuer {issuer['fingerprint']}: {'pinned' if issuer['ok'] else issuer['reason']}"
+        )
+    online = result.get("online")
+    if online is not None:
+        total = len(result["records"])
+        failed = online["differs"] + online["missing"]
+        if online["unchecked"]:
+            click.echo(
+                f"  {glyph(None)} online check could not run for {online['unchecked']} of "
+                f"{total} record(s): the bytes were not compared with the gateways "
+                "(this is not a sign of tampering)"
+            )
+            click.echo(f"    {one_line(online['unchecked_reason'], limit=300)}")
+        if failed:
+            click.echo(
+                f"  {glyph(False)} online: {failed} of {total} record(s) differ from or are "
+                "missing on the gateways"
+            )
+        if online["verified"] == total and total:
+            click.echo(f"  {glyph(True)} online: the gateways serve every record's exact bytes")
+    verdict = result["verdict"]
+    shown = {"pass": True, "fail": False}.get(verdict)
+    click.echo(f"Overall: {glyph(shown)} {verdict.upper()}")
+    if verdict == "unchecked":
+        click.echo(
+            "  every offline check passed, but the online check asked for could not run, so "
+            "it is not known whether the gateways hold these records"
+        )

@@ -17,6 +17,7 @@ Layout::
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import zipfile
@@ -28,6 +29,7 @@ from typing import Any
 
 from ario_mlflow import tags as T
 from ario_mlflow._version import __version__
+from ario_mlflow.arweave.gateway import GatewayAnswer, GatewayReader
 from ario_mlflow.errors import ArioError, EnvelopeParseError
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.envelope import parse_json_object
@@ -329,8 +331,11 @@ def verify_bundle(
     """Check a bundle offline (and, with ``online``, against the gateways).
 
     ``verdict`` is ``pass``, ``fail`` (a check failed: the record is not what it claims)
-    or ``unchecked`` (every offline check passed but no gateway could be reached to
-    compare the bytes); ``ok`` is True only for ``pass``.
+    or ``unchecked`` (every offline check passed but, with ``online``, no gateway could be
+    asked about some record: unreachable is not tampering); ``ok`` is True only for
+    ``pass``, since an online check that was asked for and could not run proves nothing.
+    ``online`` counts the records per online state, with the first reason a record was
+    not checked (None without ``online``).
     """
     bundle = _Bundle(path)
     try:
@@ -359,7 +364,8 @@ def verify_bundle(
     registration_record = by_stage.get("registration", [{}])[0]
     training = training_record.get("tx_id")
     registration = registration_record.get("tx_id")
-    unreachable: str | None = None  # why the gateways could not be reached, once known
+    reader: GatewayReader | None = None
+    down: dict[str, str] = {}  # gateways that gave no answer, and why
     for result in results:
         envelope = result.get("envelope_obj") or {}
         expected = {
@@ -380,13 +386,13 @@ def verify_bundle(
             result["ok"] = False
             result["problems"].append(problem)
         if online:
-            if anchor is None:
-                from ario_mlflow.arweave.anchor import ArweaveAnchor
+            if reader is None:
+                if anchor is None:
+                    from ario_mlflow.arweave.anchor import ArweaveAnchor
 
-                anchor = ArweaveAnchor()
-            unreachable = _check_online(
-                result, bundle.read(result["envelope"]), anchor, unreachable
-            )
+                    anchor = ArweaveAnchor()
+                reader = anchor.reader()
+            _check_online(result, bundle.read(result["envelope"]), reader, down)
     keys = sorted(
         {r["issuer"]["public_key"] for r in results if r.get("issuer", {}).get("public_key")}
     )
@@ -408,42 +414,108 @@ def verify_bundle(
         "issuers": [check_issuer({"public_key": k}, trusted_keys) for k in keys],
         "verdict": verdict,
         "ok": verdict == "pass",
+        "online": _online_summary(results) if online else None,
     }
 
 
+def _online_summary(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """How many records each online state has, and why the first unchecked one was not
+    checked: the bundle-wide line a reader needs when the gateways were down."""
+    states = [r.get("online", {}).get("state", "unchecked") for r in results]
+    counts = {s: states.count(s) for s in ("verified", "differs", "missing", "unchecked")}
+    reason = next(
+        (r["online"]["reason"] for r in results if r.get("online", {}).get("ok") is None), None
+    )
+    return {**counts, "unchecked_reason": reason}
+
+
 def _check_online(
-    result: dict[str, Any], bundled: bytes, anchor: Any, unreachable: str | None
-) -> str | None:
+    result: dict[str, Any], bundled: bytes, reader: GatewayReader, down: dict[str, str]
+) -> None:
     """Ask the gateways whether ``result``'s TX holds exactly the bundled envelope bytes.
 
-    Sets ``result["online"]``: ``ok`` True (a gateway serves these bytes), False (gateways
-    answered and none serves them: other bytes, a bad digest, not found) or None (no gateway
-    could be reached: not checked, which is no tamper verdict; the record's ``ok`` becomes
-    None unless an offline check failed). Returns why the gateways are unreachable, so the
-    records after the first such one are not made to wait out every timeout again.
+    Sets ``result["online"]`` (see :func:`_online_verdict`). Only an answer about the TX
+    (other bytes, or "not found" from every gateway) fails the record; when no gateway
+    could be asked the record is not checked online (``ok`` None unless an offline check
+    failed), which is no tamper verdict. ``down`` keeps the gateways that gave no answer,
+    so the records after the first are not made to wait out every timeout again.
     """
-    from ario_mlflow.errors import GatewayError, GatewayUnreachableError
+    from ario_mlflow.arweave.gateway import check_tx_id
+    from ario_mlflow.errors import GatewayError
 
-    if unreachable is not None:
-        reason = f"could not check online (gateway unreachable: {unreachable})"
-        result["online"] = {"ok": None, "reason": reason}
-    else:
-        try:
-            fetched = anchor.reader().fetch_raw(result["tx_id"], expected=bundled)
-        except GatewayUnreachableError as exc:
-            unreachable = str(exc)
-            reason = f"could not check online (gateway unreachable: {exc})"
-            result["online"] = {"ok": None, "reason": reason}
-        except GatewayError as exc:
-            reason = f"no gateway serves these exact bytes: {exc}"
-            result["online"] = {"ok": False, "reason": reason}
-            result["ok"] = False
-            result["problems"].append(f"online: {reason}")
-        else:
-            result["online"] = {"ok": True, "reason": None, "gateway": fetched.gateway}
-    if result["online"]["ok"] is None and result["ok"] is True:
+    try:
+        check_tx_id(result["tx_id"])
+    except GatewayError as exc:  # no gateway can hold it: asking would prove nothing more
+        reason = f"no gateway can hold this TX: {exc}"
+        result["online"] = {"state": "missing", "ok": False, "reason": reason, "answers": []}
+        result["ok"] = False
+        result["problems"].append(f"online: {reason}")
+        return
+    answers: list[GatewayAnswer] = []
+    for base in reader.gateways:
+        if base in down:
+            answers.append(GatewayAnswer(base, reached=False, error=down[base]))
+            continue
+        answer = reader.answer_from(base, result["tx_id"])
+        if not answer.reached:
+            down[base] = answer.error or "no answer"
+        answers.append(answer)
+        if answer.data == bundled:
+            break
+    online = _online_verdict(answers, bundled)
+    result["online"] = online
+    if online["ok"] is False:
+        result["ok"] = False
+        result["problems"].append(f"online: {online['reason']}")
+    elif online["ok"] is None and result["ok"] is True:
         result["ok"] = None
-    return unreachable
+
+
+def _online_verdict(answers: Sequence[GatewayAnswer], bundled: bytes) -> dict[str, Any]:
+    """``state`` ``verified`` (a gateway serves these bytes), ``differs`` (a gateway serves
+    other bytes for the TX: the bundled record is not the anchored one), ``missing``
+    (every gateway answered "not found") or ``unchecked`` (no gateway gave an answer about
+    the TX: unreachable, timed out, an error); ``ok`` True, False, False, None."""
+    per_gateway = [
+        {
+            "gateway": a.gateway,
+            "reached": a.reached,
+            "status": a.status,
+            "same_bytes": None if a.data is None else a.data == bundled,
+            "error": a.error,
+        }
+        for a in answers
+    ]
+    verdict: dict[str, Any] = {"answers": per_gateway}
+    served = next((a.gateway for a in answers if a.data == bundled), None)
+    if served is not None:
+        return {"state": "verified", "ok": True, "reason": None, "gateway": served, **verdict}
+    other = [a.gateway for a in answers if a.data is not None]
+    if other:
+        reason = (
+            f"{', '.join(other)} {'serves' if len(other) == 1 else 'serve'} other bytes for "
+            "this TX: the bundled record is not the one anchored"
+        )
+        return {"state": "differs", "ok": False, "reason": reason, **verdict}
+    if answers and all(a.status == 404 for a in answers):
+        reason = f"no gateway holds this TX (HTTP 404 from {', '.join(a.gateway for a in answers)})"
+        return {"state": "missing", "ok": False, "reason": reason, **verdict}
+    if not answers:
+        why = "no gateways configured (ARIO_MLFLOW_GATEWAYS)"
+    else:
+        why = "; ".join(_why_unanswered(a) for a in answers)
+    return {"state": "unchecked", "ok": None, "reason": f"not checked: {why}", **verdict}
+
+
+def _why_unanswered(answer: GatewayAnswer) -> str:
+    """One gateway's non-answer as a short phrase: "could not reach URL (why)"."""
+    error = re.sub(r"^[a-z]+://\S+?: ", "", answer.error or "no answer", count=1)
+    error = re.sub(r"\[Errno -?\d+\] ", "", error)
+    if not answer.reached:
+        return f"could not reach {answer.gateway} ({error})"
+    if answer.status == 404:
+        return f"{answer.gateway} does not have it (HTTP 404)"
+    return f"{answer.gateway} answered with an error ({error})"
 
 
 def _subject_problem(
