@@ -264,6 +264,57 @@ def test_a_file_that_cannot_grow_refuses_decisions_and_tears_nothing(ario_home: 
         assert journal.latest_for(f"prediction:d-{index}") is None
 
 
+_WRITER_ON_A_FULL_DISK = """
+import json, resource, signal, sys
+from pathlib import Path
+from ario_mlflow.arweave import spool_writer
+from ario_mlflow.arweave.spool_writer import SpoolWriter
+from ario_mlflow.errors import JournalError
+
+home, lines = Path(sys.argv[1]), json.loads(sys.argv[2])
+writer = SpoolWriter(home, mapped=False)
+writer.append(lines[0].encode())  # the disk still had room for this one
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+spool_writer.ROTATE_BYTES = 1  # every later line starts a new file
+refused = 0
+for line in lines[1:]:
+    try:
+        writer.append(line.encode())
+    except JournalError:
+        refused += 1
+print(refused)
+"""
+
+
+def test_refused_lines_leave_no_new_files_and_the_written_one_stays(ario_home: Path) -> None:
+    """On a full disk each refused line used to leave the (empty) file it was meant to
+    start; the file that holds a line is kept."""
+    engine = ProofEngine()
+    lines = [
+        entry_line(
+            canonical_json(_envelope(engine, index)),
+            context_key=f"prediction:d-{index}",
+            upload_url="http://127.0.0.1:9",
+            gateway_base="http://127.0.0.1:9",
+        ).decode()
+        for index in range(5)
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", _WRITER_ON_A_FULL_DISK, str(ario_home), json.dumps(lines)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "4"
+    (kept,) = spool_dir(ario_home).glob("*.jsonl")
+    assert kept.read_text() == lines[0]
+    journal = Journal.at_home(ario_home)
+    assert ingest_spool(journal, ario_home, WalletSigner(ario_home)) == 1
+
+
 @pytest.mark.parametrize("missing", ["upload_url", "writebacks"])
 def test_an_entry_missing_a_field_is_kept_aside_not_lost(ario_home: Path, missing: str) -> None:
     writer = SpoolWriter(ario_home)

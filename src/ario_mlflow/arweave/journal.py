@@ -24,7 +24,9 @@ entry survives a crash of the process the moment ``enqueue`` returns.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -39,6 +41,9 @@ from ario_mlflow.errors import JournalError
 from ario_mlflow.uris import redacted_text
 
 JOURNAL_FILE = "journal.sqlite3"
+#: SQLite's primary result code for "database or disk is full" (``sqlite3.SQLITE_FULL``
+#: from Python 3.11 on).
+_SQLITE_FULL = 13
 
 PENDING = "pending"
 UNCONFIRMED = "unconfirmed"
@@ -180,6 +185,27 @@ def _kept_error(error: str) -> str:
     return redacted_text(error)[:500]
 
 
+def _disk_full(exc: sqlite3.Error) -> bool:
+    """SQLite said ``SQLITE_FULL``: a write needed space the file system does not have."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return int(code) & 0xFF == _SQLITE_FULL
+    return "database or disk is full" in str(exc)
+
+
+def _no_space_left(directory: Path) -> bool:
+    """The file system holding ``directory`` has no block (or no inode) left for us.
+
+    SQLite reports some writes on a full disk as a bare "disk I/O error" (sizing its
+    shared-memory file, for one); this tells the user what the cause is.
+    """
+    try:
+        usage = os.statvfs(directory)
+    except OSError:
+        return False
+    return usage.f_bavail == 0 or (usage.f_files > 0 and usage.f_favail == 0)
+
+
 def _marks(values: Sequence[Any]) -> str:
     """``?,?,…`` for an ``IN (…)`` clause of ``values``."""
     return ",".join("?" * len(values))
@@ -269,7 +295,9 @@ class Journal:
                 if file == self.path or file.exists():
                     private_file(file)
             self._connection().executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
+            raise self._error("open", exc) from None
+        except OSError as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc}") from None
 
     @classmethod
@@ -279,27 +307,51 @@ class Journal:
 
     # --- connections -------------------------------------------------------------------
 
+    def _error(self, action: str, exc: sqlite3.Error) -> JournalError:
+        """The one-line error for a failed ``action`` ("open", "write"): it names this
+        journal, and a full disk as such (SQLite's own words do not say which disk)."""
+        reason = str(exc) or type(exc).__name__
+        if _disk_full(exc) or _no_space_left(self.path.parent):
+            reason = f"no space left on device ({reason})"
+        return JournalError(f"cannot {action} journal {self.path}: {reason}")
+
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
+            try:
+                db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise self._error("open", exc) from None
+            try:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA busy_timeout=30000")
+            except sqlite3.Error as exc:
+                db.close()
+                raise self._error("open", exc) from None
             self._local.db = db
         return db
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` … ``COMMIT``. Whatever fails (a full disk fails the
+        ``COMMIT`` itself) is rolled back, so this connection can take the next
+        transaction, and a SQLite error becomes a ``JournalError`` naming the journal:
+        a command line reports it in one line, never as a traceback."""
         db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._error("write", exc) from None
 
     def close(self) -> None:
         """Close this thread's connection (other threads keep theirs)."""
@@ -316,17 +368,12 @@ class Journal:
         Enqueuing an item whose TX id is already journaled returns the existing record
         and adds nothing (the same bytes never need two entries).
         """
-        try:
-            with self._transaction() as db:
-                existing = db.execute(
-                    "SELECT * FROM records WHERE tx_id = ?", (new.tx_id,)
-                ).fetchone()
-                if existing is not None:
-                    return _record(existing)
-                record_id = _insert(db, new, time.time())
-                row = db.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot write journal {self.path}: {exc}") from None
+        with self._transaction() as db:
+            existing = db.execute("SELECT * FROM records WHERE tx_id = ?", (new.tx_id,)).fetchone()
+            if existing is not None:
+                return _record(existing)
+            record_id = _insert(db, new, time.time())
+            row = db.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
         return _record(row)
 
     # --- the decision spool (see spool.py) ---------------------------------------------
@@ -344,25 +391,20 @@ class Journal:
         """Journal ``records`` (the spool lines ``start:end``) and move the file's offset,
         atomically — unless another ingester moved it first (then nothing is written)."""
         now = time.time()
-        try:
-            with self._transaction() as db:
-                row = db.execute(
-                    "SELECT offset FROM spool_offsets WHERE file = ?", (spool_file,)
-                ).fetchone()
-                if (int(row[0]) if row else 0) != start:
-                    return False
-                for new in records:
-                    if not db.execute(
-                        "SELECT 1 FROM records WHERE tx_id = ?", (new.tx_id,)
-                    ).fetchone():
-                        _insert(db, new, now)
-                db.execute(
-                    "INSERT INTO spool_offsets (file, offset) VALUES (?, ?) "
-                    "ON CONFLICT(file) DO UPDATE SET offset = excluded.offset",
-                    (spool_file, end),
-                )
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot write journal {self.path}: {exc}") from None
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT offset FROM spool_offsets WHERE file = ?", (spool_file,)
+            ).fetchone()
+            if (int(row[0]) if row else 0) != start:
+                return False
+            for new in records:
+                if not db.execute("SELECT 1 FROM records WHERE tx_id = ?", (new.tx_id,)).fetchone():
+                    _insert(db, new, now)
+            db.execute(
+                "INSERT INTO spool_offsets (file, offset) VALUES (?, ?) "
+                "ON CONFLICT(file) DO UPDATE SET offset = excluded.offset",
+                (spool_file, end),
+            )
         return True
 
     def forget_spool(self, spool_file: str) -> None:
@@ -632,15 +674,12 @@ class Journal:
 
     def add_task(self, task: Writeback, *, context_key: str | None = None) -> int:
         """Journal a task that belongs to no record yet (e.g. "anchor this registration")."""
-        try:
-            with self._transaction() as db:
-                cursor = db.execute(
-                    "INSERT INTO writebacks (record_id, context_key, kind, spec, after_upload) "
-                    "VALUES (NULL, ?, ?, ?, 0)",
-                    (context_key, task.kind, json.dumps(task.spec, sort_keys=True)),
-                )
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot write journal {self.path}: {exc}") from None
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO writebacks (record_id, context_key, kind, spec, after_upload) "
+                "VALUES (NULL, ?, ?, ?, 0)",
+                (context_key, task.kind, json.dumps(task.spec, sort_keys=True)),
+            )
         return int(cursor.lastrowid or 0)
 
     def task_state(self, task_id: int) -> tuple[str, str | None]:

@@ -87,6 +87,9 @@ class SpoolWriter:
         self._prefix = ""
         self._sequence = 0
         self._size = 0
+        #: The current file was created by this writer (only such a file is removed
+        #: when its first line cannot be written).
+        self._created = False
         self.path: Path | None = None
 
     @property
@@ -119,10 +122,13 @@ class SpoolWriter:
             self._sequence = 0
         ensure_private_dir(self.directory)
         self.path = self.directory / f"{self._prefix}{self._sequence:06d}{SUFFIX}"
-        self._pid, self._size = pid, 0
+        self._pid, self._size, self._created = pid, 0, False
         if length <= ROTATE_BYTES and self._may_map() and self._open_mapped():
+            self._created = True
             return
+        existed = os.path.lexists(self.path)  # never, unless someone put a file there
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._created = not existed
 
     def _open_mapped(self) -> bool:
         assert self.path is not None
@@ -173,10 +179,19 @@ class SpoolWriter:
             self._size += length
 
     def _abandon(self) -> None:
-        """After a failed write: the next line goes to a new file, never after a torn one."""
+        """After a failed write: the next line goes to a new file, never after a torn one.
+
+        A file this writer created and could not put a single line in is removed (it
+        holds nothing, or only the refused line's torn start): otherwise each decision
+        refused on a full disk would leave one more file behind.
+        """
         with contextlib.suppress(OSError):
             self._seal()
+        if self._created and self._size == 0 and self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
         self._fd = self._map = None
+        self._created = False
 
     def close(self) -> None:
         """Seal the file (ingesters delete it once it is journaled and we are gone)."""
