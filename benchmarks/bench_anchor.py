@@ -59,7 +59,7 @@ def setup_environment(scratch: Path, deadline: float) -> Any:
     os.environ["ARIO_MLFLOW_EXIT_FLUSH"] = "0"
     for name in ("ARIO_MLFLOW_SIGNING_KEY", "ARIO_MLFLOW_ARWEAVE_WALLET"):
         os.environ.pop(name, None)
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     gateway = LocalGateway.spawn(scratch / "gateway", key_bits=2048)
     for name in ("ARIO_MLFLOW_UPLOAD_URL", "ARIO_MLFLOW_GATEWAY_HOST", "ARIO_MLFLOW_GATEWAYS"):
@@ -101,8 +101,8 @@ def one_run(extra_mib: int, scratch: Path, profile: bool = False) -> dict[str, A
     """A new run: hashing alone, then ``anchor()``; seconds of each and the result."""
     import mlflow
 
-    from ario_mlflow.anchoring import anchor
-    from ario_mlflow.artifacts import artifact_checksums
+    from ario_mlflow.lifecycle.artifacts import artifact_checksums
+    from ario_mlflow.lifecycle.training import anchor
 
     with mlflow.start_run() as run:
         log_training(extra_mib, scratch)
@@ -200,9 +200,9 @@ def main() -> int:
         gateway = setup_environment(scratch, args.deadline)
         import mlflow
 
-        from ario_mlflow.arweave.journal import Journal
-        from ario_mlflow.arweave.uploader import stop_all_workers, sync_journal
         from ario_mlflow.config import load_settings
+        from ario_mlflow.outbox.journal import Journal
+        from ario_mlflow.outbox.workers import stop_all_workers, sync_journal
 
         mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
         print(
@@ -227,7 +227,7 @@ def main() -> int:
         states = [getattr(journal.by_tx(tx), "state", "missing") for tx in tx_ids]
         not_uploaded = [tx for tx, state in zip(tx_ids, states, strict=True) if state != "uploaded"]
     finally:
-        from ario_mlflow.arweave.uploader import stop_all_workers
+        from ario_mlflow.outbox.workers import stop_all_workers
 
         stop_all_workers()
         if gateway is not None:

@@ -89,10 +89,10 @@ def train_and_anchor() -> None:
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from ario_mlflow.anchoring import anchor
-    from ario_mlflow.arweave.journal import Journal
-    from ario_mlflow.arweave.uploader import stop_all_workers, sync_journal
     from ario_mlflow.config import load_settings
+    from ario_mlflow.lifecycle.training import anchor
+    from ario_mlflow.outbox.journal import Journal
+    from ario_mlflow.outbox.workers import stop_all_workers, sync_journal
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     features = pd.DataFrame(
@@ -135,7 +135,7 @@ def train_and_anchor() -> None:
 def anchored_setup(scratch: Path, cli: list[str]) -> tuple[Any, dict[str, str], dict[str, Any]]:
     """Store, home and gateway for ``verify run``: gateway handle, env, the setup's facts."""
     sys.path.insert(0, str(SOURCE_ROOT))
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     store = scratch / "mlflow"
     store.mkdir()

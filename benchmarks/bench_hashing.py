@@ -6,7 +6,7 @@ Builds a model-like directory in a temporary location (one file of 3/4 of the si
 rest split over eight smaller files, random bytes written in chunks), then, alternating
 the two contenders for ``--rounds`` rounds (default 5), measures:
 
-* throughput (MiB/s) of ``ario_mlflow.artifacts.hash_directory`` and of plain sequential
+* throughput (MiB/s) of ``ario_mlflow.lifecycle.artifacts.hash_directory`` and of plain sequential
   ``hashlib`` streaming of the same files (``hashlib.file_digest`` where available), in
   this process;
 * peak RSS growth of the hashing call, in a fresh child process per contender
@@ -94,7 +94,7 @@ def plain_hashlib(root: Path) -> dict[str, str]:
 def child(mode: str, root: Path, workers: int | None) -> None:
     """Run one measurement in this (fresh) process and print it as JSON."""
     sys.path.insert(0, str(SOURCE_ROOT))
-    from ario_mlflow.artifacts import hash_directory
+    from ario_mlflow.lifecycle.artifacts import hash_directory
 
     before = peak_rss_kib()
     start = time.perf_counter()
@@ -142,7 +142,7 @@ def main() -> int:
         plain_hashlib(root)  # warm-up: both contenders then read from the page cache
 
         sys.path.insert(0, str(SOURCE_ROOT))
-        from ario_mlflow.artifacts import hash_directory
+        from ario_mlflow.lifecycle.artifacts import hash_directory
 
         contenders = {
             "hashlib": lambda: plain_hashlib(root),

@@ -194,7 +194,7 @@ def environment(scratch: Path, inprocess: bool) -> Iterator[str]:
         os.environ.pop(name, None)
     os.environ.pop("ARIO_MLFLOW_TRUSTED_KEYS", None)
     os.environ["ARIO_MLFLOW_EXIT_FLUSH"] = "0"  # the benchmark syncs explicitly
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     gateway: Any
     if inprocess:
@@ -218,8 +218,8 @@ def stop_workers(timeout: float = WORKER_STOP_SECONDS) -> int:
     transaction or trace write-back outlives that, keeps its leases and keeps the GIL
     busy. Returns how many worker threads are still alive after ``timeout`` s.
     """
-    from ario_mlflow.arweave.companion import stop_companions
-    from ario_mlflow.arweave.uploader import stop_all_workers
+    from ario_mlflow.outbox.companion import stop_companions
+    from ario_mlflow.outbox.workers import stop_all_workers
 
     stop_companions()
     stop_all_workers()
@@ -232,7 +232,7 @@ def stop_workers(timeout: float = WORKER_STOP_SECONDS) -> int:
 
 def fresh_home(scratch: Path, phase: str) -> Path:
     """Stop the workers and switch to a new ARIO_MLFLOW_HOME with the same keys and wallet."""
-    from ario_mlflow.arweave.journal import Journal
+    from ario_mlflow.outbox.journal import Journal
 
     stop_workers()
     home = scratch / f"home-{phase}"
@@ -249,8 +249,8 @@ def train_and_register() -> Any:
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from ario_mlflow.anchoring import anchor
-    from ario_mlflow.registry import ArioMlflowClient
+    from ario_mlflow.lifecycle.registry import ArioMlflowClient
+    from ario_mlflow.lifecycle.training import anchor
 
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     features = pd.DataFrame(
@@ -339,7 +339,7 @@ def overhead(
     import mlflow
     import numpy as np
 
-    from ario_mlflow.model import VerifiedModel
+    from ario_mlflow.lifecycle.serving import VerifiedModel
 
     plain_model = mlflow.pyfunc.load_model(uri)
     frame_row = features.iloc[[0]]
@@ -387,9 +387,9 @@ def breakdown(
     that count). ``commit`` is the decision sink: one spool line with the default
     companion process, a signed item and a journal transaction with ``thread``.
     """
-    from ario_mlflow.anchoring import active_trace_id
-    from ario_mlflow.model import VerifiedModel
-    from ario_mlflow.otel import capture_otel_context, no_span_can_be_active
+    from ario_mlflow.lifecycle.otel import capture_otel_context, no_span_can_be_active
+    from ario_mlflow.lifecycle.serving import VerifiedModel
+    from ario_mlflow.lifecycle.training import active_trace_id
     from ario_mlflow.proof.envelope import random_uuid
     from ario_mlflow.proof.fingerprint import input_fingerprint, model_input, output_fingerprint
 
@@ -506,9 +506,9 @@ def sustained(
     """
     import mlflow
 
-    from ario_mlflow.arweave.journal import Journal
     from ario_mlflow.config import load_settings
-    from ario_mlflow.model import VerifiedModel
+    from ario_mlflow.lifecycle.serving import VerifiedModel
+    from ario_mlflow.outbox.journal import Journal
 
     model = VerifiedModel(uri, **MODEL_OPTIONS)
     plain = mlflow.pyfunc.load_model(uri)
@@ -594,9 +594,9 @@ def upload_only_sync() -> dict[str, Any]:
 
 def sync_child() -> None:
     """Run ``sync_journal`` on ``$ARIO_MLFLOW_HOME``'s journal; print the report as JSON."""
-    from ario_mlflow.arweave.journal import Journal
-    from ario_mlflow.arweave.uploader import sync_journal, writeback_kinds
     from ario_mlflow.config import load_settings
+    from ario_mlflow.outbox.journal import Journal
+    from ario_mlflow.outbox.workers import sync_journal, writeback_kinds
 
     started = time.perf_counter()
     report = sync_journal(Journal.at_home(load_settings().home))
@@ -621,7 +621,7 @@ def load_overhead(uri: str, rounds: int) -> dict[str, float]:
     """Median seconds of plain and verified loads, alternated."""
     import mlflow
 
-    from ario_mlflow.model import VerifiedModel
+    from ario_mlflow.lifecycle.serving import VerifiedModel
 
     plain: list[float] = []
     verified: list[float] = []

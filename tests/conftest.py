@@ -56,7 +56,7 @@ GATEWAY_WALLET = "gateway-wallet.json"
 @pytest.fixture(scope="session")
 def gateway_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One RSA key for every test gateway (generating a key per test would be slow)."""
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     directory = tmp_path_factory.mktemp("gateway-key")
     LocalGateway(directory, key_bits=2048).start().stop()
@@ -86,7 +86,7 @@ def local_gateway(
     gateway_dir: Path, monkeypatch: pytest.MonkeyPatch, fast_network: None
 ) -> Iterator[Any]:
     """A running local gateway that ARIO_MLFLOW_UPLOAD_URL and the gateways point at."""
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     gateway = LocalGateway(gateway_dir, key_bits=2048).start()
     monkeypatch.setenv("ARIO_MLFLOW_UPLOAD_URL", gateway.url)
@@ -100,10 +100,10 @@ def local_gateway(
 def _stop_upload_workers() -> Iterator[None]:
     """Upload workers are per process and per journal: stop them after each test."""
     yield
-    companion = sys.modules.get("ario_mlflow.arweave.companion")
+    companion = sys.modules.get("ario_mlflow.outbox.companion")
     if companion is not None:
         companion.stop_companions()
-    uploader = sys.modules.get("ario_mlflow.arweave.uploader")
+    uploader = sys.modules.get("ario_mlflow.outbox.workers")
     if uploader is not None:
         uploader.stop_all_workers()
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from ario_mlflow.anchoring import anchor
+from ario_mlflow.lifecycle.training import anchor
 
 FEATURES = pd.DataFrame(
     np.random.default_rng(11).random((40, 3)), columns=["income", "debt", "age"]

@@ -17,9 +17,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from ario_mlflow.anchoring import anchor
-from ario_mlflow.arweave.anchor import ArweaveAnchor
-from ario_mlflow.arweave.journal import Journal
+from ario_mlflow.lifecycle.training import anchor
+from ario_mlflow.outbox.anchor import ArweaveAnchor
+from ario_mlflow.outbox.journal import Journal
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.commitment import verify_commitment
 from ario_mlflow.proof.hashing import sha256_hex
@@ -109,7 +109,7 @@ def test_anchor_end_to_end(mlflow_store: str, local_gateway: Any) -> None:
 def test_gateway_down_returns_in_time_and_sync_completes_the_tags(
     mlflow_store: str, local_gateway: Any, gateway_dir: Path
 ) -> None:
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     port = local_gateway.port
     local_gateway.stop()
@@ -357,7 +357,7 @@ def test_the_span_precheck_is_empty_outside_spans_and_not_inside(mlflow_store: s
     """The predict hot path skips the MLflow/OTel span lookups only when no span can exist."""
     from opentelemetry.sdk.trace import TracerProvider
 
-    from ario_mlflow.otel import no_span_can_be_active
+    from ario_mlflow.lifecycle.otel import no_span_can_be_active
 
     assert no_span_can_be_active()  # else the hot path pays ~100 µs of lookups per decision
     with mlflow.start_span("mlflow-span"):
@@ -370,7 +370,7 @@ def test_the_span_precheck_asked_before_mlflow_is_imported_still_sees_mlflow_spa
     tmp_path: Path,
 ) -> None:
     code = (
-        "from ario_mlflow.otel import no_span_can_be_active\n"
+        "from ario_mlflow.lifecycle.otel import no_span_can_be_active\n"
         "assert no_span_can_be_active()\n"  # asked before MLflow is imported
         "import mlflow\n"
         f"mlflow.set_tracking_uri('sqlite:///{tmp_path}/m.db')\n"

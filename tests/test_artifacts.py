@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from ario_mlflow import artifacts
-from ario_mlflow.artifacts import (
+from ario_mlflow.errors import ArioError, ArtifactAccessError
+from ario_mlflow.lifecycle import artifacts
+from ario_mlflow.lifecycle.artifacts import (
     ChecksumDiff,
     artifact_checksums,
     artifact_hash,
@@ -34,7 +35,6 @@ from ario_mlflow.artifacts import (
     parse_runs_uri,
     resolve_artifact_path,
 )
-from ario_mlflow.errors import ArioError, ArtifactAccessError
 from tests.lifecycle import HAS_LOGGED_MODELS, local_model_dir, log_sklearn_model, model_location
 from tests.mlflow_server import MlflowServer
 

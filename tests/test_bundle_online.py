@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from ario_mlflow.lifecycle.registry import ArioMlflowClient
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import signing_key_from_seed
 from ario_mlflow.proof.envelope import sign_envelope
-from ario_mlflow.registry import ArioMlflowClient
 from tests.cli_runner import run_cli
 from tests.lifecycle import train
 

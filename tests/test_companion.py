@@ -16,12 +16,12 @@ from typing import Any
 
 import mlflow
 
-from ario_mlflow.arweave.anchor import ArweaveAnchor
-from ario_mlflow.arweave.companion import LOG_FILE, _running
-from ario_mlflow.arweave.journal import Journal
-from ario_mlflow.arweave.spool_writer import spool_dir
-from ario_mlflow.model import VerifiedModel
-from ario_mlflow.registry import ArioMlflowClient
+from ario_mlflow.lifecycle.registry import ArioMlflowClient
+from ario_mlflow.lifecycle.serving import VerifiedModel
+from ario_mlflow.outbox.anchor import ArweaveAnchor
+from ario_mlflow.outbox.companion import LOG_FILE, _running
+from ario_mlflow.outbox.journal import Journal
+from ario_mlflow.outbox.spool_writer import spool_dir
 from tests.cli_runner import run_cli
 from tests.lifecycle import FEATURES, train
 
@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 _SERVER = textwrap.dedent(
     """
     import sys, time
-    from ario_mlflow.arweave import companion
-    from ario_mlflow.model import VerifiedModel
+    from ario_mlflow.outbox import companion
+    from ario_mlflow.lifecycle.serving import VerifiedModel
     from tests.lifecycle import FEATURES
 
     if sys.argv[3] == "wait":  # a registration in flight too
-        from ario_mlflow.registry import ArioMlflowClient
+        from ario_mlflow.lifecycle.registry import ArioMlflowClient
 
         client = ArioMlflowClient()
         client.create_registered_model("killed")
@@ -176,7 +176,7 @@ def test_sigkill_of_server_and_companion_loses_no_returned_decision(
 _ONLY_PREDICT = textwrap.dedent(
     """
     import sys
-    from ario_mlflow.model import VerifiedModel
+    from ario_mlflow.lifecycle.serving import VerifiedModel
     from tests.lifecycle import FEATURES
 
     model = VerifiedModel(sys.argv[1])

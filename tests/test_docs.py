@@ -79,7 +79,7 @@ def lifecycle(
     tmp_path_factory: pytest.TempPathFactory, gateway_key_file: Path
 ) -> Iterator[Lifecycle]:
     """``examples/train_and_serve.py`` run once against its own store, home and gateway."""
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     workdir = tmp_path_factory.mktemp("docs-lifecycle")
     (workdir / "gateway").mkdir()

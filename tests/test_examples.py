@@ -55,10 +55,10 @@ def test_train_and_serve_then_serve_and_verify(mlflow_store: str, local_gateway:
     assert [row[0] for row in rows] == ["0", "1", "2"], served.stdout
 
     # what it printed verifies, once the journaled write-backs (trace, witness) are done
-    import ario_mlflow.registry
-    import ario_mlflow.writeback  # noqa: F401  (write-back handlers, as the CLI's sync has)
-    from ario_mlflow.arweave.anchor import ArweaveAnchor
-    from ario_mlflow.arweave.uploader import sync_journal
+    import ario_mlflow.lifecycle.registry
+    import ario_mlflow.lifecycle.writebacks  # noqa: F401  (write-back handlers, as the CLI's sync has)
+    from ario_mlflow.outbox.anchor import ArweaveAnchor
+    from ario_mlflow.outbox.workers import sync_journal
 
     assert sync_journal(ArweaveAnchor().journal).complete
     for _, _, decision_id, tx_id in rows:

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from ario_mlflow.arweave.journal import JOURNAL_FILE, Journal, NewRecord, Writeback
-from ario_mlflow.arweave.spool_writer import SpoolWriter, entry_line, spool_dir
 from ario_mlflow.cli.output import EXIT_USAGE
 from ario_mlflow.engine import ProofEngine
 from ario_mlflow.errors import JournalError
+from ario_mlflow.outbox.journal import JOURNAL_FILE, Journal, NewRecord, Writeback
+from ario_mlflow.outbox.spool_writer import SpoolWriter, entry_line, spool_dir
 from ario_mlflow.proof.canonical import canonical_json
 from tests.cli_runner import invoke_cli, run_cli
 from tests.lifecycle import FEATURES, train
@@ -177,7 +177,7 @@ def test_a_write_that_finds_the_disk_full_is_a_journal_error_and_rolled_back(
 
 _PREDICT_ON_A_FULL_DISK = """
 import json, resource, signal, sys
-from ario_mlflow.model import VerifiedModel
+from ario_mlflow.lifecycle.serving import VerifiedModel
 
 model = VerifiedModel(sys.argv[1])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

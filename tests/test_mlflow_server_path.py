@@ -15,11 +15,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
-from ario_mlflow.anchoring import anchor
-from ario_mlflow.arweave.anchor import ArweaveAnchor
-from ario_mlflow.arweave.uploader import sync_journal
+from ario_mlflow.lifecycle.training import anchor
+from ario_mlflow.lifecycle.writebacks import set_tags_writeback
+from ario_mlflow.outbox.anchor import ArweaveAnchor
+from ario_mlflow.outbox.workers import sync_journal
 from ario_mlflow.proof.commitment import verify_commitment
-from ario_mlflow.writeback import set_tags_writeback
 from tests.lifecycle import log_sklearn_model
 from tests.mlflow_server import MlflowServer
 

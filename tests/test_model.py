@@ -14,17 +14,17 @@ from typing import Any
 import mlflow
 import pytest
 
-from ario_mlflow.arweave.anchor import ArweaveAnchor
+from ario_mlflow.arweave.agent_status import VerifyStatusClient
 from ario_mlflow.errors import (
     AssetTamperedError,
     IntegrityError,
     ProofUnavailableError,
 )
-from ario_mlflow.model import VerifiedModel, VerifiedPrediction
+from ario_mlflow.lifecycle.registry import ArioMlflowClient
+from ario_mlflow.lifecycle.serving import VerifiedModel, VerifiedPrediction
+from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.proof.commitment import verify_commitment
 from ario_mlflow.proof.fingerprint import FingerprintError, input_fingerprint
-from ario_mlflow.registry import ArioMlflowClient
-from ario_mlflow.verify_status_client import VerifyStatusClient
 from tests.cli_runner import run_cli
 from tests.lifecycle import (
     FEATURES,
@@ -82,7 +82,7 @@ def test_load_predict_and_verify_a_decision(
     assert envelope["subject"]["decision_id"] == first.decision_id
     assert envelope["subject"]["model_run_id"] == trained.run_id
 
-    from ario_mlflow.arweave.uploader import sync_journal
+    from ario_mlflow.outbox.workers import sync_journal
 
     assert sync_journal(ArweaveAnchor().journal).complete  # witness + trace written back
     payload_bytes = _witness(trained.run_id, f"ario/predictions/{first.decision_id}/payload.json")
@@ -255,7 +255,7 @@ def test_audit_counts_untraced_decisions_by_their_witnesses(
     model = VerifiedModel("models:/credit@champion", trace_predictions=False)
     decisions = [model.predict(ROW) for _ in range(2)]
     assert all(d.wait_for_anchor(30) for d in decisions)
-    from ario_mlflow.arweave.uploader import sync_journal
+    from ario_mlflow.outbox.workers import sync_journal
 
     assert sync_journal(ArweaveAnchor().journal).complete
     result = run_cli("audit", "credit/1", "--format", "json")
@@ -413,7 +413,7 @@ def test_fail_open_logs_and_rechecks_per_predict(
         on_failure="fail_open",
         recheck_per_predict=True,
     )
-    with caplog.at_level(logging.WARNING, logger="ario_mlflow.model"):
+    with caplog.at_level(logging.WARNING, logger="ario_mlflow.lifecycle.serving"):
         lenient.predict(ROW)
     logged = [
         r.ario_verify_status  # type: ignore[attr-defined]

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from ario_mlflow.arweave.anchor import ArweaveAnchor
-from ario_mlflow.arweave.uploader import sync_journal
 from ario_mlflow.engine import ProofEngine
 from ario_mlflow.errors import IntegrityError
 from ario_mlflow.keys import load_or_create_key_files
-from ario_mlflow.model import VerifiedModel
-from ario_mlflow.registry import ArioMlflowClient
+from ario_mlflow.lifecycle.registry import ArioMlflowClient
+from ario_mlflow.lifecycle.serving import VerifiedModel
+from ario_mlflow.outbox.anchor import ArweaveAnchor
+from ario_mlflow.outbox.workers import sync_journal
 from tests.cli_runner import invoke_cli
 from tests.lifecycle import (
     FEATURES,

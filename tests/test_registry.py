@@ -13,9 +13,9 @@ from typing import Any
 import mlflow
 import pytest
 
-from ario_mlflow.arweave.anchor import ArweaveAnchor
+from ario_mlflow.lifecycle.registry import ArioMlflowClient, register_model
+from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.proof.commitment import verify_commitment
-from ario_mlflow.registry import ArioMlflowClient, register_model
 from tests.lifecycle import local_model_dir, product_threads, serialized_model, train
 
 
@@ -105,7 +105,7 @@ def test_status_is_read_from_the_journal_by_any_client(
     assert later.anchor_status("registration", "m", "99")["status"] == "unknown"
     assert later.wait_for_anchor("registration", "m", "99") is False
     code = (
-        "from ario_mlflow.registry import ArioMlflowClient;"
+        "from ario_mlflow.lifecycle.registry import ArioMlflowClient;"
         "status = ArioMlflowClient().anchor_status("
         f"'registration', 'm', '{version.version}');"
         "print(status['status'])"
@@ -163,7 +163,7 @@ def test_conflicting_run_ids_fail_without_minting(mlflow_store: str, local_gatew
 def test_gateway_down_then_sync_completes_the_registration(
     mlflow_store: str, local_gateway: Any, gateway_dir: Path
 ) -> None:
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     trained = train()
     port = local_gateway.port
@@ -201,7 +201,7 @@ def test_a_registration_queued_by_a_killed_process_is_anchored_by_sync(
     mlflow.MlflowClient().create_registered_model("credit")
     code = (
         "import os, mlflow\n"
-        "from ario_mlflow.registry import ArioMlflowClient\n"
+        "from ario_mlflow.lifecycle.registry import ArioMlflowClient\n"
         f"v = ArioMlflowClient().create_model_version('credit', '{trained.model_uri}', "
         f"run_id='{trained.run_id}')\n"
         "os._exit(0)  # die before the background task can run\n"

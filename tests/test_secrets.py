@@ -21,10 +21,10 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ario_mlflow.anchoring import anchor
-from ario_mlflow.arweave.anchor import ArweaveAnchor
-from ario_mlflow.arweave.uploader import sync_journal
-from ario_mlflow.uris import public_uri, recorded_uri, redacted_text, usable_uri
+from ario_mlflow.lifecycle.training import anchor
+from ario_mlflow.lifecycle.uris import public_uri, recorded_uri, redacted_text, usable_uri
+from ario_mlflow.outbox.anchor import ArweaveAnchor
+from ario_mlflow.outbox.workers import sync_journal
 from tests.lifecycle import journal_one_record, train
 from tests.mlflow_server import MlflowServer, free_port
 
@@ -169,9 +169,9 @@ def test_a_password_in_the_tracking_uri_is_used_and_never_recorded(
 
 _JOURNAL_ONE_WRITEBACK = """
 import sys
-from ario_mlflow.arweave.anchor import ArweaveAnchor
+from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.engine import ProofEngine
-from ario_mlflow.writeback import set_tags_writeback
+from ario_mlflow.lifecycle.writebacks import set_tags_writeback
 
 envelope = ProofEngine().create_commitment(
     event_type="dataset", subject={"type": "mlflow_dataset"}, payload_bytes=b"d",

@@ -33,8 +33,8 @@ import mlflow
 import pytest
 import requests
 
-from ario_mlflow.arweave.anchor import ArweaveAnchor
-from ario_mlflow.arweave.localgw import LocalGateway
+from ario_mlflow.localgw import LocalGateway
+from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import public_key_hex, signing_key_from_seed
 from ario_mlflow.proof.envelope import sign_envelope
@@ -59,17 +59,18 @@ class World:
 
 def _synced() -> bool:
     """Sync until nothing is left: a write-back that fails once is retried, by design."""
-    from ario_mlflow.arweave.uploader import sync_journal
+    from ario_mlflow.outbox.workers import sync_journal
 
     return any(sync_journal(ArweaveAnchor().journal).complete for _ in range(3))
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, gateway_key_file: Path) -> Iterator[World]:
-    from ario_mlflow.arweave import companion, uploader
-    from ario_mlflow.model import VerifiedModel
-    from ario_mlflow.registry import ArioMlflowClient
-    from ario_mlflow.traces import search_traces
+    from ario_mlflow.lifecycle.registry import ArioMlflowClient
+    from ario_mlflow.lifecycle.serving import VerifiedModel
+    from ario_mlflow.lifecycle.traces import search_traces
+    from ario_mlflow.outbox import companion
+    from ario_mlflow.outbox import workers as uploader
 
     root = tmp_path_factory.mktemp("tamper-world")
     gateway_dir = tmp_path_factory.mktemp("tamper-gateway")

@@ -13,14 +13,14 @@ import mlflow
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from ario_mlflow.anchoring import anchor
-from ario_mlflow.arweave.anchor import ArweaveAnchor
-from ario_mlflow.arweave.uploader import sync_journal
-from ario_mlflow.model import VerifiedModel
+from ario_mlflow.lifecycle.registry import ArioMlflowClient
+from ario_mlflow.lifecycle.serving import VerifiedModel
+from ario_mlflow.lifecycle.training import anchor
+from ario_mlflow.outbox.anchor import ArweaveAnchor
+from ario_mlflow.outbox.workers import sync_journal
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import signing_key_from_seed
 from ario_mlflow.proof.envelope import sign_envelope
-from ario_mlflow.registry import ArioMlflowClient
 from ario_mlflow.verify import full_verify, verify_proof_by_tx, verify_record
 from ario_mlflow.verify.checks import verify_source_of_truth
 from tests.cli_runner import run_cli

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ario_mlflow.arweave.agent_status import OUTCOMES, VerifyStatus, VerifyStatusClient
 from ario_mlflow.errors import (
     AssetVerificationError,
     VerifyStatusAuthError,
@@ -20,7 +21,6 @@ from ario_mlflow.errors import (
     VerifyStatusUnknownAssetError,
     exception_for_status,
 )
-from ario_mlflow.verify_status_client import OUTCOMES, VerifyStatus, VerifyStatusClient
 from tests.loopback import Loopback, Reply
 
 SECRET = "s3cret-management-token-7f1c"

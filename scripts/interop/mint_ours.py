@@ -60,8 +60,8 @@ def _lifecycle(workdir: Path) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
     from ario_mlflow import ArioMlflowClient, VerifiedModel, anchor
-    from ario_mlflow.arweave.anchor import ArweaveAnchor
-    from ario_mlflow.arweave.uploader import sync_journal
+    from ario_mlflow.outbox.anchor import ArweaveAnchor
+    from ario_mlflow.outbox.workers import sync_journal
 
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     mlflow.create_experiment("interop", artifact_location=(workdir / "artifacts").as_uri())
@@ -117,7 +117,7 @@ def mint(out: Path, gateway_url: str) -> dict[str, Any]:
     """Run the lifecycle in ``out`` and write every record (and two tampered ones) there."""
     import mlflow
 
-    from ario_mlflow.arweave.anchor import ArweaveAnchor
+    from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.verify.bundle import export_bundle
 
     out.mkdir(parents=True, exist_ok=True)

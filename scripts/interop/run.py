@@ -133,8 +133,8 @@ def _quiet() -> None:
 
 def run(reference_python: str, workdir: Path, strict: bool) -> list[dict[str, Any]]:
     """Both directions; the rows of the table (statuses applied)."""
-    from ario_mlflow.arweave.localgw import LocalGateway
-    from ario_mlflow.arweave.uploader import stop_all_workers
+    from ario_mlflow.localgw import LocalGateway
+    from ario_mlflow.outbox.workers import stop_all_workers
 
     for name in [k for k in os.environ if k.startswith("ARIO_MLFLOW_")]:
         del os.environ[name]  # the user's own keys, wallet and gateways stay out of this

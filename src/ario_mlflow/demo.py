@@ -59,7 +59,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 @contextmanager
 def _demo_world(root: Path, say: Callable[[str], None]) -> Iterator[None]:
     """The demo's local gateway (on ``root``'s gateway data) and its environment."""
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     gateway = LocalGateway(root / "gateway", key_bits=2048).start()
     say(f"Local gateway (Turbo upload + ar.io reads) on {gateway.url}")
@@ -79,7 +79,7 @@ def _demo_world(root: Path, say: Callable[[str], None]) -> Iterator[None]:
                 _quiet_mlflow()
                 yield
     finally:
-        from ario_mlflow.arweave.uploader import stop_all_workers
+        from ario_mlflow.outbox.workers import stop_all_workers
 
         stop_all_workers()
         gateway.stop()
@@ -163,7 +163,7 @@ def _train(
     from mlflow.data.pandas_dataset import from_pandas
     from sklearn.linear_model import LogisticRegression
 
-    from ario_mlflow.anchoring import anchor
+    from ario_mlflow.lifecycle.training import anchor
 
     # keep every artifact inside the demo's directory, not in the caller's ./mlruns
     mlflow.create_experiment("credit-demo", artifact_location=(root / "artifacts").as_uri())
@@ -187,10 +187,10 @@ def _train(
 def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> None:
     import mlflow
 
-    from ario_mlflow.arweave.anchor import ArweaveAnchor
-    from ario_mlflow.arweave.uploader import sync_journal
-    from ario_mlflow.model import VerifiedModel
-    from ario_mlflow.registry import ArioMlflowClient
+    from ario_mlflow.lifecycle.registry import ArioMlflowClient
+    from ario_mlflow.lifecycle.serving import VerifiedModel
+    from ario_mlflow.outbox.anchor import ArweaveAnchor
+    from ario_mlflow.outbox.workers import sync_journal
 
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     features, labels = _applicants()
@@ -243,8 +243,8 @@ def _audit(result: DemoResult, root: Path) -> None:
     """Audit the champion's whole lineage (pinned to the demo's key) and write the report."""
     import mlflow
 
-    from ario_mlflow.arweave.anchor import ArweaveAnchor
     from ario_mlflow.config import load_settings
+    from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.report import render_audit_report
     from ario_mlflow.verify.audit import audit_model
 

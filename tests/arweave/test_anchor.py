@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import requests
 
-from ario_mlflow.arweave.anchor import ArweaveAnchor, proof_tags
 from ario_mlflow.arweave.dataitem import parse_data_item, verify_data_item
-from ario_mlflow.arweave.journal import PENDING, REJECTED, UPLOADED
 from ario_mlflow.arweave.receipt import verify_receipt
-from ario_mlflow.arweave.uploader import sync_journal, workers_for
 from ario_mlflow.engine import ProofEngine
 from ario_mlflow.errors import WalletLoadError
+from ario_mlflow.outbox.anchor import ArweaveAnchor, proof_tags
+from ario_mlflow.outbox.journal import PENDING, REJECTED, UPLOADED
+from ario_mlflow.outbox.workers import sync_journal, workers_for
 from ario_mlflow.proof.canonical import canonical_json
 
 
@@ -95,7 +95,7 @@ def test_legacy_record_bearing_proof_tags() -> None:
 def test_gateway_down_returns_within_deadline_and_sync_anchors_later(
     local_gateway: Any, gateway_dir: Path
 ) -> None:
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     port = local_gateway.port
     local_gateway.stop()
@@ -192,7 +192,7 @@ def test_tampered_gateway_is_skipped_for_an_honest_one(
 ) -> None:
     import shutil
 
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     anchor = ArweaveAnchor()
     envelope = _envelope()

@@ -10,13 +10,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from ario_mlflow.arweave.anchor import ArweaveAnchor
-from ario_mlflow.arweave.journal import Journal
+from ario_mlflow.outbox.anchor import ArweaveAnchor
+from ario_mlflow.outbox.journal import Journal
 
 _PRODUCER = textwrap.dedent(
     """
     import sys
-    from ario_mlflow.arweave.anchor import ArweaveAnchor
+    from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.engine import ProofEngine
 
     count, tag = int(sys.argv[1]), sys.argv[2]
@@ -112,8 +112,8 @@ def test_a_spent_retry_budget_parks_the_record_until_sync(
 ) -> None:
     import time
 
-    from ario_mlflow.arweave.uploader import sync_journal
     from ario_mlflow.engine import ProofEngine
+    from ario_mlflow.outbox.workers import sync_journal
 
     monkeypatch.setenv("ARIO_MLFLOW_MAX_ATTEMPTS", "2")
     local_gateway.set_faults(upload={"fail_rate": 1.0, "status": 503})
@@ -134,7 +134,7 @@ def test_a_spent_retry_budget_parks_the_record_until_sync(
 
 _QUICK_EXIT = textwrap.dedent(
     """
-    from ario_mlflow.arweave.anchor import ArweaveAnchor
+    from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.engine import ProofEngine
 
     envelope = ProofEngine().create_commitment(

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from ario_mlflow.arweave.anchor import ArweaveAnchor
-from ario_mlflow.arweave.gateway import GatewayReader
-from ario_mlflow.arweave.journal import DISCARDED, UNCONFIRMED, UPLOADED, Journal
-from ario_mlflow.arweave.localgw import LocalGateway
-from ario_mlflow.arweave.uploader import UploadTarget, sync_journal
+from ario_mlflow.arweave.gateway_reader import GatewayReader
 from ario_mlflow.errors import ConfigError, GatewayError
+from ario_mlflow.localgw import LocalGateway
+from ario_mlflow.outbox.anchor import ArweaveAnchor
+from ario_mlflow.outbox.journal import DISCARDED, UNCONFIRMED, UPLOADED, Journal
+from ario_mlflow.outbox.workers import UploadTarget, sync_journal
 from tests.cli_runner import invoke_cli
 from tests.lifecycle import journal_one_record
 

@@ -9,8 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from ario_mlflow.arweave.journal import PENDING, REJECTED, UPLOADED, Journal, NewRecord, Writeback
-from ario_mlflow.arweave.uploader import lease_owner, reclaim_dead_leases
+from ario_mlflow.outbox.journal import PENDING, REJECTED, UPLOADED, Journal, NewRecord, Writeback
+from ario_mlflow.outbox.workers import lease_owner, reclaim_dead_leases
 
 
 def _new(tx: str, **extra: object) -> NewRecord:
@@ -127,3 +127,4 @@ def test_writebacks_wait_for_the_upload(tmp_path: Path) -> None:
     (again,) = journal.claim_due_writebacks("me", 10, 60, kinds=["k"])
     journal.mark_writeback_done(again.id)
     assert journal.counts()["writebacks_pending"] == 0
+

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from ario_mlflow.arweave import spool_writer
-from ario_mlflow.arweave.anchor import ArweaveAnchor
 from ario_mlflow.arweave.dataitem import parse_data_item, verify_data_item
-from ario_mlflow.arweave.journal import Journal, Writeback
-from ario_mlflow.arweave.spool import WalletSigner, ingest_file, ingest_spool, spool_backlog
-from ario_mlflow.arweave.spool_writer import EntryTemplate, SpoolWriter, entry_line, spool_dir
-from ario_mlflow.arweave.uploader import sync_journal
 from ario_mlflow.engine import ProofEngine
 from ario_mlflow.errors import JournalError
+from ario_mlflow.outbox import spool_writer
+from ario_mlflow.outbox.anchor import ArweaveAnchor
+from ario_mlflow.outbox.journal import Journal, Writeback
+from ario_mlflow.outbox.spool_reader import WalletSigner, ingest_file, ingest_spool, spool_backlog
+from ario_mlflow.outbox.spool_writer import EntryTemplate, SpoolWriter, entry_line, spool_dir
+from ario_mlflow.outbox.workers import sync_journal
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.envelope import verify_envelope_bytes
 
@@ -211,7 +211,7 @@ def test_a_dead_writers_torn_line_is_kept_aside_and_its_file_deleted(ario_home: 
 _FILE_SIZE_LIMITED_WRITER = """
 import json, resource, sys
 from pathlib import Path
-from ario_mlflow.arweave.spool_writer import SpoolWriter
+from ario_mlflow.outbox.spool_writer import SpoolWriter
 from ario_mlflow.errors import JournalError
 
 home, lines = Path(sys.argv[1]), json.loads(sys.argv[2])
@@ -267,8 +267,8 @@ def test_a_file_that_cannot_grow_refuses_decisions_and_tears_nothing(ario_home: 
 _WRITER_ON_A_FULL_DISK = """
 import json, resource, signal, sys
 from pathlib import Path
-from ario_mlflow.arweave import spool_writer
-from ario_mlflow.arweave.spool_writer import SpoolWriter
+from ario_mlflow.outbox import spool_writer
+from ario_mlflow.outbox.spool_writer import SpoolWriter
 from ario_mlflow.errors import JournalError
 
 home, lines = Path(sys.argv[1]), json.loads(sys.argv[2])
@@ -338,7 +338,7 @@ def test_a_long_lived_writer_rotates_and_sealed_files_are_deleted(
     ario_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server that never exits must not fill the disk with journaled lines."""
-    monkeypatch.setattr("ario_mlflow.arweave.spool_writer.ROTATE_BYTES", 3000)
+    monkeypatch.setattr("ario_mlflow.outbox.spool_writer.ROTATE_BYTES", 3000)
     writer = SpoolWriter(ario_home)
     _spool(ario_home, 12, writer)
     assert len(list(spool_dir(ario_home).glob("*.jsonl"))) > 2
@@ -358,7 +358,7 @@ def test_a_full_disk_refuses_the_decision_with_a_typed_error(
     assert writer.path is not None
     following = writer.path.with_name(writer.path.name.replace("~000000.", "~000001."))
     following.symlink_to("/dev/full")  # the next file is on a full device
-    monkeypatch.setattr("ario_mlflow.arweave.spool_writer.ROTATE_BYTES", 1)
+    monkeypatch.setattr("ario_mlflow.outbox.spool_writer.ROTATE_BYTES", 1)
     with pytest.raises(JournalError, match="cannot write the decision spool"):
         _spool(ario_home, 1, writer)
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from requests.adapters import HTTPAdapter
 
 from ario_mlflow.arweave import http
-from ario_mlflow.arweave.verify_client import ArioVerifyClient
+from ario_mlflow.arweave.ario_verify import ArioVerifyClient
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.proof.rsa_pss import derive_operator_address, public_jwk, sign_rsa_pss_sha256

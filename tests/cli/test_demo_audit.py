@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ario_mlflow.arweave.localgw import LocalGateway
+from ario_mlflow.localgw import LocalGateway
 from tests.cli_runner import run_cli
 
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ario_mlflow.arweave.anchor import ArweaveAnchor
 from ario_mlflow.engine import ProofEngine
+from ario_mlflow.outbox.anchor import ArweaveAnchor
 from tests.cli_runner import run_cli
 from tests.lifecycle import journal_one_record
 
@@ -40,7 +40,7 @@ def test_outbox_lists_and_sync_fails_while_the_service_is_down(
 
 
 def test_sync_uploads_and_reports(local_gateway: Any, gateway_dir: Path) -> None:
-    from ario_mlflow.arweave.localgw import LocalGateway
+    from ario_mlflow.localgw import LocalGateway
 
     port = local_gateway.port
     local_gateway.stop()
@@ -61,7 +61,7 @@ def test_outbox_shows_spooled_decisions_and_sync_takes_them(
     local_gateway: Any, ario_home: Path
 ) -> None:
     """Decisions a serving process spooled (its companion gone) are not invisible."""
-    from ario_mlflow.arweave.spool_writer import SpoolWriter, entry_line
+    from ario_mlflow.outbox.spool_writer import SpoolWriter, entry_line
     from ario_mlflow.proof.canonical import canonical_json
 
     envelope = ProofEngine().create_commitment(

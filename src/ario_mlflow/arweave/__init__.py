@@ -1,8 +1,9 @@
-"""The permanent-storage side: ANS-104 data items, wallets, Turbo upload, gateways,
-the durable journal and the local gateway.
+"""Codecs and clients of the permanent-storage side: ANS-104 data items, wallets, the
+transport, Turbo upload, gateway reads, ar.io Verify and the agent's verify-status API.
 
-``ArweaveAnchor`` is imported lazily (it pulls in ``requests``); ``WalletLoadError`` is
-re-exported because ``ario_mlflow.arweave.WalletLoadError`` is a documented import path.
+``ArweaveAnchor`` (the durable pipeline's front door, :mod:`ario_mlflow.outbox.anchor`)
+and ``ArioVerifyClient`` are resolved lazily; with ``WalletLoadError`` they are the
+documented import paths of ar-io-mlflow 0.3.0.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 from ario_mlflow.errors import WalletLoadError
 
 _LAZY = {
-    "ArweaveAnchor": "ario_mlflow.arweave.anchor",
-    "ArioVerifyClient": "ario_mlflow.arweave.verify_client",
+    "ArweaveAnchor": "ario_mlflow.outbox.anchor",
+    "ArioVerifyClient": "ario_mlflow.arweave.ario_verify",
 }
 
 __all__ = ["ArioVerifyClient", "ArweaveAnchor", "WalletLoadError"]

@@ -19,7 +19,7 @@ from ario_mlflow._version import __version__
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "keys": ("ario_mlflow.cli.keys", "keys", "Show or create the Ed25519 signing identity."),
     "gateway": (
-        "ario_mlflow.cli.gateway",
+        "ario_mlflow.cli.serve_gateway",
         "gateway",
         "Run a local Turbo upload + ar.io gateway on loopback.",
     ),

@@ -48,10 +48,10 @@ def audit(  # noqa: PLR0917 - click passes options positionally
 ) -> None:
     """Verify training, datasets, registration, promotions and aliases of a model
     version, re-check its artifacts now, and count its decisions. Exit 1 if not ok."""
-    from ario_mlflow.arweave.anchor import ArweaveAnchor
-    from ario_mlflow.arweave.verify_client import ArioVerifyClient
+    from ario_mlflow.arweave.ario_verify import ArioVerifyClient
     from ario_mlflow.cli.store import not_found, open_client
     from ario_mlflow.config import load_settings, pinned_keys
+    from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.verify.audit import audit_model
     from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
 

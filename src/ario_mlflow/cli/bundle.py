@@ -36,9 +36,9 @@ def export(
     model_ref: str, output: Path, decisions: int, tracking_uri: str | None, force: bool
 ) -> None:
     """Write a portable evidence bundle (envelopes, exact payload bytes, receipts)."""
-    from ario_mlflow.arweave.anchor import ArweaveAnchor
     from ario_mlflow.cli.store import not_found, open_client
     from ario_mlflow.config import trusted_keys_from_env
+    from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.verify.bundle import BundleError, export_bundle
     from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
 

@@ -12,13 +12,13 @@ import click
 from ario_mlflow.cli.output import EXIT_CHECK_FAILED, one_line
 
 if TYPE_CHECKING:
-    from ario_mlflow.arweave.journal import Journal, Record
     from ario_mlflow.arweave.turbo import UploadOutcome
+    from ario_mlflow.outbox.journal import Journal, Record
 
 
 def _journal() -> Journal:
-    from ario_mlflow.arweave.journal import Journal
     from ario_mlflow.config import load_settings
+    from ario_mlflow.outbox.journal import Journal
 
     return Journal.at_home(load_settings().home)
 
@@ -46,10 +46,10 @@ def sync(fmt: str, quiet: bool, upload_url: str | None) -> None:
     Exits 1 if anything is still outstanding afterwards (not uploaded, uploaded but not
     confirmed, refused, or a write-back not done).
     """
-    import ario_mlflow.registry
-    import ario_mlflow.writeback  # noqa: F401  (registers the MLflow write-back handlers)
-    from ario_mlflow.arweave.uploader import UploadTarget, sync_journal
+    import ario_mlflow.lifecycle.registry
+    import ario_mlflow.lifecycle.writebacks  # noqa: F401  (registers the MLflow write-back handlers)
     from ario_mlflow.config import check_url
+    from ario_mlflow.outbox.workers import UploadTarget, sync_journal
 
     if upload_url is not None:
         from ario_mlflow.errors import ConfigError
@@ -122,7 +122,7 @@ def outbox(ctx: click.Context, fmt: str, limit: int) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ario_mlflow.arweave.spool import spool_backlog
+    from ario_mlflow.outbox.spool_reader import spool_backlog
 
     journal = _journal()
     records = journal.outstanding(limit)
@@ -207,7 +207,7 @@ def discard(  # noqa: PLR0917 - click passes options positionally
     ``discarded``), their write-backs are dropped, and each is logged to
     ``$ARIO_MLFLOW_HOME/discarded.log``. Nothing is selected unless you name TX ids or pass
     ``--all``, ``--state`` or ``--upload-url``."""
-    from ario_mlflow.arweave.discard import discard_records, select_records
+    from ario_mlflow.outbox.discard import discard_records, select_records
 
     if not (tx_ids or everything or state or upload_url):
         raise click.UsageError("name the records: TX_ID..., --all, --state or --upload-url")

@@ -84,10 +84,10 @@ def _run(
     min_level: int,
     html_path: str | None,
 ) -> None:
-    from ario_mlflow.arweave.anchor import ArweaveAnchor
-    from ario_mlflow.arweave.verify_client import ArioVerifyClient
+    from ario_mlflow.arweave.ario_verify import ArioVerifyClient
     from ario_mlflow.cli.store import not_found, open_client
     from ario_mlflow.config import load_settings, pinned_keys
+    from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.verify import verify_proof_by_tx
     from ario_mlflow.verify.targets import NotAnchoredError, TargetNotFoundError
 
@@ -251,7 +251,7 @@ def verify_dataset(run_id: str, name: str, **options: Any) -> None:
 
 
 def _tx_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from ario_mlflow.arweave.gateway import TX_ID
+    from ario_mlflow.arweave.gateway_reader import TX_ID
 
     if not TX_ID.fullmatch(value):
         raise click.BadParameter(f"{value!r} is not an Arweave transaction id (43 base64url chars)")

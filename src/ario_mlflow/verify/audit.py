@@ -14,20 +14,20 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ario_mlflow import tags as T
-from ario_mlflow.arweave.gateway import GatewayReader
+from ario_mlflow.arweave.gateway_reader import GatewayReader
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError
-from ario_mlflow.model_proof import (
+from ario_mlflow.lifecycle.model_proof import (
     ModelProof,
     check_version_location,
     files_match,
     find_version_proof,
     version_run_id,
 )
+from ario_mlflow.lifecycle.uris import recorded_uri
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.proof.envelope import verify_envelope
 from ario_mlflow.proof.hashing import sha256_hex
-from ario_mlflow.uris import recorded_uri
 from ario_mlflow.verify.core import verify_proof_by_tx
 from ario_mlflow.verify.targets import model_version, parse_model_ref
 
@@ -80,7 +80,7 @@ def _integrity(
     client: Any, mv: Any, lineage: ModelProof | None, problem: str | None
 ) -> dict[str, Any]:
     """The version's files, where its signed lineage says they are, against that lineage."""
-    from ario_mlflow.artifacts import artifact_checksums
+    from ario_mlflow.lifecycle.artifacts import artifact_checksums
 
     if problem is not None:
         return _no_integrity(False, problem)
@@ -120,7 +120,7 @@ def live_integrity(
 
 
 def _decision_traces(client: Any, name: str, version: str) -> list[Any]:
-    from ario_mlflow.traces import all_experiment_ids, search_traces
+    from ario_mlflow.lifecycle.traces import all_experiment_ids, search_traces
 
     experiments = all_experiment_ids(client)
     traces: list[Any] = []
@@ -285,7 +285,7 @@ def _decision_problem(
 ) -> str | None:
     """Why the payload bytes MLflow shows for ``decision`` are not those of the signed
     decision record ``tx_id`` of this version's lineage (``None``: they are)."""
-    from ario_mlflow.lineage import fetch_checked_envelope, record_problem
+    from ario_mlflow.lifecycle.lineage import fetch_checked_envelope, record_problem
 
     def check(envelope: dict[str, Any]) -> str | None:
         problem = record_problem(
@@ -361,7 +361,7 @@ def _alias_records(
 ) -> tuple[list[tuple[str, str | None, str]], list[str]]:
     """Every verified ``alias_changed`` record of ``name@alias``: ``(signed_at, version it
     points at or None, tx_id)``, and the problems of claimed records that do not verify."""
-    from ario_mlflow.lineage import fetch_checked_envelope, record_problem, witness_bytes
+    from ario_mlflow.lifecycle.lineage import fetch_checked_envelope, record_problem, witness_bytes
 
     claimed: dict[str, bool] = {}  # tx -> claimed by a tag for this very alias
     for other in client.search_model_versions(f"name='{name}'"):

@@ -29,7 +29,7 @@ from typing import Any
 
 from ario_mlflow import tags as T
 from ario_mlflow._version import __version__
-from ario_mlflow.arweave.gateway import GatewayAnswer, GatewayReader
+from ario_mlflow.arweave.gateway_reader import GatewayAnswer, GatewayReader
 from ario_mlflow.errors import ArioError, EnvelopeParseError
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.envelope import parse_json_object
@@ -79,7 +79,7 @@ def _dataset_payload(envelope: dict[str, Any], client: Any, run_id: str) -> byte
 
 def _stages(client: Any, mv: Any) -> list[tuple[str, str, str]]:
     """``(stage, label, tx_id)`` of every anchored record of a model version."""
-    from ario_mlflow.model_proof import version_run_id
+    from ario_mlflow.lifecycle.model_proof import version_run_id
 
     run_id = version_run_id(client, mv)
     run_tags = client.get_run(run_id).data.tags if run_id else {}
@@ -99,7 +99,7 @@ def _stages(client: Any, mv: Any) -> list[tuple[str, str, str]]:
 
 
 def _decisions(client: Any, name: str, version: str, limit: int) -> list[tuple[str, str, str]]:
-    from ario_mlflow.traces import all_experiment_ids, search_traces
+    from ario_mlflow.lifecycle.traces import all_experiment_ids, search_traces
 
     if limit <= 0:
         return []
@@ -388,7 +388,7 @@ def verify_bundle(
         if online:
             if reader is None:
                 if anchor is None:
-                    from ario_mlflow.arweave.anchor import ArweaveAnchor
+                    from ario_mlflow.outbox.anchor import ArweaveAnchor
 
                     anchor = ArweaveAnchor()
                 reader = anchor.reader()
@@ -440,7 +440,7 @@ def _check_online(
     failed), which is no tamper verdict. ``down`` keeps the gateways that gave no answer,
     so the records after the first are not made to wait out every timeout again.
     """
-    from ario_mlflow.arweave.gateway import check_tx_id
+    from ario_mlflow.arweave.gateway_reader import check_tx_id
     from ario_mlflow.errors import GatewayError
 
     try:

@@ -73,7 +73,7 @@ def witness_candidates(envelope: dict[str, Any], client: Any) -> tuple[str | Non
         if not name or not version:
             raise LookupError("subject_missing_name_or_version")
         try:
-            from ario_mlflow.model_proof import version_run_id
+            from ario_mlflow.lifecycle.model_proof import version_run_id
 
             run_id = version_run_id(client, client.get_model_version(name, str(version)))
         except Exception as exc:

@@ -153,7 +153,7 @@ def verify_proof_by_tx(
 ) -> dict[str, Any]:
     """Fetch the record at ``tx_id`` from the gateways and ``full_verify`` it."""
     if anchor is None:
-        from ario_mlflow.arweave.anchor import ArweaveAnchor
+        from ario_mlflow.outbox.anchor import ArweaveAnchor
 
         anchor = ArweaveAnchor()
     data = anchor.fetch_envelope_bytes(tx_id)

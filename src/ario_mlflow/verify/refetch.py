@@ -20,8 +20,8 @@ Refetcher = Callable[[dict[str, Any], Any, Any], dict[str, Any]]
 
 
 def _training(original: dict[str, Any], client: Any, anchor: Any) -> dict[str, Any]:
-    from ario_mlflow.anchoring import run_dataset_inputs, run_metric_history
-    from ario_mlflow.artifacts import artifact_checksums, resolve_artifact_path
+    from ario_mlflow.lifecycle.artifacts import artifact_checksums, resolve_artifact_path
+    from ario_mlflow.lifecycle.training import run_dataset_inputs, run_metric_history
 
     run_id = original.get("run_id")
     if not run_id:
@@ -60,8 +60,8 @@ def _training(original: dict[str, Any], client: Any, anchor: Any) -> dict[str, A
 def _registration(original: dict[str, Any], client: Any, anchor: Any) -> dict[str, Any]:
     """The version as MLflow shows it now: its source, its run, and its files hashed where
     the signed lineage says the model is (a redirected version fails here)."""
-    from ario_mlflow.artifacts import artifact_checksums
-    from ario_mlflow.model_proof import (
+    from ario_mlflow.lifecycle.artifacts import artifact_checksums
+    from ario_mlflow.lifecycle.model_proof import (
         check_version_location,
         files_match,
         find_version_proof,
@@ -122,7 +122,7 @@ def find_decision_trace(client: Any, original: dict[str, Any]) -> Any:
     run_id = original.get("run_id")
     if run_id and run_id != "unknown":
         experiment_ids = [client.get_run(run_id).info.experiment_id]
-    from ario_mlflow.traces import search_traces
+    from ario_mlflow.lifecycle.traces import search_traces
 
     found = search_traces(
         client,

@@ -99,7 +99,7 @@ def model_target(client: Any, ref: str) -> Target:
         raise NotAnchoredError(
             f"Model {name}/v{version}: no ario.registration_tx tag found. Not anchored."
         )
-    from ario_mlflow.model_proof import version_run_id
+    from ario_mlflow.lifecycle.model_proof import version_run_id
 
     previous = None
     run_id = version_run_id(client, mv)
@@ -181,7 +181,7 @@ def decision_target(client: Any, decision_id: str, journal: Any = None) -> Targe
         if record is not None:
             tx_id = record.tx_id
     if tx_id is None:
-        from ario_mlflow.traces import all_experiment_ids, search_traces
+        from ario_mlflow.lifecycle.traces import all_experiment_ids, search_traces
 
         found = search_traces(
             client,

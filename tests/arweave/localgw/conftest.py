@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from ario_mlflow.arweave.localgw import LocalGateway
-from ario_mlflow.arweave.localgw.keyfile import WALLET_FILENAME, load_or_create_wallet
 from ario_mlflow.arweave.signers import ArweaveSigner, Ed25519Signer
+from ario_mlflow.localgw import LocalGateway
+from ario_mlflow.localgw.keyfile import WALLET_FILENAME, load_or_create_wallet
 
 
 @pytest.fixture(scope="session")

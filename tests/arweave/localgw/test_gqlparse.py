@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ario_mlflow.arweave.localgw.gqlparse import (
+from ario_mlflow.localgw.gqlparse import (
     EnumValue,
     Field,
     FragmentSpread,

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ario_mlflow.arweave.dataitem import DataItem
-from ario_mlflow.arweave.localgw import LocalGateway
-from ario_mlflow.arweave.localgw.keyfile import WALLET_FILENAME
 from ario_mlflow.arweave.signers import Ed25519Signer
+from ario_mlflow.localgw import LocalGateway
+from ario_mlflow.localgw.keyfile import WALLET_FILENAME
 from tests.arweave.localgw._support import make_item, upload
 
 EVENTS = ("training", "prediction", "registration")

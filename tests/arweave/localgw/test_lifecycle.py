@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from ario_mlflow.arweave.localgw import LocalGateway
-from ario_mlflow.arweave.localgw.keyfile import WALLET_FILENAME, load_or_create_wallet
 from ario_mlflow.arweave.receipt import verify_receipt
 from ario_mlflow.arweave.signers import Ed25519Signer
 from ario_mlflow.errors import ConfigError
+from ario_mlflow.localgw import LocalGateway
+from ario_mlflow.localgw.keyfile import WALLET_FILENAME, load_or_create_wallet
 from tests.arweave.localgw._support import make_item, upload
 
 

@@ -14,8 +14,8 @@ from typing import IO
 import pytest
 import requests
 
-from ario_mlflow.arweave.localgw import GatewayProcess, LocalGateway
 from ario_mlflow.arweave.signers import Ed25519Signer
+from ario_mlflow.localgw import GatewayProcess, LocalGateway
 from tests.arweave.localgw._support import make_item, upload
 
 READY = re.compile(r"^ar-io-mlflow gateway listening on (http://127\.0\.0\.1:(\d+))$")

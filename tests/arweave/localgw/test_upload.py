@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ario_mlflow.arweave.encoding import b64url_encode
-from ario_mlflow.arweave.localgw import LocalGateway
 from ario_mlflow.arweave.receipt import verify_receipt
 from ario_mlflow.arweave.signers import ArweaveSigner, Ed25519Signer
+from ario_mlflow.localgw import LocalGateway
 from tests.arweave.localgw._support import OCTET, make_item, upload
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from ario_mlflow.arweave.localgw import LocalGateway
 from ario_mlflow.arweave.signers import ArweaveSigner, Ed25519Signer
+from ario_mlflow.localgw import LocalGateway
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.proof.rsa_pss import derive_operator_address, public_jwk, verify_rsa_pss_sha256
@@ -169,7 +169,7 @@ def test_results_can_be_fetched_again(
 def test_project_verify_client_accepts_the_attestation(
     gateway: LocalGateway, http: requests.Session, signer: Ed25519Signer
 ) -> None:
-    from ario_mlflow.arweave.verify_client import ArioVerifyClient
+    from ario_mlflow.arweave.ario_verify import ArioVerifyClient
 
     item = make_item(signer, DATA)
     upload(http, gateway.url, item)

@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ario_mlflow import tags as T
-from ario_mlflow.artifacts import (
+from ario_mlflow.errors import GatewayError, IntegrityError, ProofUnavailableError
+from ario_mlflow.lifecycle.artifacts import (
     DEFAULT_ARTIFACT_PATH,
     ChecksumDiff,
     compare_checksums,
     parse_runs_uri,
     run_logged_model,
 )
-from ario_mlflow.errors import GatewayError, IntegrityError, ProofUnavailableError
-from ario_mlflow.lineage import (
+from ario_mlflow.lifecycle.lineage import (
     TRAINING,
     TrainingProof,
     fetch_checked_envelope,
@@ -282,8 +282,8 @@ def find_registration(
 ) -> tuple[str, dict[str, Any]] | None:
     """The version's valid registration record ``(tx_id, envelope)``, or ``None``."""
     name, version = str(mv.name), str(mv.version)
-    from ario_mlflow.registry import REGISTRATION as JOURNALED_AS
-    from ario_mlflow.registry import context_key
+    from ario_mlflow.lifecycle.registry import REGISTRATION as JOURNALED_AS
+    from ario_mlflow.lifecycle.registry import context_key
 
     tags = dict(getattr(mv, "tags", None) or {})
     candidates = _candidates(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ario_mlflow.arweave.encoding import b64url_encode
-from ario_mlflow.arweave.localgw.store import StoredItem
+from ario_mlflow.localgw.store import StoredItem
 
 #: Synthetic height of the block before the first accepted item.
 BASE_HEIGHT = 1_500_000

@@ -1,7 +1,7 @@
-"""``python -m ario_mlflow.arweave.localgw``: the gateway without the CLI's dependencies.
+"""``python -m ario_mlflow.localgw``: the gateway without the CLI's dependencies.
 
 Same options and ready line as ``ar-io-mlflow gateway``; used by
-:meth:`LocalGateway.spawn <ario_mlflow.arweave.localgw.LocalGateway.spawn>`.
+:meth:`LocalGateway.spawn <ario_mlflow.localgw.LocalGateway.spawn>`.
 """
 
 from __future__ import annotations
@@ -9,19 +9,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ario_mlflow.arweave.localgw.gateway import DEFAULT_FINALIZE_AFTER
-from ario_mlflow.arweave.localgw.runner import (
+from ario_mlflow.errors import ArioError
+from ario_mlflow.localgw.local_gateway import DEFAULT_FINALIZE_AFTER
+from ario_mlflow.localgw.runner import (
     FAULT_OPTION_HELP,
     build_gateway,
     combine_faults,
     serve,
 )
-from ario_mlflow.arweave.localgw.server import DEFAULT_MAX_ITEM_BYTES
-from ario_mlflow.errors import ArioError
+from ario_mlflow.localgw.server import DEFAULT_MAX_ITEM_BYTES
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ario_mlflow.arweave.localgw")
+    parser = argparse.ArgumentParser(prog="python -m ario_mlflow.localgw")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

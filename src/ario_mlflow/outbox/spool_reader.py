@@ -4,7 +4,7 @@
 wait for anybody to do so. A SQLite transaction can wait (another process holds the write
 lock; SQLite's busy handler sleeps at least a millisecond) and signing the ANS-104 item
 costs as much again. So a decision is appended, as one JSON line, to a file only this
-process writes (:mod:`ario_mlflow.arweave.spool_writer`). A line that has been appended
+process writes (:mod:`ario_mlflow.outbox.spool_writer`). A line that has been appended
 survives the death of the process (it is in the page cache; the same guarantee as the
 journal's ``synchronous=NORMAL``). A file ends at its last byte or at its first NUL byte
 (a mapped file is zeros past its lines).
@@ -30,9 +30,9 @@ from ario_mlflow._files import private_file
 from ario_mlflow._process import local_process_gone
 from ario_mlflow.arweave.dataitem import create_data_item
 from ario_mlflow.arweave.item_tags import proof_tags
-from ario_mlflow.arweave.journal import Journal, NewRecord, Writeback
-from ario_mlflow.arweave.spool_writer import SUFFIX, spool_dir
 from ario_mlflow.arweave.wallet import LoadedWallet, load_wallet
+from ario_mlflow.outbox.journal import Journal, NewRecord, Writeback
+from ario_mlflow.outbox.spool_writer import SUFFIX, spool_dir
 from ario_mlflow.proof.canonical import canonical_json
 
 logger = logging.getLogger(__name__)

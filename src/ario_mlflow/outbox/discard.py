@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ario_mlflow._files import private_file
-from ario_mlflow.arweave.journal import OUTSTANDING, Journal, Record
+from ario_mlflow.outbox.journal import OUTSTANDING, Journal, Record
 
 logger = logging.getLogger(__name__)
 

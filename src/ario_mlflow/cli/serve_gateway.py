@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from ario_mlflow.arweave.localgw.gateway import DEFAULT_FINALIZE_AFTER
-from ario_mlflow.arweave.localgw.runner import (
+from ario_mlflow.config import load_settings
+from ario_mlflow.localgw.local_gateway import DEFAULT_FINALIZE_AFTER
+from ario_mlflow.localgw.runner import (
     FAULT_OPTION_HELP,
     build_gateway,
     combine_faults,
     serve,
 )
-from ario_mlflow.arweave.localgw.server import DEFAULT_MAX_ITEM_BYTES
-from ario_mlflow.config import load_settings
+from ario_mlflow.localgw.server import DEFAULT_MAX_ITEM_BYTES
 
 
 @click.command("gateway")

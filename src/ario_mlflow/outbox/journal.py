@@ -38,7 +38,7 @@ from typing import Any
 
 from ario_mlflow._files import ensure_private_dir, private_file
 from ario_mlflow.errors import JournalError
-from ario_mlflow.uris import redacted_text
+from ario_mlflow.lifecycle.uris import redacted_text
 
 JOURNAL_FILE = "journal.sqlite3"
 #: SQLite's primary result code for "database or disk is full" (``sqlite3.SQLITE_FULL``
@@ -596,7 +596,7 @@ class Journal:
             db.execute(
                 "UPDATE records SET state = ?, attempts = attempts + 1, last_error = ?, "
                 "receipt = COALESCE(?, receipt), next_attempt_at = ?, lease_owner = NULL, "
-                "lease_until = 0 WHERE id = ?",
+                f"lease_until = 0 WHERE id = ?",
                 (
                     state,
                     _kept_error(error),

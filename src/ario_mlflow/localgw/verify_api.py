@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ario_mlflow.arweave.dataitem import parse_data_item, verify_data_item
 from ario_mlflow.arweave.encoding import b64url_encode
-from ario_mlflow.arweave.localgw.chain import SyntheticChain
-from ario_mlflow.arweave.localgw.store import StoredItem
 from ario_mlflow.errors import DataItemError
+from ario_mlflow.localgw.chain import SyntheticChain
+from ario_mlflow.localgw.store import StoredItem
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.proof.rsa_pss import derive_operator_address, public_jwk, sign_rsa_pss_sha256

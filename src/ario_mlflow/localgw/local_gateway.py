@@ -13,18 +13,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ario_mlflow.arweave.localgw.chain import SyntheticChain
-from ario_mlflow.arweave.localgw.faults import FaultPlan, FaultsLike, FaultSpec
-from ario_mlflow.arweave.localgw.keyfile import load_or_create_wallet
-from ario_mlflow.arweave.localgw.server import DEFAULT_MAX_ITEM_BYTES, GatewayServer
-from ario_mlflow.arweave.localgw.store import ItemStore
 from ario_mlflow.errors import ConfigError
+from ario_mlflow.localgw.chain import SyntheticChain
+from ario_mlflow.localgw.faults import FaultPlan, FaultsLike, FaultSpec
+from ario_mlflow.localgw.keyfile import load_or_create_wallet
+from ario_mlflow.localgw.server import DEFAULT_MAX_ITEM_BYTES, GatewayServer
+from ario_mlflow.localgw.store import ItemStore
 from ario_mlflow.proof.rsa_pss import derive_operator_address, public_jwk
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from ario_mlflow.arweave.localgw.process import GatewayProcess
+    from ario_mlflow.localgw.process import GatewayProcess
 
 DEFAULT_FINALIZE_AFTER = 2.0
 
@@ -229,6 +229,6 @@ class LocalGateway:
         **options: Any,
     ) -> GatewayProcess:
         """Run the gateway in a subprocess; returns once it listens (see :mod:`.process`)."""
-        from ario_mlflow.arweave.localgw.process import GatewayProcess
+        from ario_mlflow.localgw.process import GatewayProcess
 
         return GatewayProcess.start(data_dir, host, port, **options)

@@ -33,14 +33,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ario_mlflow._version import __version__
 from ario_mlflow.arweave.dataitem import parse_data_item, verify_data_item
 from ario_mlflow.arweave.encoding import b64url_encode
-from ario_mlflow.arweave.localgw.chain import SyntheticChain
-from ario_mlflow.arweave.localgw.faults import Decision, FaultPlan
-from ario_mlflow.arweave.localgw.gqlparse import GraphQLError
-from ario_mlflow.arweave.localgw.graphql import execute
-from ario_mlflow.arweave.localgw.store import ItemStore
-from ario_mlflow.arweave.localgw.verify import verification_result
 from ario_mlflow.arweave.receipt import sign_receipt
 from ario_mlflow.errors import DataItemError
+from ario_mlflow.localgw.chain import SyntheticChain
+from ario_mlflow.localgw.faults import Decision, FaultPlan
+from ario_mlflow.localgw.gqlparse import GraphQLError
+from ario_mlflow.localgw.graphql import execute
+from ario_mlflow.localgw.store import ItemStore
+from ario_mlflow.localgw.verify_api import verification_result
 from ario_mlflow.proof.rsa_pss import derive_operator_address, public_jwk
 
 #: Turbo upload token -> ANS-104 signature types it may pay for.

@@ -22,9 +22,9 @@ from ario_mlflow.errors import (
     IntegrityError,
     ProofUnavailableError,
 )
+from ario_mlflow.lifecycle.witness import event_dir
 from ario_mlflow.proof.envelope import parse_json_object, verify_envelope
 from ario_mlflow.proof.hashing import sha256_hex
-from ario_mlflow.witness import event_dir
 
 TRAINING = "training_complete"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import ario_mlflow
-from ario_mlflow.arweave.localgw.runner import READY_PREFIX
+from ario_mlflow.localgw.runner import READY_PREFIX
 
 LOG_FILENAME = "gateway.log"
 
@@ -58,13 +58,13 @@ class GatewayProcess:
         startup_timeout: float = 60.0,
         env: dict[str, str] | None = None,
     ) -> GatewayProcess:
-        """Launch ``python -m ario_mlflow.arweave.localgw`` and wait until it listens."""
+        """Launch ``python -m ario_mlflow.localgw`` and wait until it listens."""
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable,
             "-m",
-            "ario_mlflow.arweave.localgw",
+            "ario_mlflow.localgw",
             "--data-dir",
             str(data_dir),
             "--host",

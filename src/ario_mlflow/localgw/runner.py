@@ -1,6 +1,6 @@
 """Run a local gateway in the foreground until SIGINT/SIGTERM (CLI and ``python -m``).
 
-Shared by ``ar-io-mlflow gateway`` and ``python -m ario_mlflow.arweave.localgw`` so both
+Shared by ``ar-io-mlflow gateway`` and ``python -m ario_mlflow.localgw`` so both
 print the same ready line and parse fault options the same way.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ario_mlflow.arweave.localgw.faults import parse_faults
-from ario_mlflow.arweave.localgw.gateway import LocalGateway
+from ario_mlflow.localgw.faults import parse_faults
+from ario_mlflow.localgw.local_gateway import LocalGateway
 
 #: Printed (then a URL) on stdout once the gateway accepts connections.
 READY_PREFIX = "ar-io-mlflow gateway listening on "

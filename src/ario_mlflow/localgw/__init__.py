@@ -11,8 +11,8 @@ in a subprocess; ``ar-io-mlflow gateway`` from the command line.
 
 from __future__ import annotations
 
-from ario_mlflow.arweave.localgw.faults import FAMILIES, FaultSpec
-from ario_mlflow.arweave.localgw.gateway import LocalGateway
-from ario_mlflow.arweave.localgw.process import GatewayProcess
+from ario_mlflow.localgw.faults import FAMILIES, FaultSpec
+from ario_mlflow.localgw.local_gateway import LocalGateway
+from ario_mlflow.localgw.process import GatewayProcess
 
 __all__ = ["FAMILIES", "FaultSpec", "GatewayProcess", "LocalGateway"]

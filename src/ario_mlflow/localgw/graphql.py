@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ario_mlflow.arweave.encoding import b64url_decode, b64url_encode
-from ario_mlflow.arweave.localgw.chain import SyntheticChain
-from ario_mlflow.arweave.localgw.gqlparse import (
+from ario_mlflow.localgw.chain import SyntheticChain
+from ario_mlflow.localgw.gqlparse import (
     Directive,
     Document,
     EnumValue,
@@ -37,7 +37,7 @@ from ario_mlflow.arweave.localgw.gqlparse import (
     Variable,
     parse,
 )
-from ario_mlflow.arweave.localgw.store import ItemQuery, ItemStore, StoredItem, TagFilter
+from ario_mlflow.localgw.store import ItemQuery, ItemStore, StoredItem, TagFilter
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100

@@ -3,7 +3,7 @@
 Uploading a decision and writing its witness and trace to MLflow cost several times what
 the prediction itself costs, in Python. Done by threads of the serving process they hold
 its GIL while ``predict`` waits for it, and every prediction gets slower. So a process
-that predicts starts one companion (``python -m ario_mlflow.arweave.companion``), which
+that predicts starts one companion (``python -m ario_mlflow.outbox.companion``), which
 journals the decisions the process spools (see ``spool.py``), uploads them and performs
 their write-backs with the ordinary workers.
 
@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 from ario_mlflow._files import private_file
-from ario_mlflow.arweave.journal import Journal
-from ario_mlflow.arweave.spool import WalletSigner, ingest_spool, spool_backlog
-from ario_mlflow.arweave.uploader import UploadTarget, stop_all_workers, workers_for
 from ario_mlflow.config import load_settings
+from ario_mlflow.outbox.journal import Journal
+from ario_mlflow.outbox.spool_reader import WalletSigner, ingest_spool, spool_backlog
+from ario_mlflow.outbox.workers import UploadTarget, stop_all_workers, workers_for
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def run(home: Path, parent: int, wallet_path: str | None) -> None:
         os.nice(NICENESS)
     settings = load_settings()
     journal = Journal.at_home(home)
-    import ario_mlflow.writeback  # noqa: F401  (registers the MLflow write-back handlers)
+    import ario_mlflow.lifecycle.writebacks  # noqa: F401  (registers the MLflow write-back handlers)
 
     pool = workers_for(
         journal,
@@ -127,7 +127,7 @@ def _finished(journal: Journal, home: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ario_mlflow.arweave.companion --home H --parent PID [--wallet W]``."""
+    """``python -m ario_mlflow.outbox.companion --home H --parent PID [--wallet W]``."""
     parser = argparse.ArgumentParser(prog="ario-mlflow-companion")
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--parent", type=int, required=True)

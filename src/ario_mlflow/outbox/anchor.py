@@ -17,16 +17,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ario_mlflow.arweave.dataitem import Tag, create_data_item
-from ario_mlflow.arweave.gateway import FetchedObject, GatewayReader, ObjectCheck, gateway_base
+from ario_mlflow.arweave.gateway_reader import (
+    FetchedObject,
+    GatewayReader,
+    ObjectCheck,
+    gateway_base,
+)
 from ario_mlflow.arweave.item_tags import APP_NAME, proof_tags
-from ario_mlflow.arweave.journal import UPLOADED, NewRecord, Record, Writeback
-from ario_mlflow.arweave.journal import Journal as _Journal
 from ario_mlflow.arweave.transport import Transport, default_transport
 from ario_mlflow.arweave.turbo import fetch_status
-from ario_mlflow.arweave.uploader import UploadTarget, UploadWorkers, workers_for
 from ario_mlflow.arweave.wallet import LoadedWallet, load_wallet
 from ario_mlflow.config import Settings, load_settings, resolve_gateways
 from ario_mlflow.errors import ArioError, GatewayError
+from ario_mlflow.outbox.journal import UPLOADED, NewRecord, Record, Writeback
+from ario_mlflow.outbox.journal import Journal as _Journal
+from ario_mlflow.outbox.workers import UploadTarget, UploadWorkers, workers_for
 from ario_mlflow.proof.canonical import canonical_json
 
 logger = logging.getLogger(__name__)

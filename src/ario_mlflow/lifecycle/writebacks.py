@@ -14,10 +14,10 @@ import threading
 from typing import Any
 
 from ario_mlflow import tags as T
-from ario_mlflow.arweave.journal import Journal, PendingWriteback, Record, Writeback
-from ario_mlflow.arweave.uploader import register_batch_handler, register_writeback_handler
-from ario_mlflow.uris import recorded_uri, usable_uri
-from ario_mlflow.witness import log_witness_files, proof_json
+from ario_mlflow.lifecycle.uris import recorded_uri, usable_uri
+from ario_mlflow.lifecycle.witness import log_witness_files, proof_json
+from ario_mlflow.outbox.journal import Journal, PendingWriteback, Record, Writeback
+from ario_mlflow.outbox.workers import register_batch_handler, register_writeback_handler
 
 SET_TAGS = "mlflow.set_tags"
 LOG_WITNESS = "mlflow.log_witness"

@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ario_mlflow._files import ensure_private_dir
-from ario_mlflow.arweave.journal import Writeback
 from ario_mlflow.errors import JournalError
+from ario_mlflow.outbox.journal import Writeback
 from ario_mlflow.proof.canonical import encode_string
 
 SPOOL_DIR = "spool"

@@ -18,12 +18,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ario_mlflow.arweave.companion import ensure_companion
-from ario_mlflow.arweave.gateway import gateway_base
-from ario_mlflow.arweave.journal import REJECTED, UPLOADED, Writeback
-from ario_mlflow.arweave.spool_writer import EntryTemplate, SpoolWriter, entry_line
-from ario_mlflow.arweave.uploader import report_at_exit
-from ario_mlflow.writeback import DECISION_PAYLOAD
+from ario_mlflow.arweave.gateway_reader import gateway_base
+from ario_mlflow.lifecycle.writebacks import DECISION_PAYLOAD
+from ario_mlflow.outbox.companion import ensure_companion
+from ario_mlflow.outbox.journal import REJECTED, UPLOADED, Writeback
+from ario_mlflow.outbox.spool_writer import EntryTemplate, SpoolWriter, entry_line
+from ario_mlflow.outbox.workers import report_at_exit
 
 #: ``wait(timeout) -> (tx_id or None, error or None)``.
 Waiter = Callable[[float], tuple[str | None, str | None]]

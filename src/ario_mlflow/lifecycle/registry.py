@@ -1,0 +1,639 @@
+"""Registry provenance: ``ArioMlflowClient``, a drop-in ``MlflowClient`` that anchors
+registrations, stage transitions and alias changes.
+
+Each overridden call returns MLflow's result at once and journals a *task* ("anchor this
+event") before returning, so the event is anchored even if the process dies right after:
+a bounded pool of background threads (or the next process's workers, or
+``ar-io-mlflow sync``) runs the task — read the source run, re-hash the artifacts
+against the signed training payload, sign, journal the record, write tags and witnesses.
+``anchor_status`` and ``wait_for_anchor`` read the journal, so they also answer for
+work queued by an earlier process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+
+from ario_mlflow import tags as T
+from ario_mlflow.config import load_settings
+from ario_mlflow.errors import ArtifactAccessError, IntegrityError, ProofUnavailableError
+from ario_mlflow.lifecycle.artifacts import artifact_checksums
+from ario_mlflow.lifecycle.lineage import training_tx_of
+from ario_mlflow.lifecycle.model_proof import source_location, version_run_id
+from ario_mlflow.lifecycle.otel import capture_otel_context
+from ario_mlflow.lifecycle.training import (
+    default_components,
+    settle,
+    store_witness_now,
+    submit,
+    write_report_files,
+)
+from ario_mlflow.lifecycle.uris import recorded_uri, usable_uri
+from ario_mlflow.lifecycle.witness import event_files, proof_json
+from ario_mlflow.lifecycle.writebacks import set_tags_writeback, witness_writeback
+from ario_mlflow.outbox.journal import FAILED, UPLOADED, Journal, Record, Writeback
+from ario_mlflow.outbox.workers import AbandonTask, register_writeback_handler, run_task_now
+from ario_mlflow.proof import payloads as P
+from ario_mlflow.proof.canonical import canonical_json
+
+logger = logging.getLogger(__name__)
+
+TASK_KIND = "ario.anchor_registry_event"
+REGISTRATION = "registration"
+PROMOTION = "promotion"
+ALIAS = "alias"
+_EVENTS = (REGISTRATION, PROMOTION, ALIAS)
+
+_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ario-registry")
+_components: dict[str, tuple[Any, Any]] = {}
+_components_lock = threading.Lock()
+
+
+def context_key(event: str, name: str, version: str | int) -> str:
+    """Journal key of a registry event (one per event kind, model and version)."""
+    return f"{event}:{name}:{version}"
+
+
+# --- the task handler (runs in any process) ----------------------------------------------
+
+
+def _components_for(spec: dict[str, Any]) -> tuple[Any, Any]:
+    with _components_lock:
+        found = _components.get(spec.get("components", ""))
+    return found if found is not None else default_components(None, None)
+
+
+def _client(spec: dict[str, Any]) -> MlflowClient:
+    return MlflowClient(
+        tracking_uri=usable_uri(spec.get("tracking_uri")),
+        registry_uri=usable_uri(spec.get("registry_uri"), "registry"),
+    )
+
+
+def _registration_tx(journal: Journal, client: Any, name: str, version: str) -> str:
+    record = journal.latest_for(context_key(REGISTRATION, name, version))
+    if record is not None:
+        return record.tx_id
+    tags = client.get_model_version(name, version).tags
+    return tags.get(T.REGISTRATION_TX) or tags.get(T.QUEUED_TX) or P.GENESIS
+
+
+def _verify_against_training(
+    client: Any, arweave: Any, run_id: str, path: str | None
+) -> bool | None:
+    """Do the registered files match the signed training record? (``None``: no record,
+    or it cannot be checked now.)"""
+    from ario_mlflow.lifecycle.model_proof import files_match, find_run_proof
+
+    try:
+        proof = find_run_proof(client, arweave, run_id, load_settings().trusted_keys)
+    except ProofUnavailableError as exc:
+        logger.warning("training proof of run %s cannot be checked now: %s", run_id, exc)
+        return None
+    except IntegrityError as exc:
+        logger.error("training proof of run %s does not check out: %s", run_id, exc)
+        return False
+    if proof is None or not proof.training.artifact_checksums:
+        return None
+    if (path or proof.artifact_path).strip("/") != proof.artifact_path:
+        logger.error(
+            "the version's source is %r of run %s, not its anchored model %r",
+            path,
+            run_id,
+            proof.artifact_path,
+        )
+        return False
+    try:
+        actual = artifact_checksums(
+            run_id, artifact_path=proof.artifact_path, tracking_uri=client.tracking_uri
+        )
+    except ArtifactAccessError as exc:
+        logger.warning("cannot re-hash registered artifacts: %s", exc)
+        return None
+    diff = files_match(proof.training, actual)
+    if not diff.ok:
+        logger.error("registered artifacts differ from the anchored training payload: %s", diff)
+    return diff.ok
+
+
+def _version_tags(
+    spec: dict[str, Any], version: str, tags: dict[str, str], delete: tuple[str, ...] = ()
+) -> Writeback:
+    """An after-upload write-back of model-version tags."""
+    return set_tags_writeback(
+        "model_version",
+        tags,
+        delete=delete,
+        tracking_uri=spec.get("tracking_uri"),
+        registry_uri=spec.get("registry_uri"),
+        name=spec["name"],
+        version=version,
+    )
+
+
+def _existing_record(journal: Journal, key: str, task_uid: str) -> Record | None:
+    """The record an earlier attempt of this same task already journaled, if any."""
+    record = journal.latest_for(key)
+    if record is not None and record.context.get("task") == task_uid:
+        return record
+    return None
+
+
+@dataclass(frozen=True)
+class _Event:
+    """A registry event ready to sign: what, about whom, chained to what, stored where."""
+
+    event_type: str
+    subject: dict[str, Any]
+    payload: dict[str, Any]
+    previous_hash: str
+    witness_run: str | None
+    layout: dict[str, str]
+    after_upload: list[Writeback]
+    event_id: str | None = None
+
+
+def _sign_and_journal(
+    spec: dict[str, Any], event: _Event
+) -> tuple[dict[str, Any], Record | None, dict[str, Any] | None]:
+    """Sign, journal (with witness and write-backs), store the witness, wait the deadline."""
+    engine, arweave = _components_for(spec)
+    payload_bytes = canonical_json(event.payload)
+    envelope = engine.create_commitment(
+        event_type=event.event_type,
+        subject=event.subject,
+        payload_bytes=payload_bytes,
+        previous_hash=event.previous_hash,
+        event_id=event.event_id,
+    )
+    files = {
+        **_render_layout(event.layout, envelope, payload_bytes),
+        **event_files(envelope, payload_bytes),
+    }
+    writebacks = list(event.after_upload)
+    if event.witness_run:
+        writebacks.insert(
+            0, witness_writeback(event.witness_run, files, tracking_uri=spec.get("tracking_uri"))
+        )
+    key = context_key(spec["event"], spec["name"], spec["version"])
+    record, legacy_result = submit(
+        arweave,
+        envelope,
+        writebacks=writebacks,
+        context_key=key,
+        context={"task": spec["task_uid"]},
+    )
+    if record is not None:
+        store_witness_now(arweave, record)
+        return envelope, record, settle(arweave, record, arweave.deadline)
+    return envelope, None, legacy_result
+
+
+def _render_layout(
+    layout: dict[str, str], envelope: dict[str, Any], payload_bytes: bytes
+) -> dict[str, bytes]:
+    """Witness files of a layout ``{path: "payload" | "proof"}``."""
+    return {
+        path: payload_bytes if kind == "payload" else proof_json(envelope)
+        for path, kind in layout.items()
+    }
+
+
+def _run_registry_task(spec: dict[str, Any], record: Record | None, journal: Journal) -> None:
+    del record  # a task belongs to no record
+    key = context_key(spec["event"], spec["name"], spec["version"])
+    if _existing_record(journal, key, spec["task_uid"]) is not None:
+        return  # signed and journaled by an earlier attempt; its write-backs finish the job
+    handler = {
+        REGISTRATION: _anchor_registration,
+        PROMOTION: _anchor_promotion,
+        ALIAS: _anchor_alias,
+    }[spec["event"]]
+    handler(spec)
+
+
+def _anchor_registration(spec: dict[str, Any]) -> None:
+    from mlflow.exceptions import MlflowException
+
+    client = _client(spec)
+    _, arweave = _components_for(spec)
+    name, version, source = spec["name"], spec["version"], spec.get("source")
+    source_run, path = source_location(client, source, spec.get("run_id"))
+    explicit_run = spec.get("run_id")
+    if explicit_run and source_run and explicit_run != source_run:
+        raise AbandonTask(
+            f"run_id {explicit_run} differs from the source's run {source_run}; not anchored"
+        )
+    run_id = explicit_run or source_run
+    previous_hash, tag_hash, verified = P.GENESIS, None, None
+    if run_id:
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise AbandonTask(f"Could not load source run {run_id}: {exc}") from None
+            raise
+        previous_hash = training_tx_of(run.data.tags) or P.GENESIS
+        tag_hash = run.data.tags.get(T.ARTIFACT_HASH)
+        verified = _verify_against_training(client, arweave, run_id, path)
+    payload = P.registration_payload(
+        model_name=name,
+        model_version=version,
+        source_run_id=run_id,
+        source=source,
+        artifact_verified=verified,
+        artifact_hash=tag_hash,
+        snapshot=spec.get("snapshot"),
+    )
+    after = [
+        _version_tags(
+            spec,
+            str(version),
+            {T.REGISTRATION_TX: "{tx_id}", T.ARWEAVE_URL: "{url}", T.VERIFY_STATUS: T.ANCHORED},
+            delete=(T.QUEUED_TX,),
+        )
+    ]
+    layout = {"registration_payload.json": "payload", "registration_proof.json": "proof"}
+    envelope, record, result = _sign_and_journal(
+        spec,
+        _Event(
+            P.REGISTRATION,
+            P.model_version_subject(name, version),
+            payload,
+            previous_hash,
+            run_id,
+            layout,
+            after,
+        ),
+    )
+    immediate = {
+        T.VERIFY_STATUS: T.ANCHORED if result else T.SIGNED,
+        T.PUBLIC_KEY: envelope["public_key"],
+        T.PAYLOAD_HASH: envelope["payload_hash"],
+    }
+    if verified is not None:
+        immediate[T.ARTIFACT_VERIFIED] = "true" if verified else "false"
+    if result:
+        immediate[T.REGISTRATION_TX] = result["tx_id"]
+        immediate[T.ARWEAVE_URL] = result["url"]
+    elif record is not None:
+        immediate[T.QUEUED_TX] = record.tx_id
+    mode = getattr(arweave, "wallet_mode", None)
+    if mode:
+        immediate[T.WALLET_MODE] = str(mode)
+    for key, value in immediate.items():
+        client.set_model_version_tag(name, str(version), key, value)
+    if run_id:
+        write_report_files(
+            client,
+            run_id,
+            "registration_",
+            envelope,
+            result,
+            artifact_hash=tag_hash,
+            artifact_verified=verified,
+            cli_verify_cmd=f"ar-io-mlflow verify model {name}/{version}",
+            wallet_mode=mode,
+        )
+    _release_held(arweave, record, result)
+
+
+def _release_held(arweave: Any, record: Record | None, result: dict[str, Any] | None) -> None:
+    """Let the workers do a record's write-backs once our own tags are written."""
+    if record is not None and not result:
+        arweave.journal.release_writebacks(record.id)
+
+
+def _anchor_promotion(spec: dict[str, Any]) -> None:
+    client = _client(spec)
+    _, arweave = _components_for(spec)
+    name, version = spec["name"], spec["version"]
+    run_id = version_run_id(client, client.get_model_version(name, version))
+    payload = P.promotion_payload(
+        model_name=name,
+        model_version=version,
+        from_stage=spec["from_stage"],
+        to_stage=spec["to_stage"],
+        snapshot=spec.get("snapshot"),
+    )
+    previous_hash = _registration_tx(arweave.journal, client, name, version)
+    after = [_version_tags(spec, str(version), {T.PROMOTION_TX: "{tx_id}"})]
+    event_id = str(uuid.uuid4())
+    layout = {
+        f"promotions/{event_id}/payload.json": "payload",
+        f"promotions/{event_id}/proof.json": "proof",
+    }
+    envelope, record, result = _sign_and_journal(
+        spec,
+        _Event(
+            P.PROMOTION,
+            P.model_version_subject(name, version),
+            payload,
+            previous_hash,
+            run_id,
+            layout,
+            after,
+            event_id,
+        ),
+    )
+    client.set_model_version_tag(
+        name, str(version), T.PROMOTION_PAYLOAD_HASH, envelope["payload_hash"]
+    )
+    _release_held(arweave, record, result)
+
+
+def _anchor_alias(spec: dict[str, Any]) -> None:
+    client = _client(spec)
+    _, arweave = _components_for(spec)
+    name, alias = spec["name"], spec["alias"]
+    version, previous = spec.get("alias_version"), spec.get("previous_version")
+    anchor_version = version if version is not None else previous
+    payload = P.alias_payload(
+        model_name=name,
+        alias=alias,
+        model_version=version,
+        previous_version=previous,
+        snapshot=spec.get("snapshot"),
+    )
+    run_id = None
+    previous_hash = P.GENESIS
+    after: list[Writeback] = []
+    if anchor_version is not None:
+        run_id = version_run_id(client, client.get_model_version(name, anchor_version))
+        previous_hash = _registration_tx(arweave.journal, client, name, str(anchor_version))
+        after.append(
+            _version_tags(spec, str(anchor_version), {T.ALIAS_TX_PREFIX + alias: "{tx_id}"})
+        )
+    event_id = str(uuid.uuid4())
+    layout = {
+        f"aliases/{event_id}/payload.json": "payload",
+        f"aliases/{event_id}/proof.json": "proof",
+    }
+    subject = P.model_version_subject(name, anchor_version if anchor_version is not None else "")
+    _, record, result = _sign_and_journal(
+        spec, _Event(P.ALIAS, subject, payload, previous_hash, run_id, layout, after, event_id)
+    )
+    _release_held(arweave, record, result)
+
+
+register_writeback_handler(TASK_KIND, _run_registry_task)
+
+
+# --- the client --------------------------------------------------------------------------
+
+
+class ArioMlflowClient(MlflowClient):
+    """``MlflowClient`` whose registry writes are anchored in the background."""
+
+    def __init__(self, *args: Any, proof_engine: Any = None, anchor: Any = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._ario_engine = proof_engine
+        self._ario_anchor = anchor
+        self._ario_key = f"client-{uuid.uuid4()}"
+        self._ario_futures: dict[str, Any] = {}
+
+    # components are created lazily so subclasses that skip __init__ still work
+    def _ario_components(self) -> tuple[Any, Any]:
+        if getattr(self, "_ario_key", None) is None:
+            self._ario_key = f"client-{uuid.uuid4()}"
+            self._ario_futures = {}
+        engine, arweave = default_components(
+            getattr(self, "_ario_engine", None), getattr(self, "_ario_anchor", None)
+        )
+        self._ario_engine, self._ario_anchor = engine, arweave
+        with _components_lock:
+            _components[self._ario_key] = (engine, arweave)
+        return engine, arweave
+
+    def _ario_journal(self) -> Journal:
+        _, arweave = self._ario_components()
+        journal: Journal | None = getattr(arweave, "journal", None)
+        if journal is None:
+            raise TypeError("anchor object has no journal; ArioMlflowClient needs ArweaveAnchor")
+        return journal
+
+    def _ario_queue(
+        self,
+        event: str,
+        name: str,
+        version: str,
+        fields: dict[str, Any],
+        *,
+        metadata: dict[str, Any] | None,
+        capture_otel: bool,
+    ) -> None:
+        snapshot = {**capture_otel_context(capture_otel), **(metadata or {})}
+        P.check_metadata(snapshot)
+        journal = self._ario_journal()
+        spec = {
+            "event": event,
+            "name": name,
+            "version": str(version),
+            "snapshot": snapshot,
+            "task_uid": str(uuid.uuid4()),
+            "components": self._ario_key,
+            "tracking_uri": recorded_uri(self.tracking_uri),
+            "registry_uri": recorded_uri(getattr(self, "_registry_uri", None)),
+            **fields,
+        }
+        key = context_key(event, name, version)
+        task_id = journal.add_task(Writeback(TASK_KIND, spec, after_upload=False), context_key=key)
+        self._ario_futures[key] = _executor.submit(run_task_now, journal, task_id)
+
+    def create_model_version(  # type: ignore[override]
+        self,
+        name: str,
+        source: str,
+        run_id: str | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        capture_otel: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Create the version (MLflow's result, at once) and anchor its registration."""
+        version = super().create_model_version(name, source, run_id=run_id, **kwargs)
+        self._ario_queue(
+            REGISTRATION,
+            name,
+            str(version.version),
+            {"source": source, "run_id": run_id},
+            metadata=metadata,
+            capture_otel=capture_otel,
+        )
+        return version
+
+    def transition_model_version_stage(
+        self,
+        name: str,
+        version: str | int,
+        stage: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        capture_otel: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Transition (MLflow's result, at once) and anchor the stage change."""
+        from_stage = self.get_model_version(name, str(version)).current_stage
+        result = super().transition_model_version_stage(name, str(version), stage, **kwargs)
+        self._ario_queue(
+            PROMOTION,
+            name,
+            str(version),
+            {"from_stage": str(from_stage), "to_stage": stage},
+            metadata=metadata,
+            capture_otel=capture_otel,
+        )
+        return result
+
+    def _alias_target(self, name: str, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def set_registered_model_alias(
+        self,
+        name: str,
+        alias: str,
+        version: str | int,
+        *,
+        metadata: dict[str, Any] | None = None,
+        capture_otel: bool = True,
+    ) -> None:
+        """Point ``alias`` at ``version`` and anchor the change (with the previous target)."""
+        previous = self._alias_target(name, alias)
+        super().set_registered_model_alias(name, alias, str(version))
+        self._ario_queue(
+            ALIAS,
+            name,
+            alias,
+            {"alias": alias, "alias_version": str(version), "previous_version": previous},
+            metadata=metadata,
+            capture_otel=capture_otel,
+        )
+
+    def delete_registered_model_alias(
+        self,
+        name: str,
+        alias: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        capture_otel: bool = True,
+    ) -> None:
+        """Delete ``alias`` and anchor that it no longer points anywhere."""
+        previous = self._alias_target(name, alias)
+        super().delete_registered_model_alias(name, alias)
+        self._ario_queue(
+            ALIAS,
+            name,
+            alias,
+            {"alias": alias, "alias_version": None, "previous_version": previous},
+            metadata=metadata,
+            capture_otel=capture_otel,
+        )
+
+    def anchor_model_version(
+        self,
+        name: str,
+        version: str | int,
+        *,
+        metadata: dict[str, Any] | None = None,
+        capture_otel: bool = True,
+    ) -> None:
+        """Anchor the registration of a version created elsewhere (e.g. by ``log_model``)."""
+        mv = self.get_model_version(name, str(version))
+        self._ario_queue(
+            REGISTRATION,
+            name,
+            str(mv.version),
+            {"source": mv.source, "run_id": mv.run_id or None},
+            metadata=metadata,
+            capture_otel=capture_otel,
+        )
+
+    # --- status ---------------------------------------------------------------------------
+
+    def anchor_status(self, event_type: str, name: str, version: str | int) -> dict[str, Any]:
+        """``{"status", "tx_id", "error", "done"}`` of the latest such event (from the journal).
+
+        For ``alias`` events, ``version`` is the alias name.
+        """
+        if event_type not in _EVENTS:
+            raise ValueError(f"event_type must be one of {_EVENTS}, not {event_type!r}")
+        journal = self._ario_journal()
+        key = context_key(event_type, name, version)
+        record = journal.latest_for(key)
+        task = journal.latest_task_for(key)
+        future = self._ario_futures.get(key)
+        running = future is not None and not future.done()
+        if task is not None and task[1] == FAILED:
+            return {"status": "failed", "tx_id": None, "error": task[2], "done": True}
+        if record is None:
+            status = "anchoring" if task is not None else "unknown"
+            return {
+                "status": status,
+                "tx_id": None,
+                "error": task[2] if task else None,
+                "done": False,
+            }
+        if record.state == UPLOADED:
+            return {"status": "anchored", "tx_id": record.tx_id, "error": None, "done": not running}
+        if record.state == "rejected" or record.next_attempt_at > time.time() + 3600 * 24 * 365:
+            return {"status": "signed", "tx_id": None, "error": record.last_error, "done": True}
+        return {
+            "status": "anchoring",
+            "tx_id": None,
+            "error": record.last_error,
+            "done": not running,
+        }
+
+    def wait_for_anchor(
+        self, event_type: str, name: str, version: str | int, timeout: float | None = None
+    ) -> bool:
+        """Wait for the event's task (and its bounded upload wait); False if never queued."""
+        key = context_key(event_type, name, version)
+        future = self._ario_futures.get(key)
+        if future is None:
+            journal = self._ario_journal()
+            if journal.latest_task_for(key) is None:
+                return False
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self.anchor_status(event_type, name, version)["status"] == "anchoring":
+                if deadline is not None and time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)
+            return True
+        try:
+            future.result(timeout=timeout)
+        except FutureTimeout:
+            return False
+        except Exception:  # the task's own errors are recorded in the journal
+            return True
+        return True
+
+
+def register_model(
+    model_uri: str,
+    name: str,
+    *,
+    metadata: dict[str, Any] | None = None,
+    client: ArioMlflowClient | None = None,
+    **kwargs: Any,
+) -> Any:
+    """``mlflow.register_model`` that also anchors the registration (returns the version)."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name, **kwargs)
+    (client or ArioMlflowClient()).anchor_model_version(name, version.version, metadata=metadata)
+    return version
