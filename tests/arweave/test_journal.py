@@ -128,3 +128,21 @@ def test_writebacks_wait_for_the_upload(tmp_path: Path) -> None:
     journal.mark_writeback_done(again.id)
     assert journal.counts()["writebacks_pending"] == 0
 
+
+def test_a_record_discarded_during_an_attempt_stays_discarded(tmp_path: Path) -> None:
+    """A worker's failed attempt that ends after ``outbox discard`` must not bring the
+    abandoned record back to ``pending`` (it used to, so ``sync`` kept retrying it)."""
+    from ario_mlflow.outbox.journal import DISCARDED
+
+    journal = Journal(tmp_path / "j.sqlite3")
+    record = journal.enqueue(_new("d" * 43))
+    leased = journal.claim_record(record.id, lease_owner(), 60)
+    assert leased is not None
+    assert journal.discard([record.id], "abandoned by hand") == 1
+    journal.mark_failed_attempt(record.id, "connection refused", retry_in=1.0)
+    journal.mark_unconfirmed(record.id, "no receipt", 1.0, None)
+    stored = journal.get(record.id)
+    assert stored is not None
+    assert stored.state == DISCARDED
+    assert journal.counts()[DISCARDED] == 1
+    assert journal.outstanding_ids() == []

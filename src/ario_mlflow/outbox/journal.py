@@ -591,18 +591,20 @@ class Journal:
         receipt: dict[str, Any] | None,
     ) -> None:
         """Count an attempt that did not upload the record, release its lease, schedule
-        the next one (a receipt, if any, is kept)."""
+        the next one (a receipt, if any, is kept). A record discarded while the attempt
+        ran stays discarded: a failed attempt never brings it back."""
         with self._transaction() as db:
             db.execute(
                 "UPDATE records SET state = ?, attempts = attempts + 1, last_error = ?, "
                 "receipt = COALESCE(?, receipt), next_attempt_at = ?, lease_owner = NULL, "
-                f"lease_until = 0 WHERE id = ?",
+                f"lease_until = 0 WHERE id = ? AND state IN ({_marks(OUTSTANDING)})",
                 (
                     state,
                     _kept_error(error),
                     json.dumps(receipt) if receipt is not None else None,
                     time.time() + retry_in,
                     record_id,
+                    *OUTSTANDING,
                 ),
             )
 
