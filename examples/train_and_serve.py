@@ -30,7 +30,7 @@ from sklearn.linear_model import LogisticRegression
 import ario_mlflow
 from ario_mlflow import ArioMlflowClient, VerifiedModel, verify_proof_by_tx, verify_record
 from ario_mlflow.arweave import ArweaveAnchor
-from ario_mlflow.outbox.workers import sync_journal
+from ario_mlflow.outbox.sync import sync_journal
 from ario_mlflow.proof import canonical_json
 
 

@@ -18,7 +18,7 @@ from ario_mlflow.lifecycle.registry import ArioMlflowClient
 from ario_mlflow.lifecycle.serving import VerifiedModel
 from ario_mlflow.localgw import LocalGateway
 from ario_mlflow.outbox.anchor import ArweaveAnchor
-from ario_mlflow.outbox.workers import sync_journal
+from ario_mlflow.outbox.sync import sync_journal
 from tests.cli_runner import invoke_cli
 from tests.lifecycle import FEATURES, trace_id_of, train
 

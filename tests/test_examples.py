@@ -58,7 +58,7 @@ def test_train_and_serve_then_serve_and_verify(mlflow_store: str, local_gateway:
     import ario_mlflow.lifecycle.registry
     import ario_mlflow.lifecycle.writebacks  # noqa: F401  (write-back handlers, as the CLI's sync has)
     from ario_mlflow.outbox.anchor import ArweaveAnchor
-    from ario_mlflow.outbox.workers import sync_journal
+    from ario_mlflow.outbox.sync import sync_journal
 
     assert sync_journal(ArweaveAnchor().journal).complete
     for _, _, decision_id, tx_id in rows:

@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from ario_mlflow.lifecycle.training import anchor
 from ario_mlflow.lifecycle.writebacks import set_tags_writeback
 from ario_mlflow.outbox.anchor import ArweaveAnchor
-from ario_mlflow.outbox.workers import sync_journal
+from ario_mlflow.outbox.sync import sync_journal
 from ario_mlflow.proof.commitment import verify_commitment
 from tests.lifecycle import log_sklearn_model
 from tests.mlflow_server import MlflowServer

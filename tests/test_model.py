@@ -82,7 +82,7 @@ def test_load_predict_and_verify_a_decision(
     assert envelope["subject"]["decision_id"] == first.decision_id
     assert envelope["subject"]["model_run_id"] == trained.run_id
 
-    from ario_mlflow.outbox.workers import sync_journal
+    from ario_mlflow.outbox.sync import sync_journal
 
     assert sync_journal(ArweaveAnchor().journal).complete  # witness + trace written back
     payload_bytes = _witness(trained.run_id, f"ario/predictions/{first.decision_id}/payload.json")
@@ -255,7 +255,7 @@ def test_audit_counts_untraced_decisions_by_their_witnesses(
     model = VerifiedModel("models:/credit@champion", trace_predictions=False)
     decisions = [model.predict(ROW) for _ in range(2)]
     assert all(d.wait_for_anchor(30) for d in decisions)
-    from ario_mlflow.outbox.workers import sync_journal
+    from ario_mlflow.outbox.sync import sync_journal
 
     assert sync_journal(ArweaveAnchor().journal).complete
     result = run_cli("audit", "credit/1", "--format", "json")

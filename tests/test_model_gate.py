@@ -25,7 +25,7 @@ from ario_mlflow.keys import load_or_create_key_files
 from ario_mlflow.lifecycle.registry import ArioMlflowClient
 from ario_mlflow.lifecycle.serving import VerifiedModel
 from ario_mlflow.outbox.anchor import ArweaveAnchor
-from ario_mlflow.outbox.workers import sync_journal
+from ario_mlflow.outbox.sync import sync_journal
 from tests.cli_runner import invoke_cli
 from tests.lifecycle import (
     FEATURES,

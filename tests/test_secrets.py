@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 from ario_mlflow.lifecycle.training import anchor
 from ario_mlflow.lifecycle.uris import public_uri, recorded_uri, redacted_text, usable_uri
 from ario_mlflow.outbox.anchor import ArweaveAnchor
-from ario_mlflow.outbox.workers import sync_journal
+from ario_mlflow.outbox.sync import sync_journal
 from tests.lifecycle import journal_one_record, train
 from tests.mlflow_server import MlflowServer, free_port
 
@@ -171,7 +171,10 @@ _JOURNAL_ONE_WRITEBACK = """
 import sys
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.engine import ProofEngine
+from ario_mlflow.lifecycle.handlers import install
 from ario_mlflow.lifecycle.writebacks import set_tags_writeback
+
+install()
 
 envelope = ProofEngine().create_commitment(
     event_type="dataset", subject={"type": "mlflow_dataset"}, payload_bytes=b"d",

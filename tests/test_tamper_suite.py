@@ -59,7 +59,7 @@ class World:
 
 def _synced() -> bool:
     """Sync until nothing is left: a write-back that fails once is retried, by design."""
-    from ario_mlflow.outbox.workers import sync_journal
+    from ario_mlflow.outbox.sync import sync_journal
 
     return any(sync_journal(ArweaveAnchor().journal).complete for _ in range(3))
 

@@ -17,7 +17,7 @@ from ario_mlflow.lifecycle.registry import ArioMlflowClient
 from ario_mlflow.lifecycle.serving import VerifiedModel
 from ario_mlflow.lifecycle.training import anchor
 from ario_mlflow.outbox.anchor import ArweaveAnchor
-from ario_mlflow.outbox.workers import sync_journal
+from ario_mlflow.outbox.sync import sync_journal
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import signing_key_from_seed
 from ario_mlflow.proof.envelope import sign_envelope

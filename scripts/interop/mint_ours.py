@@ -61,7 +61,7 @@ def _lifecycle(workdir: Path) -> dict[str, Any]:
 
     from ario_mlflow import ArioMlflowClient, VerifiedModel, anchor
     from ario_mlflow.outbox.anchor import ArweaveAnchor
-    from ario_mlflow.outbox.workers import sync_journal
+    from ario_mlflow.outbox.sync import sync_journal
 
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     mlflow.create_experiment("interop", artifact_location=(workdir / "artifacts").as_uri())

@@ -190,7 +190,7 @@ def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> No
     from ario_mlflow.lifecycle.registry import ArioMlflowClient
     from ario_mlflow.lifecycle.serving import VerifiedModel
     from ario_mlflow.outbox.anchor import ArweaveAnchor
-    from ario_mlflow.outbox.workers import sync_journal
+    from ario_mlflow.outbox.sync import sync_journal
 
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     features, labels = _applicants()

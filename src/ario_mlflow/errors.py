@@ -14,7 +14,8 @@ same parent/child relations, so existing ``except`` clauses keep working.
     │   ├── NonFiniteNumberError            NaN / Infinity
     │   ├── LoneSurrogateError              a string that is not valid Unicode
     │   ├── CanonicalDepthError             nesting deeper than the bound
-    │   └── UnsupportedTypeError            not a JSON type, or a non-string key
+    │   ├── UnsupportedTypeError            not a JSON type, or a non-string key
+    │   └── FingerprintError                a prediction input/output has no fingerprint
     ├── EnvelopeParseError (ValueError)     bytes that are not one JSON object
     ├── AnchorError                         the permanent-storage side failed
     │   ├── DataItemError (ValueError)      malformed ANS-104 bytes or tags
@@ -26,8 +27,12 @@ same parent/child relations, so existing ``except`` clauses keep working.
     │   ├── TransportError                  an HTTP exchange failed (connect, refused URL)
     │   │   ├── DeadlineExceededError       no complete answer before the deadline
     │   │   └── ResponseTooLargeError       the answer is larger than its cap
-    │   └── JournalError                    the local outbox is unusable
+    │   ├── JournalError                    the local outbox is unusable
+    │   └── MissingHandlerError             no handler installed for a write-back kind
     ├── ArtifactAccessError (RuntimeError)  model artifacts could not be read
+    ├── TargetNotFoundError (LookupError)   the run, version, trace … asked for is not there
+    ├── NotAnchoredError                    it is there, with no anchored record (yet)
+    ├── BundleError                         an evidence bundle cannot be written or read
     └── VerificationError                   a proof did not verify
         ├── LiveRefetchError                live MLflow fields could not be re-read
         └── AssetVerificationError          an asset must not be used
@@ -102,6 +107,14 @@ class UnsupportedTypeError(CanonicalizationError):
     """A value is not a JSON type (or an object key is not a string)."""
 
 
+class FingerprintError(CanonicalizationError):
+    """A prediction input or output has no canonical fingerprint.
+
+    ``path`` locates the offending value inside the value given (``$.features[2]``,
+    ``$["col a"][0]`` for a DataFrame cell).
+    """
+
+
 class EnvelopeParseError(ArioError, ValueError):
     """Bytes that should hold one JSON object do not.
 
@@ -163,8 +176,28 @@ class JournalError(AnchorError):
     """The local journal (outbox) cannot be opened or written."""
 
 
+class MissingHandlerError(AnchorError):
+    """A write-back of a kind no handler in this process performs: journaling it would
+    leave it pending with nobody to do it (see :mod:`ario_mlflow.outbox.handlers`)."""
+
+
 class ArtifactAccessError(ArioError, RuntimeError):
     """Model artifacts of a run could not be downloaded or read."""
+
+
+# --- what was asked for ------------------------------------------------------------------
+
+
+class TargetNotFoundError(ArioError, LookupError):
+    """The run, model version, trace or decision asked for does not exist (exit code 2)."""
+
+
+class NotAnchoredError(ArioError):
+    """The target exists but carries no anchored record (yet)."""
+
+
+class BundleError(ArioError):
+    """An evidence bundle cannot be written or read (not a failed check: a broken file)."""
 
 
 # --- verification ----------------------------------------------------------------------

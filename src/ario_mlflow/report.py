@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -31,7 +30,6 @@ __all__ = [
 
 #: Where the recipe points when the caller knows no gateway (the reference's default host).
 DEFAULT_GATEWAY_URL = "https://turbo-gateway.com"
-_VERIFY_URL_ENV = "ARIO_MLFLOW_ARIO_VERIFY_URL"
 _TRUST_HINT = "anyone can sign; pin with --trusted-key / ARIO_MLFLOW_TRUSTED_KEYS"
 
 _EVENT_LABELS = {
@@ -1149,9 +1147,21 @@ def _attestation_card(ver: Mapping[str, Any]) -> str:
     return _card("ar.io Verify", _kv(rows))
 
 
+def _configured_verify_url() -> str | None:
+    """``ARIO_MLFLOW_ARIO_VERIFY_URL`` as the settings read it (a report is a rendering:
+    an unusable setting only leaves the link out)."""
+    from ario_mlflow.config import load_settings
+    from ario_mlflow.errors import ConfigError
+
+    try:
+        return load_settings().verify_url
+    except ConfigError:
+        return None
+
+
 def _cli_nudge(command: str, tx_id: Any, verify_base_url: str | None) -> str:
     """Tell the reader how to check an anchored, not yet attested record."""
-    verify_base = _http_url(verify_base_url or os.environ.get(_VERIFY_URL_ENV) or None)
+    verify_base = _http_url(verify_base_url or _configured_verify_url())
     link = ""
     if verify_base:
         target = f"{verify_base.rstrip('/')}/{quote(str(tx_id), safe='')}"

@@ -15,7 +15,8 @@ from ario_mlflow.engine import ProofEngine
 from ario_mlflow.errors import WalletLoadError
 from ario_mlflow.outbox.anchor import ArweaveAnchor, proof_tags
 from ario_mlflow.outbox.journal import PENDING, REJECTED, UPLOADED
-from ario_mlflow.outbox.workers import sync_journal, workers_for
+from ario_mlflow.outbox.sync import sync_journal
+from ario_mlflow.outbox.workers import workers_for
 from ario_mlflow.proof.canonical import canonical_json
 
 

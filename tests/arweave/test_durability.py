@@ -113,7 +113,7 @@ def test_a_spent_retry_budget_parks_the_record_until_sync(
     import time
 
     from ario_mlflow.engine import ProofEngine
-    from ario_mlflow.outbox.workers import sync_journal
+    from ario_mlflow.outbox.sync import sync_journal
 
     monkeypatch.setenv("ARIO_MLFLOW_MAX_ATTEMPTS", "2")
     local_gateway.set_faults(upload={"fail_rate": 1.0, "status": 503})

@@ -21,7 +21,8 @@ from ario_mlflow.errors import ConfigError, GatewayError
 from ario_mlflow.localgw import LocalGateway
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.journal import DISCARDED, UNCONFIRMED, UPLOADED, Journal
-from ario_mlflow.outbox.workers import UploadTarget, sync_journal
+from ario_mlflow.outbox.sync import sync_journal
+from ario_mlflow.outbox.workers import UploadTarget
 from tests.cli_runner import invoke_cli
 from tests.lifecycle import journal_one_record
 

@@ -21,7 +21,7 @@ from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.journal import Journal, Writeback
 from ario_mlflow.outbox.spool_reader import WalletSigner, ingest_file, ingest_spool, spool_backlog
 from ario_mlflow.outbox.spool_writer import EntryTemplate, SpoolWriter, entry_line, spool_dir
-from ario_mlflow.outbox.workers import sync_journal
+from ario_mlflow.outbox.sync import sync_journal
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.envelope import verify_envelope_bytes
 

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ario_mlflow.verify.bundle import SCHEMA, BundleError, verify_bundle
+from ario_mlflow.errors import BundleError
+from ario_mlflow.verify.bundle import SCHEMA, verify_bundle
 from tests.fuzz.seeds import bundle_files, bundle_manifest, write_bundle
 from tests.fuzz.strategies import (
     fuzz_settings,

@@ -51,9 +51,10 @@ def audit(  # noqa: PLR0917 - click passes options positionally
     from ario_mlflow.arweave.ario_verify import ArioVerifyClient
     from ario_mlflow.cli.store import not_found, open_client
     from ario_mlflow.config import load_settings, pinned_keys
+    from ario_mlflow.errors import TargetNotFoundError
     from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.verify.audit import audit_model
-    from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
+    from ario_mlflow.verify.targets import parse_model_ref
 
     try:
         parse_model_ref(model_ref)

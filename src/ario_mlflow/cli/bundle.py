@@ -38,9 +38,10 @@ def export(
     """Write a portable evidence bundle (envelopes, exact payload bytes, receipts)."""
     from ario_mlflow.cli.store import not_found, open_client
     from ario_mlflow.config import trusted_keys_from_env
+    from ario_mlflow.errors import BundleError, TargetNotFoundError
     from ario_mlflow.outbox.anchor import ArweaveAnchor
-    from ario_mlflow.verify.bundle import BundleError, export_bundle
-    from ario_mlflow.verify.targets import TargetNotFoundError, parse_model_ref
+    from ario_mlflow.verify.bundle import export_bundle
+    from ario_mlflow.verify.targets import parse_model_ref
 
     try:
         parse_model_ref(model_ref)
@@ -89,7 +90,8 @@ def verify_bundle_command(
 ) -> None:
     """Verify an evidence bundle offline: no MLflow, no network (unless --online)."""
     from ario_mlflow.config import trusted_keys_from_env
-    from ario_mlflow.verify.bundle import BundleError, verify_bundle
+    from ario_mlflow.errors import BundleError
+    from ario_mlflow.verify.bundle import verify_bundle
 
     try:
         pinned = dict.fromkeys((*trusted_keys_from_env(), *(k.lower() for k in trusted_keys)))

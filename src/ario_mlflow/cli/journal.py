@@ -46,10 +46,12 @@ def sync(fmt: str, quiet: bool, upload_url: str | None) -> None:
     Exits 1 if anything is still outstanding afterwards (not uploaded, uploaded but not
     confirmed, refused, or a write-back not done).
     """
-    import ario_mlflow.lifecycle.registry
-    import ario_mlflow.lifecycle.writebacks  # noqa: F401  (registers the MLflow write-back handlers)
     from ario_mlflow.config import check_url
-    from ario_mlflow.outbox.workers import UploadTarget, sync_journal
+    from ario_mlflow.lifecycle.handlers import install
+    from ario_mlflow.outbox.sync import sync_journal
+    from ario_mlflow.outbox.workers import UploadTarget
+
+    install()
 
     if upload_url is not None:
         from ario_mlflow.errors import ConfigError
@@ -80,6 +82,7 @@ def sync(fmt: str, quiet: bool, upload_url: str | None) -> None:
         "writebacks_done": report.writebacks_done,
         "writebacks_failed": report.writebacks_failed,
         "remaining": report.remaining,
+        "unhandled_writebacks": report.unhandled,
         "complete": report.complete,
         "upload_url": target.upload_url,
         "journal": str(journal.path),
@@ -97,6 +100,11 @@ def sync(fmt: str, quiet: bool, upload_url: str | None) -> None:
             f"{remaining.get('rejected', 0)} rejected, "
             f"{remaining.get('writebacks_pending', 0)} write-back(s)"
         )
+        for kind, count in sorted(report.unhandled.items()):
+            click.echo(
+                f"  {count} write-back(s) of kind {kind!r} cannot be done by this version "
+                "(no handler for it): upgrade ar-io-mlflow, or run sync where it was journaled"
+            )
     if not report.complete:
         raise SystemExit(EXIT_CHECK_FAILED)
 

@@ -87,9 +87,9 @@ def _run(
     from ario_mlflow.arweave.ario_verify import ArioVerifyClient
     from ario_mlflow.cli.store import not_found, open_client
     from ario_mlflow.config import load_settings, pinned_keys
+    from ario_mlflow.errors import NotAnchoredError, TargetNotFoundError
     from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.verify import verify_proof_by_tx
-    from ario_mlflow.verify.targets import NotAnchoredError, TargetNotFoundError
 
     client, store = open_client(tracking_uri)
     anchor = ArweaveAnchor()

@@ -48,16 +48,20 @@ import tempfile
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ario_mlflow.errors import ArtifactAccessError
-from ario_mlflow.proof.canonical import canonical_json
-from ario_mlflow.proof.hashing import sha256_hex
+from ario_mlflow.proof.checksums import (
+    DEFAULT_ARTIFACT_PATH,
+    ChecksumDiff,
+    artifact_hash,
+    compare_checksums,
+)
 
 __all__ = [
     "CHUNK_SIZE",
@@ -79,8 +83,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Where ``mlflow.<flavor>.log_model`` puts a model when no name is given.
-DEFAULT_ARTIFACT_PATH = "model"
 #: Basenames never hashed, at any depth: MLflow writes ``registered_model_meta`` into
 #: downloaded registered/logged model directories, so it is bookkeeping, not the model.
 EXCLUDED_BASENAMES: frozenset[str] = frozenset({"registered_model_meta"})
@@ -97,63 +99,6 @@ LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"
 ProgressCallback = Callable[[int, int], None]
 
 _RUNS_SCHEME = "runs:/"
-
-
-# --- the aggregate hash and comparisons --------------------------------------------------
-
-
-def artifact_hash(checksums: Mapping[str, str]) -> str | None:
-    """SHA-256 hex of the canonical JSON of ``checksums``; ``None`` for an empty map.
-
-    This is the value of the ``ario.artifact_hash`` run tag. An empty map has no hash
-    because "no files" must never look like a commitment to some files.
-    """
-    if not checksums:
-        return None
-    return sha256_hex(canonical_json(dict(checksums)))
-
-
-@dataclass(frozen=True)
-class ChecksumDiff:
-    """How an actual checksum map differs from the expected one (all lists sorted)."""
-
-    changed: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when both maps hold the same files with the same hashes."""
-        return not (self.changed or self.missing or self.added)
-
-    def describe(self, limit: int = 10) -> str:
-        """One line naming the differing files, for error messages (``limit`` per kind)."""
-        if self.ok:
-            return "no differences"
-        parts = []
-        for label, names in (
-            ("changed", self.changed),
-            ("missing", self.missing),
-            ("added", self.added),
-        ):
-            if names:
-                shown = ", ".join(names[:limit])
-                more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
-                parts.append(f"{label}: {shown}{more}")
-        return "; ".join(parts)
-
-    def __str__(self) -> str:
-        """The description, so that a message quoting a diff reads as one."""
-        return self.describe()
-
-
-def compare_checksums(expected: Mapping[str, str], actual: Mapping[str, str]) -> ChecksumDiff:
-    """Name the files whose hash changed, that are missing, or that were added."""
-    return ChecksumDiff(
-        changed=sorted(k for k in expected.keys() & actual.keys() if expected[k] != actual[k]),
-        missing=sorted(expected.keys() - actual.keys()),
-        added=sorted(actual.keys() - expected.keys()),
-    )
 
 
 # --- URIs and artifact-path resolution ---------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ario_mlflow.arweave.gateway_reader import gateway_base
+from ario_mlflow.lifecycle.handlers import INSTALLER
 from ario_mlflow.lifecycle.writebacks import DECISION_PAYLOAD
 from ario_mlflow.outbox.companion import ensure_companion
 from ario_mlflow.outbox.journal import REJECTED, UPLOADED, Writeback
@@ -115,7 +116,7 @@ class SpoolSink:
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + COMPANION_CHECK_SECONDS
-            ensure_companion(self._home, self._wallet_path)
+            ensure_companion(self._home, self._wallet_path, installer=INSTALLER)
             self._journal = self._anchor.journal  # opened here, off the usual call
         journal = self._journal
 

@@ -1,32 +1,45 @@
-"""Finding and checking the signed training record behind a run.
+"""Finding and checking a model's signed lineage, without trusting MLflow state.
 
-Registration and ``VerifiedModel`` compare model artifacts against the artifact hashes
-of the *signed, anchored* training payload, never against a mutable tag. This module
-locates that payload (run tag → TX id → envelope from a gateway, or from the local journal
-while the upload is still queued → payload witness in the run) and checks every link:
-signature, pinned issuer keys, subject binding, payload hash. It distinguishes "there is
-no proof" (``None``) from "there is a proof and it does not check out" (raises).
+The one rule behind the serving gate, ``verify model``, ``audit`` and registration. Tags,
+a version's ``source`` and ``run_id`` and the journal only say where to look; the answer
+comes from signed records:
+
+* the version's registration record (found from its tag, this installation's journal, or
+  the gateways' index by model name and version) names the training TX it chains to;
+* the training record (found from there, from the run's tags, the journal, or the index
+  by run id) names the run and holds the per-file hashes and the artifact path, and its
+  payload witness in the run must hash to the signed ``payload_hash``.
+
+"There is no proof" (``None``) is told apart from "there is a proof and it does not
+check out" (``IntegrityError``) and "it cannot be read now" (``ProofUnavailableError``).
+Deleting a tag therefore never turns a check off.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ario_mlflow import tags as T
+from ario_mlflow import tags
 from ario_mlflow.errors import (
     EnvelopeParseError,
     GatewayError,
     IntegrityError,
     ProofUnavailableError,
 )
-from ario_mlflow.lifecycle.witness import event_dir
-from ario_mlflow.proof.envelope import parse_json_object, verify_envelope
+from ario_mlflow.lifecycle.model_location import version_run_id
+from ario_mlflow.lifecycle.recorder import REGISTRY_REGISTRATION, registry_key, training_key
+from ario_mlflow.lifecycle.witness import read_witness
+from ario_mlflow.proof import payloads
+from ario_mlflow.proof.checks import record_problem
+from ario_mlflow.proof.checksums import anchored_artifact_path, anchored_checksums
+from ario_mlflow.proof.ed25519 import key_fingerprint
+from ario_mlflow.proof.envelope import parse_json_object
 from ario_mlflow.proof.hashing import sha256_hex
 
-TRAINING = "training_complete"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,26 +53,69 @@ class TrainingProof:
 
     @property
     def artifact_checksums(self) -> dict[str, str]:
-        """Per-file SHA-256 of the model as anchored."""
-        checksums = self.payload.get("artifact_checksums")
-        return dict(checksums) if isinstance(checksums, dict) else {}
+        """Per-file SHA-256 of the model as anchored (empty when hashing failed)."""
+        return anchored_checksums(self.payload)
 
     @property
-    def artifact_path(self) -> str | None:
-        """The model directory hashed at anchor time (``None`` for 0.3.0 records)."""
-        value = self.payload.get("artifact_path")
-        return value if isinstance(value, str) else None
+    def artifact_path(self) -> str:
+        """The model directory hashed at anchor time (``model`` for 0.3.0 records)."""
+        return anchored_artifact_path(self.payload)
 
     @property
     def signer(self) -> str:
-        """Hex public key that signed the record."""
-        return str(self.envelope.get("public_key", ""))
+        """Hex public key that signed the record (lowercase)."""
+        return str(self.envelope.get("public_key", "")).lower()
 
 
-def training_tx_of(run_tags: dict[str, str]) -> str | None:
-    """The run's training TX (uploaded, or signed and still queued)."""
-    return run_tags.get(T.TRAINING_TX) or run_tags.get(T.QUEUED_TX)
+@dataclass(frozen=True)
+class ModelProof:
+    """A model's signed lineage: its training record, and its registration if it has one."""
 
+    training: TrainingProof
+    run_id: str
+    registration_tx: str | None = None
+    registration: dict[str, Any] | None = None
+    found_by: str = "run tag"
+
+    @property
+    def artifact_path(self) -> str:
+        """The model directory the training record hashed."""
+        return self.training.artifact_path
+
+    @property
+    def signer(self) -> str:
+        """The issuer key that signed the lineage."""
+        return self.training.signer
+
+
+# --- hints: where a record may be (never trusted on their own) ----------------------------
+
+
+def run_training_tx(
+    run_tags: Mapping[str, str], journal: Any = None, run_id: str = ""
+) -> str | None:
+    """The TX a run's training record has, as far as MLflow and this installation know:
+    uploaded (tag), signed and queued (tag or journal), or ``None``."""
+    tagged = run_tags.get(tags.TRAINING_TX) or run_tags.get(tags.QUEUED_TX)
+    if tagged or journal is None or not run_id:
+        return tagged
+    record = journal.latest_for(training_key(run_id))
+    return None if record is None else str(record.tx_id)
+
+
+def version_registration_tx(
+    version_tags: Mapping[str, str], journal: Any = None, name: str = "", version: str = ""
+) -> str | None:
+    """The TX a version's registration record has, as far as this installation and
+    MLflow know: the journal (this installation signed it), else its tags."""
+    if journal is not None and name:
+        record = journal.latest_for(registry_key(REGISTRY_REGISTRATION, name, version))
+        if record is not None:
+            return str(record.tx_id)
+    return version_tags.get(tags.REGISTRATION_TX) or version_tags.get(tags.QUEUED_TX)
+
+
+# --- fetching one checked record ---------------------------------------------------------
 
 EnvelopeCheck = Callable[[dict[str, Any]], "str | None"]
 
@@ -112,95 +168,9 @@ def fetch_checked_envelope(tx_id: str, arweave: Any, check: EnvelopeCheck) -> di
     raise IntegrityError(f"record {tx_id} does not check out: {said}")
 
 
-def witness_bytes(client: Any, run_id: str, event_id: str) -> bytes:
-    import tempfile
-
-    from mlflow.exceptions import MlflowException
-
-    candidates = (f"ario/{event_dir(event_id)}/payload.json", "ario/payload.json")
-    problems = []
-    for path in candidates:
-        with tempfile.TemporaryDirectory(prefix="ario-witness-") as scratch:
-            try:
-                local = client.download_artifacts(run_id, path, scratch)
-                return Path(local).read_bytes()
-            except (MlflowException, OSError) as exc:
-                problems.append(f"{path}: {exc}")
-    raise ProofUnavailableError(
-        f"payload witness of run {run_id} is missing: " + "; ".join(problems)
-    )
-
-
-def record_problem(
-    envelope: dict[str, Any],
-    *,
-    event_type: str,
-    subject: Mapping[str, str],
-    trusted_keys: Sequence[str],
-) -> str | None:
-    """Why ``envelope`` is not a valid ``event_type`` record about ``subject`` signed by a
-    pinned key (any key when none is pinned), or ``None`` when it is."""
-    result = verify_envelope(envelope, allow_legacy=True)
-    if not result.ok:
-        return f"record does not verify: {result.reason}"
-    if envelope.get("event_type") != event_type:
-        return f"record is a {envelope.get('event_type')!r} event, not {event_type}"
-    actual = envelope.get("subject")
-    if not isinstance(actual, dict) or any(actual.get(k) != v for k, v in subject.items()):
-        return f"record is about {actual!r}, not {dict(subject)!r}"
-    signer = str(envelope.get("public_key", "")).lower()
-    if trusted_keys and signer not in trusted_keys:
-        return (
-            f"record is signed by {envelope.get('public_key')}, which is not a trusted key "
-            "(ARIO_MLFLOW_TRUSTED_KEYS)"
-        )
-    return None
-
-
-def check_training_envelope(
-    envelope: dict[str, Any], run_id: str, trusted_keys: Sequence[str]
-) -> None:
-    """Raise ``IntegrityError`` unless ``envelope`` is a valid training record of ``run_id``."""
-    problem = record_problem(
-        envelope,
-        event_type=TRAINING,
-        subject={"type": "mlflow_run", "run_id": run_id},
-        trusted_keys=trusted_keys,
-    )
-    if problem is not None:
-        raise IntegrityError(f"training {problem}")
-
-
-def load_training_proof(
-    client: Any, run_id: str, *, arweave: Any, trusted_keys: Sequence[str] = ()
-) -> TrainingProof | None:
-    """The checked training proof of ``run_id``; ``None`` if the run has none at all.
-
-    Raises ``IntegrityError`` when a proof exists but is wrong (bad signature, another
-    run's record, unpinned signer, witness edited) and ``ProofUnavailableError`` when it
-    exists but cannot be read now.
-    """
-    run_tags = client.get_run(run_id).data.tags
-    tx_id = training_tx_of(run_tags)
-    if not tx_id:
-        return None
-    return training_proof_at(client, run_id, tx_id, arweave=arweave, trusted_keys=trusted_keys)
-
-
-def training_proof_at(
-    client: Any, run_id: str, tx_id: str, *, arweave: Any, trusted_keys: Sequence[str] = ()
-) -> TrainingProof:
-    """The checked training proof of ``run_id`` stored at ``tx_id`` (raises like
-    :func:`load_training_proof`)."""
-    subject = {"type": "mlflow_run", "run_id": run_id}
-
-    def check(envelope: dict[str, Any]) -> str | None:
-        return record_problem(
-            envelope, event_type=TRAINING, subject=subject, trusted_keys=trusted_keys
-        )
-
-    envelope = fetch_checked_envelope(tx_id, arweave, check)
-    payload_bytes = witness_bytes(client, run_id, str(envelope.get("event_id")))
+def _with_witness(client: Any, run_id: str, tx_id: str, envelope: dict[str, Any]) -> TrainingProof:
+    """The training proof once its payload witness in the run hashes to the record."""
+    payload_bytes, _ = read_witness(client, run_id, envelope)
     if sha256_hex(payload_bytes) != envelope.get("payload_hash"):
         raise IntegrityError(
             f"payload witness of run {run_id} does not match the anchored payload_hash"
@@ -210,3 +180,177 @@ def training_proof_at(
     except EnvelopeParseError as exc:
         raise IntegrityError(f"payload witness of run {run_id} is not JSON: {exc}") from None
     return TrainingProof(tx_id, envelope, payload, payload_bytes)
+
+
+# --- finding the lineage -------------------------------------------------------------------
+
+
+def _search(anchor: Any, tags: dict[str, Any], trusted: Sequence[str]) -> list[str]:
+    """TX ids the gateways index under ``tags`` (signed by a pinned key when any is)."""
+    reader = getattr(anchor, "reader", None)
+    if reader is None:
+        return []
+    wanted = {"App-Name": "ar-io-mlflow", **tags}
+    if trusted:
+        wanted["Signer"] = list(trusted)
+    try:
+        result = reader().search_everywhere(tags=wanted, limit=50)
+    except (GatewayError, ValueError) as exc:
+        logger.info("gateway search for %s failed: %s", tags, exc)
+        return []
+    return [node.id for node in result.nodes]
+
+
+def _candidates(*sources: Sequence[str | None]) -> list[str]:
+    return list(dict.fromkeys(tx for source in sources for tx in source if tx))
+
+
+def _journal_tx(anchor: Any, key: str) -> str | None:
+    journal = getattr(anchor, "journal", None)
+    record = journal.latest_for(key) if journal is not None else None
+    return None if record is None else str(record.tx_id)
+
+
+def _first_valid(
+    candidates: list[str], anchor: Any, check: Any, what: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The first candidate that is a valid record; ``None`` if there were none at all.
+
+    Candidates that are not valid are reported; when every candidate fails, the proof
+    exists but does not check out (``IntegrityError``), or cannot be read now
+    (``ProofUnavailableError``).
+    """
+    problems: list[str] = []
+    unavailable = True
+    valid: list[tuple[str, dict[str, Any]]] = []
+    for tx_id in candidates:
+        try:
+            valid.append((tx_id, fetch_checked_envelope(tx_id, anchor, check)))
+        except ProofUnavailableError as exc:
+            problems.append(str(exc))
+        except IntegrityError as exc:
+            unavailable = False
+            problems.append(str(exc))
+    signers = {str(e.get("public_key", "")).lower() for _, e in valid}
+    if len(signers) > 1:
+        names = ", ".join(sorted(key_fingerprint(k) for k in signers))
+        raise IntegrityError(
+            f"{what} is claimed by records of several issuers ({names}); pin the issuer "
+            "(ARIO_MLFLOW_TRUSTED_KEYS) to say which one you trust"
+        )
+    if valid:
+        if problems:  # a tag or journal entry pointing elsewhere: someone edited it
+            logger.warning(
+                "%s: ignored records that do not check out: %s", what, " | ".join(problems)
+            )
+        return valid[0]
+    if not candidates:
+        return None
+    error = ProofUnavailableError if unavailable else IntegrityError
+    raise error(f"{what} has records, none of which checks out: " + " | ".join(problems))
+
+
+def find_training(
+    client: Any, anchor: Any, run_id: str, trusted: Sequence[str], *, tx_hint: str | None = None
+) -> TrainingProof | None:
+    """The checked training proof of ``run_id``: from ``tx_hint`` (a registration's
+    chain link), the run's tags, the journal, or the gateways' index by run id."""
+    run_tags = client.get_run(run_id).data.tags
+    journaled = _journal_tx(anchor, training_key(run_id))
+    candidates = _candidates([tx_hint, run_training_tx(run_tags), journaled])
+    if not candidates:
+        search = {"Event-Type": payloads.TRAINING, "Run-Id": run_id}
+        candidates = _search(anchor, search, trusted)
+    subject = payloads.run_subject(run_id)
+
+    def check(envelope: dict[str, Any]) -> str | None:
+        return record_problem(
+            envelope, event_type=payloads.TRAINING, subject=subject, trusted_keys=trusted
+        )
+
+    found = _first_valid(candidates, anchor, check, f"the training of run {run_id}")
+    if found is None:
+        return None
+    return _with_witness(client, run_id, found[0], found[1])
+
+
+def find_registration(
+    anchor: Any, mv: Any, trusted: Sequence[str]
+) -> tuple[str, dict[str, Any]] | None:
+    """The version's valid registration record ``(tx_id, envelope)``, or ``None``."""
+    name, version = str(mv.name), str(mv.version)
+    version_tags = dict(getattr(mv, "tags", None) or {})
+    candidates = _candidates(
+        [
+            version_tags.get(tags.REGISTRATION_TX),
+            _journal_tx(anchor, registry_key(REGISTRY_REGISTRATION, name, version)),
+            version_tags.get(tags.QUEUED_TX),
+        ]
+    )
+    if not candidates:
+        search = {"Event-Type": payloads.REGISTRATION, "Model-Name": name, "Model-Version": version}
+        candidates = _search(anchor, search, trusted)
+    subject = payloads.model_version_subject(name, version)
+
+    def check(envelope: dict[str, Any]) -> str | None:
+        return record_problem(
+            envelope, event_type=payloads.REGISTRATION, subject=subject, trusted_keys=trusted
+        )
+
+    return _first_valid(candidates, anchor, check, f"the registration of {name}/{version}")
+
+
+def find_version_proof(
+    client: Any, anchor: Any, mv: Any, trusted: Sequence[str]
+) -> ModelProof | None:
+    """The signed lineage of a model version, found without trusting any MLflow tag.
+
+    ``None`` only when no record of the version or its run exists anywhere we can look.
+    """
+    registration = find_registration(anchor, mv, trusted)
+    run_id = version_run_id(client, mv)
+    hint: str | None = None
+    if registration is not None:
+        previous = str(registration[1].get("previous_hash") or "")
+        if previous and previous != payloads.GENESIS:
+            hint = previous
+    if run_id is None:
+        if registration is None or hint is None:
+            return None  # nothing anchored, or registered from a run never anchored
+        raise IntegrityError(
+            f"model version {mv.name}/{mv.version} has a registration record but its source "
+            f"{mv.source!r} names no run"
+        )
+    training = find_training(client, anchor, run_id, trusted, tx_hint=hint)
+    if training is None:
+        return None
+    if hint is not None and training.tx_id != hint:
+        raise IntegrityError(
+            f"the registration of {mv.name}/{mv.version} chains to training record {hint}, "
+            f"not to {training.tx_id} of run {run_id}"
+        )
+    if registration is not None:
+        reg_signer = str(registration[1].get("public_key", "")).lower()
+        if reg_signer != training.signer:
+            raise IntegrityError(
+                f"the registration of {mv.name}/{mv.version} is signed by "
+                f"{key_fingerprint(reg_signer)}, its training record by "
+                f"{key_fingerprint(training.signer)}: one lineage has one issuer"
+            )
+    return ModelProof(
+        training=training,
+        run_id=run_id,
+        registration_tx=registration[0] if registration else None,
+        registration=registration[1] if registration else None,
+        found_by="registration record" if registration else "training record",
+    )
+
+
+def find_run_proof(
+    client: Any, anchor: Any, run_id: str, trusted: Sequence[str]
+) -> ModelProof | None:
+    """The signed training lineage of a run (for ``runs:/`` and ``models:/m-…`` URIs)."""
+    training = find_training(client, anchor, run_id, trusted)
+    if training is None:
+        return None
+    return ModelProof(training=training, run_id=run_id)

@@ -5,9 +5,9 @@ Each overridden call returns MLflow's result at once and journals a *task* ("anc
 event") before returning, so the event is anchored even if the process dies right after:
 a bounded pool of background threads (or the next process's workers, or
 ``ar-io-mlflow sync``) runs the task — read the source run, re-hash the artifacts
-against the signed training payload, sign, journal the record, write tags and witnesses.
-``anchor_status`` and ``wait_for_anchor`` read the journal, so they also answer for
-work queued by an earlier process.
+against the signed training payload, and record the event through the record pipeline
+(:mod:`~ario_mlflow.lifecycle.recorder`). ``anchor_status`` and ``wait_for_anchor`` read
+the journal, so they also answer for work queued by an earlier process.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from typing import Any
 
 from mlflow.tracking import MlflowClient
@@ -26,50 +25,53 @@ from mlflow.tracking import MlflowClient
 from ario_mlflow import tags as T
 from ario_mlflow.config import load_settings
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError, ProofUnavailableError
-from ario_mlflow.lifecycle.artifacts import artifact_checksums
-from ario_mlflow.lifecycle.lineage import training_tx_of
-from ario_mlflow.lifecycle.model_proof import source_location, version_run_id
+from ario_mlflow.lifecycle.lineage import find_run_proof, run_training_tx, version_registration_tx
+from ario_mlflow.lifecycle.model_files import check_model_files
+from ario_mlflow.lifecycle.model_location import source_location, version_run_id
 from ario_mlflow.lifecycle.otel import capture_otel_context
-from ario_mlflow.lifecycle.training import (
+from ario_mlflow.lifecycle.recorder import (
+    REGISTRY_ALIAS,
+    REGISTRY_EVENTS,
+    REGISTRY_PROMOTION,
+    REGISTRY_REGISTRATION,
+    Deadline,
+    Event,
+    Recorder,
     default_components,
-    settle,
-    store_witness_now,
-    submit,
-    write_report_files,
+    registry_key,
 )
 from ario_mlflow.lifecycle.uris import recorded_uri, usable_uri
-from ario_mlflow.lifecycle.witness import event_files, proof_json
-from ario_mlflow.lifecycle.writebacks import set_tags_writeback, witness_writeback
+from ario_mlflow.lifecycle.writebacks import set_tags_writeback
+from ario_mlflow.outbox import handlers
+from ario_mlflow.outbox.handlers import AbandonTask
 from ario_mlflow.outbox.journal import FAILED, UPLOADED, Journal, Record, Writeback
-from ario_mlflow.outbox.workers import AbandonTask, register_writeback_handler, run_task_now
+from ario_mlflow.outbox.workers import run_task_now
+from ario_mlflow.proof import chain
 from ario_mlflow.proof import payloads as P
-from ario_mlflow.proof.canonical import canonical_json
 
 logger = logging.getLogger(__name__)
 
 TASK_KIND = "ario.anchor_registry_event"
-REGISTRATION = "registration"
-PROMOTION = "promotion"
-ALIAS = "alias"
-_EVENTS = (REGISTRATION, PROMOTION, ALIAS)
+#: Kept names (journal keys of registry events are ``<event>:<name>:<version>``).
+REGISTRATION = REGISTRY_REGISTRATION
+PROMOTION = REGISTRY_PROMOTION
+ALIAS = REGISTRY_ALIAS
+context_key = registry_key
 
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ario-registry")
 _components: dict[str, tuple[Any, Any]] = {}
 _components_lock = threading.Lock()
 
 
-def context_key(event: str, name: str, version: str | int) -> str:
-    """Journal key of a registry event (one per event kind, model and version)."""
-    return f"{event}:{name}:{version}"
-
-
 # --- the task handler (runs in any process) ----------------------------------------------
 
 
-def _components_for(spec: dict[str, Any]) -> tuple[Any, Any]:
+def _recorder_for(spec: dict[str, Any]) -> Recorder:
+    """The recorder of the client that queued the task (its engine and anchor), or one
+    with the defaults when the task runs in another process."""
     with _components_lock:
         found = _components.get(spec.get("components", ""))
-    return found if found is not None else default_components(None, None)
+    return Recorder(*(found or (None, None)))
 
 
 def _client(spec: dict[str, Any]) -> MlflowClient:
@@ -80,22 +82,19 @@ def _client(spec: dict[str, Any]) -> MlflowClient:
 
 
 def _registration_tx(journal: Journal, client: Any, name: str, version: str) -> str:
-    record = journal.latest_for(context_key(REGISTRATION, name, version))
-    if record is not None:
-        return record.tx_id
+    """What a promotion or alias change of the version follows (its registration)."""
     tags = client.get_model_version(name, version).tags
-    return tags.get(T.REGISTRATION_TX) or tags.get(T.QUEUED_TX) or P.GENESIS
+    registration = version_registration_tx(tags, journal, name, version)
+    return chain.expected_previous(P.ALIAS, registration_tx=registration) or P.GENESIS
 
 
 def _verify_against_training(
-    client: Any, arweave: Any, run_id: str, path: str | None
+    client: Any, anchor: Any, run_id: str, path: str | None
 ) -> bool | None:
     """Do the registered files match the signed training record? (``None``: no record,
     or it cannot be checked now.)"""
-    from ario_mlflow.lifecycle.model_proof import files_match, find_run_proof
-
     try:
-        proof = find_run_proof(client, arweave, run_id, load_settings().trusted_keys)
+        proof = find_run_proof(client, anchor, run_id, load_settings().trusted_keys)
     except ProofUnavailableError as exc:
         logger.warning("training proof of run %s cannot be checked now: %s", run_id, exc)
         return None
@@ -113,16 +112,15 @@ def _verify_against_training(
         )
         return False
     try:
-        actual = artifact_checksums(
-            run_id, artifact_path=proof.artifact_path, tracking_uri=client.tracking_uri
-        )
+        files = check_model_files(proof, tracking_uri=client.tracking_uri)
     except ArtifactAccessError as exc:
         logger.warning("cannot re-hash registered artifacts: %s", exc)
         return None
-    diff = files_match(proof.training, actual)
-    if not diff.ok:
-        logger.error("registered artifacts differ from the anchored training payload: %s", diff)
-    return diff.ok
+    if not files.ok:
+        logger.error(
+            "registered artifacts differ from the anchored training payload: %s", files.diff
+        )
+    return files.ok
 
 
 def _version_tags(
@@ -148,69 +146,22 @@ def _existing_record(journal: Journal, key: str, task_uid: str) -> Record | None
     return None
 
 
-@dataclass(frozen=True)
-class _Event:
-    """A registry event ready to sign: what, about whom, chained to what, stored where."""
-
-    event_type: str
-    subject: dict[str, Any]
-    payload: dict[str, Any]
-    previous_hash: str
-    witness_run: str | None
-    layout: dict[str, str]
-    after_upload: list[Writeback]
-    event_id: str | None = None
-
-
-def _sign_and_journal(
-    spec: dict[str, Any], event: _Event
-) -> tuple[dict[str, Any], Record | None, dict[str, Any] | None]:
-    """Sign, journal (with witness and write-backs), store the witness, wait the deadline."""
-    engine, arweave = _components_for(spec)
-    payload_bytes = canonical_json(event.payload)
-    envelope = engine.create_commitment(
-        event_type=event.event_type,
-        subject=event.subject,
-        payload_bytes=payload_bytes,
-        previous_hash=event.previous_hash,
-        event_id=event.event_id,
-    )
-    files = {
-        **_render_layout(event.layout, envelope, payload_bytes),
-        **event_files(envelope, payload_bytes),
-    }
-    writebacks = list(event.after_upload)
-    if event.witness_run:
-        writebacks.insert(
-            0, witness_writeback(event.witness_run, files, tracking_uri=spec.get("tracking_uri"))
-        )
-    key = context_key(spec["event"], spec["name"], spec["version"])
-    record, legacy_result = submit(
-        arweave,
-        envelope,
-        writebacks=writebacks,
-        context_key=key,
+def _event(spec: dict[str, Any], event_type: str, subject: dict[str, Any], **fields: Any) -> Event:
+    """An event of the task ``spec`` (journal key and task id filled in)."""
+    return Event(
+        event_type=event_type,
+        subject=subject,
+        tracking_uri=spec.get("tracking_uri"),
+        context_key=registry_key(spec["event"], spec["name"], spec["version"]),
         context={"task": spec["task_uid"]},
+        **fields,
     )
-    if record is not None:
-        store_witness_now(arweave, record)
-        return envelope, record, settle(arweave, record, arweave.deadline)
-    return envelope, None, legacy_result
 
 
-def _render_layout(
-    layout: dict[str, str], envelope: dict[str, Any], payload_bytes: bytes
-) -> dict[str, bytes]:
-    """Witness files of a layout ``{path: "payload" | "proof"}``."""
-    return {
-        path: payload_bytes if kind == "payload" else proof_json(envelope)
-        for path, kind in layout.items()
-    }
-
-
-def _run_registry_task(spec: dict[str, Any], record: Record | None, journal: Journal) -> None:
+def run_registry_task(spec: dict[str, Any], record: Record | None, journal: Journal) -> None:
+    """Anchor one journaled registry event (the handler of :data:`TASK_KIND`)."""
     del record  # a task belongs to no record
-    key = context_key(spec["event"], spec["name"], spec["version"])
+    key = registry_key(spec["event"], spec["name"], spec["version"])
     if _existing_record(journal, key, spec["task_uid"]) is not None:
         return  # signed and journaled by an earlier attempt; its write-backs finish the job
     handler = {
@@ -225,7 +176,8 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
     from mlflow.exceptions import MlflowException
 
     client = _client(spec)
-    _, arweave = _components_for(spec)
+    recorder = _recorder_for(spec)
+    anchor = recorder.anchor
     name, version, source = spec["name"], spec["version"], spec.get("source")
     source_run, path = source_location(client, source, spec.get("run_id"))
     explicit_run = spec.get("run_id")
@@ -234,7 +186,7 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
             f"run_id {explicit_run} differs from the source's run {source_run}; not anchored"
         )
     run_id = explicit_run or source_run
-    previous_hash, tag_hash, verified = P.GENESIS, None, None
+    training_tx, tag_hash, verified = None, None, None
     if run_id:
         try:
             run = client.get_run(run_id)
@@ -242,9 +194,9 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 raise AbandonTask(f"Could not load source run {run_id}: {exc}") from None
             raise
-        previous_hash = training_tx_of(run.data.tags) or P.GENESIS
+        training_tx = run_training_tx(run.data.tags, getattr(anchor, "journal", None), run_id)
         tag_hash = run.data.tags.get(T.ARTIFACT_HASH)
-        verified = _verify_against_training(client, arweave, run_id, path)
+        verified = _verify_against_training(client, anchor, run_id, path)
     payload = P.registration_payload(
         model_name=name,
         model_version=version,
@@ -262,60 +214,50 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
             delete=(T.QUEUED_TX,),
         )
     ]
-    layout = {"registration_payload.json": "payload", "registration_proof.json": "proof"}
-    envelope, record, result = _sign_and_journal(
+    event = _event(
         spec,
-        _Event(
-            P.REGISTRATION,
-            P.model_version_subject(name, version),
-            payload,
-            previous_hash,
-            run_id,
-            layout,
-            after,
-        ),
+        P.REGISTRATION,
+        P.model_version_subject(name, version),
+        payload=payload,
+        previous_hash=chain.expected_previous(P.REGISTRATION, training_tx=training_tx) or P.GENESIS,
+        witness_run=run_id,
+        after_upload=after,
     )
+    recorded = recorder.record(event, Deadline(anchor.deadline))
     immediate = {
-        T.VERIFY_STATUS: T.ANCHORED if result else T.SIGNED,
-        T.PUBLIC_KEY: envelope["public_key"],
-        T.PAYLOAD_HASH: envelope["payload_hash"],
+        T.VERIFY_STATUS: T.ANCHORED if recorded.uploaded else T.SIGNED,
+        T.PUBLIC_KEY: recorded.envelope["public_key"],
+        T.PAYLOAD_HASH: recorded.envelope["payload_hash"],
     }
     if verified is not None:
         immediate[T.ARTIFACT_VERIFIED] = "true" if verified else "false"
-    if result:
-        immediate[T.REGISTRATION_TX] = result["tx_id"]
-        immediate[T.ARWEAVE_URL] = result["url"]
-    elif record is not None:
-        immediate[T.QUEUED_TX] = record.tx_id
-    mode = getattr(arweave, "wallet_mode", None)
+    if recorded.anchor_result:
+        immediate[T.REGISTRATION_TX] = recorded.anchor_result["tx_id"]
+        immediate[T.ARWEAVE_URL] = recorded.anchor_result["url"]
+    elif recorded.record is not None:
+        immediate[T.QUEUED_TX] = recorded.record.tx_id
+    mode = getattr(anchor, "wallet_mode", None)
     if mode:
         immediate[T.WALLET_MODE] = str(mode)
     for key, value in immediate.items():
         client.set_model_version_tag(name, str(version), key, value)
     if run_id:
-        write_report_files(
+        recorder.write_report(
             client,
             run_id,
             "registration_",
-            envelope,
-            result,
+            recorded,
             artifact_hash=tag_hash,
             artifact_verified=verified,
             cli_verify_cmd=f"ar-io-mlflow verify model {name}/{version}",
             wallet_mode=mode,
         )
-    _release_held(arweave, record, result)
-
-
-def _release_held(arweave: Any, record: Record | None, result: dict[str, Any] | None) -> None:
-    """Let the workers do a record's write-backs once our own tags are written."""
-    if record is not None and not result:
-        arweave.journal.release_writebacks(record.id)
+    recorder.release(recorded)
 
 
 def _anchor_promotion(spec: dict[str, Any]) -> None:
     client = _client(spec)
-    _, arweave = _components_for(spec)
+    recorder = _recorder_for(spec)
     name, version = spec["name"], spec["version"]
     run_id = version_run_id(client, client.get_model_version(name, version))
     payload = P.promotion_payload(
@@ -325,35 +267,26 @@ def _anchor_promotion(spec: dict[str, Any]) -> None:
         to_stage=spec["to_stage"],
         snapshot=spec.get("snapshot"),
     )
-    previous_hash = _registration_tx(arweave.journal, client, name, version)
-    after = [_version_tags(spec, str(version), {T.PROMOTION_TX: "{tx_id}"})]
-    event_id = str(uuid.uuid4())
-    layout = {
-        f"promotions/{event_id}/payload.json": "payload",
-        f"promotions/{event_id}/proof.json": "proof",
-    }
-    envelope, record, result = _sign_and_journal(
+    event = _event(
         spec,
-        _Event(
-            P.PROMOTION,
-            P.model_version_subject(name, version),
-            payload,
-            previous_hash,
-            run_id,
-            layout,
-            after,
-            event_id,
-        ),
+        P.PROMOTION,
+        P.model_version_subject(name, version),
+        payload=payload,
+        previous_hash=_registration_tx(recorder.anchor.journal, client, name, version),
+        witness_run=run_id,
+        after_upload=[_version_tags(spec, str(version), {T.PROMOTION_TX: "{tx_id}"})],
+        event_id=str(uuid.uuid4()),
     )
+    recorded = recorder.record(event, Deadline(recorder.anchor.deadline))
     client.set_model_version_tag(
-        name, str(version), T.PROMOTION_PAYLOAD_HASH, envelope["payload_hash"]
+        name, str(version), T.PROMOTION_PAYLOAD_HASH, recorded.envelope["payload_hash"]
     )
-    _release_held(arweave, record, result)
+    recorder.release(recorded)
 
 
 def _anchor_alias(spec: dict[str, Any]) -> None:
     client = _client(spec)
-    _, arweave = _components_for(spec)
+    recorder = _recorder_for(spec)
     name, alias = spec["name"], spec["alias"]
     version, previous = spec.get("alias_version"), spec.get("previous_version")
     anchor_version = version if version is not None else previous
@@ -369,23 +302,22 @@ def _anchor_alias(spec: dict[str, Any]) -> None:
     after: list[Writeback] = []
     if anchor_version is not None:
         run_id = version_run_id(client, client.get_model_version(name, anchor_version))
-        previous_hash = _registration_tx(arweave.journal, client, name, str(anchor_version))
+        previous_hash = _registration_tx(recorder.anchor.journal, client, name, str(anchor_version))
         after.append(
             _version_tags(spec, str(anchor_version), {T.ALIAS_TX_PREFIX + alias: "{tx_id}"})
         )
-    event_id = str(uuid.uuid4())
-    layout = {
-        f"aliases/{event_id}/payload.json": "payload",
-        f"aliases/{event_id}/proof.json": "proof",
-    }
     subject = P.model_version_subject(name, anchor_version if anchor_version is not None else "")
-    _, record, result = _sign_and_journal(
-        spec, _Event(P.ALIAS, subject, payload, previous_hash, run_id, layout, after, event_id)
+    event = _event(
+        spec,
+        P.ALIAS,
+        subject,
+        payload=payload,
+        previous_hash=previous_hash,
+        witness_run=run_id,
+        after_upload=after,
+        event_id=str(uuid.uuid4()),
     )
-    _release_held(arweave, record, result)
-
-
-register_writeback_handler(TASK_KIND, _run_registry_task)
+    recorder.release(recorder.record(event, Deadline(recorder.anchor.deadline)))
 
 
 # --- the client --------------------------------------------------------------------------
@@ -445,7 +377,8 @@ class ArioMlflowClient(MlflowClient):
             "registry_uri": recorded_uri(getattr(self, "_registry_uri", None)),
             **fields,
         }
-        key = context_key(event, name, version)
+        key = registry_key(event, name, version)
+        handlers.require([TASK_KIND])
         task_id = journal.add_task(Writeback(TASK_KIND, spec, after_upload=False), context_key=key)
         self._ario_futures[key] = _executor.submit(run_task_now, journal, task_id)
 
@@ -569,10 +502,10 @@ class ArioMlflowClient(MlflowClient):
 
         For ``alias`` events, ``version`` is the alias name.
         """
-        if event_type not in _EVENTS:
-            raise ValueError(f"event_type must be one of {_EVENTS}, not {event_type!r}")
+        if event_type not in REGISTRY_EVENTS:
+            raise ValueError(f"event_type must be one of {REGISTRY_EVENTS}, not {event_type!r}")
         journal = self._ario_journal()
-        key = context_key(event_type, name, version)
+        key = registry_key(event_type, name, version)
         record = journal.latest_for(key)
         task = journal.latest_task_for(key)
         future = self._ario_futures.get(key)
@@ -602,7 +535,7 @@ class ArioMlflowClient(MlflowClient):
         self, event_type: str, name: str, version: str | int, timeout: float | None = None
     ) -> bool:
         """Wait for the event's task (and its bounded upload wait); False if never queued."""
-        key = context_key(event_type, name, version)
+        key = registry_key(event_type, name, version)
         future = self._ario_futures.get(key)
         if future is None:
             journal = self._ario_journal()

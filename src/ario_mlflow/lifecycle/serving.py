@@ -8,8 +8,9 @@ the load (fail closed); no proof at all loads with ``artifact_verified=None`` an
 warning (or raises with ``require_proof=True``).
 
 Predicting: the hot path is the model call, the input/output fingerprints, the signed
-record and one journal commit. The payload witness, the MLflow trace and the upload are
-journaled tasks done by bounded background workers.
+record and one append to the decision spool (or, with ``background="thread"``, one
+journal commit). The payload witness, the MLflow trace and the upload are done later by
+the companion process or by bounded background workers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ario_mlflow import tags as T
 from ario_mlflow.config import BACKGROUND_MODES, load_settings, pinned_keys
 from ario_mlflow.errors import (
     ArtifactAccessError,
@@ -33,24 +33,28 @@ from ario_mlflow.errors import (
     VerifyStatusError,
     exception_for_status,
 )
-from ario_mlflow.lifecycle.artifacts import copy_run_artifacts, private_directory, remove_tree
+from ario_mlflow.lifecycle.artifacts import private_directory, remove_tree
 from ario_mlflow.lifecycle.decision_sink import decision_sink
-from ario_mlflow.lifecycle.model_proof import (
+from ario_mlflow.lifecycle.lineage import (
     ModelProof,
-    check_runs_uri,
-    check_version_location,
-    files_match,
     find_run_proof,
     find_version_proof,
+    version_registration_tx,
+)
+from ario_mlflow.lifecycle.model_files import check_model_files
+from ario_mlflow.lifecycle.model_location import (
+    check_runs_uri,
+    check_version_location,
     source_location,
     version_run_id,
 )
 from ario_mlflow.lifecycle.otel import capture_otel_context, no_span_can_be_active
-from ario_mlflow.lifecycle.registry import context_key
-from ario_mlflow.lifecycle.training import active_trace_id, default_components
+from ario_mlflow.lifecycle.recorder import decision_key, default_components
+from ario_mlflow.lifecycle.traces import active_trace_id
 from ario_mlflow.lifecycle.uris import portable_uri
 from ario_mlflow.lifecycle.writebacks import decision_writeback
 from ario_mlflow.outbox.journal import Writeback
+from ario_mlflow.proof import chain
 from ario_mlflow.proof import payloads as P
 from ario_mlflow.proof.decisions import DecisionSigner
 from ario_mlflow.proof.ed25519 import key_fingerprint
@@ -302,21 +306,18 @@ class VerifiedModel:
                 key_fingerprint(proof.signer),
                 proof.signer,
             )
-        self._copy = private_directory()
-        self._cleanup = weakref.finalize(self, remove_tree, self._copy)
+        private = private_directory()
+        self._cleanup = weakref.finalize(self, remove_tree, private)
         try:
-            root, actual = copy_run_artifacts(
-                proof.run_id, proof.artifact_path, self._copy, tracking_uri=self._tracking_uri
-            )
+            files = check_model_files(proof, tracking_uri=self._tracking_uri, copy_to=private)
         except ArtifactAccessError as exc:
             raise ProofUnavailableError(f"cannot copy the model's artifacts: {exc}") from exc
-        diff = files_match(proof.training, actual)
-        if not diff.ok:
+        if not files.ok:
             raise IntegrityError(
                 f"artifacts of {self.model_uri} differ from the anchored training record "
-                f"{proof.training.tx_id}: {diff.describe()}"
+                f"{proof.training.tx_id}: {files.diff.describe()}"
             )
-        self._copy = root
+        self._copy = files.copy
         self.run_id = proof.run_id
         self._registration_tx = proof.registration_tx
         return True
@@ -326,7 +327,7 @@ class VerifiedModel:
         if resolved.kind == "version":
             proof = find_version_proof(client, self._anchor, resolved.entity, trusted)
             if proof is not None:
-                check_version_location(client, resolved.entity, proof)
+                check_version_location(client, resolved.entity, proof.run_id, proof.artifact_path)
             return proof
         if resolved.run_id == UNKNOWN:
             return None
@@ -334,7 +335,7 @@ class VerifiedModel:
         if proof is None:
             return None
         if resolved.kind == "run":
-            check_runs_uri(self.model_uri, proof)
+            check_runs_uri(self.model_uri, proof.run_id, proof.artifact_path)
         elif resolved.kind == "logged" and resolved.entity.name != proof.artifact_path:
             raise IntegrityError(
                 f"{self.model_uri} is the logged model {resolved.entity.name!r} of run "
@@ -348,16 +349,15 @@ class VerifiedModel:
         logger.warning("%s; loading %s with artifact_verified=None", why, self.model_uri)
 
     def _chain_head(self, resolved: _Resolved) -> str:
-        if self._registration_tx:
-            return self._registration_tx
-        journal = getattr(self._anchor, "journal", None)
-        if journal is not None and resolved.version != UNKNOWN:
-            record = journal.latest_for(
-                context_key("registration", resolved.name, resolved.version)
+        """What this model's decisions follow: the version's registration (the verified
+        one when the gate found it), else ``GENESIS``."""
+        registration = self._registration_tx
+        if registration is None and resolved.version != UNKNOWN:
+            journal = getattr(self._anchor, "journal", None)
+            registration = version_registration_tx(
+                resolved.tags, journal, resolved.name, resolved.version
             )
-            if record is not None:
-                return str(record.tx_id)
-        return resolved.tags.get(T.REGISTRATION_TX) or resolved.tags.get(T.QUEUED_TX) or P.GENESIS
+        return chain.expected_previous(P.PREDICTION, registration_tx=registration) or P.GENESIS
 
     def _experiment_of(self, run_id: str) -> str | None:
         if run_id == UNKNOWN:
@@ -422,7 +422,7 @@ class VerifiedModel:
                 raw = to_canonical(input_data), to_canonical(prediction)
                 writeback = self._decision_writeback(payload_text, *raw)
             wait = self._sink.commit(
-                signed.envelope, signed.envelope_json, f"prediction:{decision_id}", writeback
+                signed.envelope, signed.envelope_json, decision_key(decision_id), writeback
             )
             result.proof_status = "anchoring"
             result._wait = _waiter(wait)

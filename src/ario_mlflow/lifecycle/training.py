@@ -4,42 +4,44 @@ Inside an active run, ``anchor()`` commits the run's params, metrics, model arti
 hashes and dataset inputs in a signed ``training_complete`` record (plus one ``dataset``
 record per logged input). Outside a run, ``anchor(dataset=ds)`` commits one dataset.
 
-Order of work, chosen so that nothing is lost and nothing half-happens:
+Order of work, chosen so that nothing is lost, nothing half-happens, and the fixed work
+hides behind the hashing of a large model:
 
-1. read and validate everything (bad metrics or metadata raise ``ValueError`` before any
-   side effect);
-2. sign every record and commit it, with its MLflow write-backs, to the journal;
-3. store the witness files (exact payload bytes) — itself a journaled task;
-4. wait a bounded deadline for the upload; write the run tags for what is known now
-   (``anchored``, or ``signed`` plus ``ario.queued_tx``). If the upload completes later,
-   the journal's write-backs set the TX tags then, from this process, another one, or
-   ``ar-io-mlflow sync``.
+1. read and validate everything, while the model files are hashed on other threads (bad
+   metrics or metadata raise ``ValueError`` before any side effect); the dataset records,
+   which do not depend on the files, go through the record pipeline meanwhile;
+2. sign the training record and put it through the pipeline
+   (:mod:`~ario_mlflow.lifecycle.recorder`): journal, witness, and a wait for the upload
+   bounded by ``ARIO_MLFLOW_ANCHOR_DEADLINE`` for all records together;
+3. write the run tags for what is known now (``anchored``, or ``signed`` plus
+   ``ario.queued_tx``). If the upload completes later, the journal's write-backs set the
+   TX tags then, from this process, another one, or ``ar-io-mlflow sync``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from ario_mlflow import tags as T
 from ario_mlflow.errors import ArtifactAccessError
 from ario_mlflow.lifecycle.artifacts import (
     artifact_checksums,
-    artifact_hash,
     parse_runs_uri,
     resolve_artifact_path,
 )
 from ario_mlflow.lifecycle.otel import capture_otel_context
+from ario_mlflow.lifecycle.recorder import Deadline, Event, Recorded, Recorder, training_key
+from ario_mlflow.lifecycle.traces import active_trace_id
 from ario_mlflow.lifecycle.uris import portable_uri, recorded_uri
-from ario_mlflow.lifecycle.witness import event_files, log_witness_files, proof_json
-from ario_mlflow.lifecycle.writebacks import set_tags_writeback, witness_writeback
-from ario_mlflow.outbox.journal import Record, Writeback
+from ario_mlflow.lifecycle.writebacks import set_tags_writeback
 from ario_mlflow.proof import payloads as P
 from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.checksums import artifact_hash
+from ario_mlflow.proof.hashing import sha256_hex
 
 logger = logging.getLogger(__name__)
 
@@ -54,108 +56,6 @@ __all__ = [
     "capture_otel_context",
     "parse_runs_uri",
 ]
-
-#: How long write-backs of a fresh record are held while ``anchor()`` writes its own tags.
-_WRITEBACK_HOLD_SECONDS = 120.0
-
-
-@dataclass
-class Submitted:
-    """One signed record handed to the journal."""
-
-    envelope: dict[str, Any]
-    payload: dict[str, Any]
-    payload_bytes: bytes
-    record: Record | None = None
-    anchor_result: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def tx_id(self) -> str | None:
-        """The record's TX id (known at signing; upload may still be pending)."""
-        return self.record.tx_id if self.record else None
-
-
-# --- defaults ---------------------------------------------------------------------------
-
-
-def default_components(proof_engine: Any, arweave: Any) -> tuple[Any, Any]:
-    """``ProofEngine()`` and ``ArweaveAnchor()`` unless given (wallet errors raise here)."""
-    if proof_engine is None:
-        from ario_mlflow.engine import ProofEngine
-
-        proof_engine = ProofEngine()
-    if arweave is None:
-        from ario_mlflow.outbox.anchor import ArweaveAnchor
-
-        arweave = ArweaveAnchor()
-    return proof_engine, arweave
-
-
-def submit(
-    arweave: Any,
-    envelope: dict[str, Any],
-    *,
-    writebacks: list[Writeback],
-    context_key: str | None = None,
-    context: dict[str, Any] | None = None,
-    hold_writebacks: bool = True,
-) -> tuple[Record | None, dict[str, Any] | None]:
-    """Journal ``envelope`` (or, for a legacy duck-typed anchor, upload it directly).
-
-    Returns ``(record, anchor_result)``; ``anchor_result`` is set only for legacy anchors,
-    journaled records are waited on by the caller.
-    """
-    if not getattr(arweave, "enabled", True):
-        return None, None
-    if not hasattr(arweave, "journal_proof"):
-        try:
-            return None, arweave.upload_proof(envelope)
-        except Exception as exc:  # a custom anchor must not break the user's run
-            logger.warning("upload failed (%s); record stays signed only", exc)
-            return None, None
-    record = arweave.journal_proof(
-        envelope,
-        writebacks=writebacks,
-        context_key=context_key,
-        context=context,
-        writeback_delay=_WRITEBACK_HOLD_SECONDS if hold_writebacks else 0.0,
-    )
-    return record, None
-
-
-def settle(arweave: Any, record: Record, timeout: float) -> dict[str, Any] | None:
-    """Wait for the upload; run the record's write-backs here if it made it in time."""
-    from ario_mlflow.outbox.workers import run_writebacks_for
-
-    started = time.monotonic()
-    result: dict[str, Any] | None = arweave.wait(record, timeout)
-    if result is None:
-        return None
-    journal = arweave.journal
-    journal.release_writebacks(record.id)  # uploaded: nothing to hold back any more
-    # Do them here so the caller sees its tags; a worker may hold one for a moment.
-    while True:
-        run_writebacks_for(journal, record.id)
-        if not journal.pending_writebacks_for(record.id):
-            break
-        if time.monotonic() - started > timeout + 5.0:
-            break  # the workers will finish them
-        time.sleep(0.05)
-    return result
-
-
-def store_witness_now(arweave: Any, record: Record | None) -> None:
-    """Run a record's immediate write-backs (the witness) in this thread, best effort."""
-    if record is None:
-        return
-    from ario_mlflow.outbox.workers import run_writebacks_for
-
-    _, failed = run_writebacks_for(arweave.journal, record.id)
-    if failed:
-        logger.warning(
-            "witness for %s not stored yet; it stays journaled and will be retried", record.tx_id
-        )
 
 
 # --- datasets ---------------------------------------------------------------------------
@@ -219,84 +119,53 @@ def run_metric_history(client: Any, run: Any) -> dict[str, list[tuple[int, int, 
     }
 
 
-def _dataset_record(proof_engine: Any, entry: Mapping[str, Any]) -> Submitted:
-    payload = P.dataset_payload(entry)
-    payload_bytes = canonical_json(payload)
-    envelope = proof_engine.create_commitment(
+def _dataset_event(entry: Mapping[str, Any], run_id: str | None, tracking_uri: str | None) -> Event:
+    """A dataset record (witnessed and tagged on ``run_id`` when there is one)."""
+    after = []
+    if run_id:
+        after.append(
+            set_tags_writeback(
+                "run",
+                {T.DATASET_TX_PREFIX + entry["name"]: "{tx_id}"},
+                tracking_uri=tracking_uri,
+                run_id=run_id,
+            )
+        )
+    return Event(
         event_type=P.DATASET,
         subject=P.dataset_subject(entry["name"], entry["digest"]),
-        payload_bytes=payload_bytes,
+        payload=P.dataset_payload(entry),
         previous_hash=P.GENESIS,
+        witness_run=run_id,
+        tracking_uri=tracking_uri,
+        after_upload=after,
+        hold=False,
     )
-    return Submitted(envelope, payload, payload_bytes)
 
 
-def _dataset_result(item: Submitted) -> dict[str, Any]:
+def _dataset_result(recorded: Recorded) -> dict[str, Any]:
     return {
-        "envelope": item.envelope,
-        "payload": item.payload,
-        "payload_bytes": item.payload_bytes,
-        "payload_hash": item.envelope["payload_hash"],
+        "envelope": recorded.envelope,
+        "payload": recorded.payload,
+        "payload_bytes": recorded.payload_bytes,
+        "payload_hash": recorded.envelope["payload_hash"],
         "previous_hash": P.GENESIS,
-        "anchor_result": item.anchor_result,
-        "tx_id": item.tx_id,
+        "anchor_result": recorded.anchor_result,
+        "tx_id": recorded.tx_id,
     }
 
 
-def _anchor_dataset(
-    proof_engine: Any, arweave: Any, dataset: Any, deadline: float
-) -> dict[str, Any]:
+def _anchor_dataset(recorder: Recorder, dataset: Any, deadline: Deadline) -> dict[str, Any]:
     import mlflow
 
-    fields = dataset_fields(dataset)
-    entry = P.dataset_entry(**fields, context=None)
-    item = _dataset_record(proof_engine, entry)
+    entry = P.dataset_entry(**dataset_fields(dataset), context=None)
     active = mlflow.active_run()
-    writebacks: list[Writeback] = []
-    if active is not None:
-        run_id = active.info.run_id
-        tracking_uri = portable_uri(mlflow.get_tracking_uri())
-        writebacks = [
-            witness_writeback(
-                run_id, event_files(item.envelope, item.payload_bytes), tracking_uri=tracking_uri
-            ),
-            set_tags_writeback(
-                "run",
-                {T.DATASET_TX_PREFIX + fields["name"]: "{tx_id}"},
-                tracking_uri=tracking_uri,
-                run_id=run_id,
-            ),
-        ]
-    item.record, item.anchor_result = submit(
-        arweave, item.envelope, writebacks=writebacks, hold_writebacks=False
-    )
-    store_witness_now(arweave, item.record)
-    if item.record is not None:
-        item.anchor_result = settle(arweave, item.record, deadline)
-    return _dataset_result(item)
+    run_id = active.info.run_id if active is not None else None
+    tracking_uri = portable_uri(mlflow.get_tracking_uri()) if run_id else None
+    return _dataset_result(recorder.record(_dataset_event(entry, run_id, tracking_uri), deadline))
 
 
 # --- training ---------------------------------------------------------------------------
-
-
-def active_trace_id() -> str | None:
-    """The id of the MLflow trace whose span is active here, if any.
-
-    MLflow 3 has ``mlflow.get_active_trace_id``; MLflow 2 only the active span, whose
-    ``request_id`` is the trace's id.
-    """
-    import mlflow
-
-    try:
-        getter = getattr(mlflow, "get_active_trace_id", None)
-        if getter is not None:
-            trace_id = getter()
-        else:
-            span = mlflow.get_current_active_span()
-            trace_id = getattr(span, "request_id", None) if span is not None else None
-    except Exception:  # tracing is optional context, never a reason to fail
-        return None
-    return str(trace_id) if trace_id else None
 
 
 def _chain_head(client: Any, run_id: str) -> tuple[str | None, str]:
@@ -317,9 +186,10 @@ def _chain_head(client: Any, run_id: str) -> tuple[str | None, str]:
     return name, head or P.GENESIS
 
 
-def _hash_artifacts(run_id: str, artifact_path: str) -> tuple[dict[str, str], str, str | None]:
+def _hashed(future: Future[dict[str, str]]) -> tuple[dict[str, str], str, str | None]:
+    """``(checksums, status, error)`` of the hashing started in the background."""
     try:
-        checksums = artifact_checksums(run_id, artifact_path=artifact_path)
+        checksums = future.result()
     except ArtifactAccessError as exc:
         logger.warning("artifact hashing failed: %s", exc)
         return {}, "hash_failed", str(exc)
@@ -348,44 +218,64 @@ class _RunContext:
 
 @dataclass(frozen=True)
 class _TrainingState:
-    """Everything read and validated before any side effect."""
+    """Everything read and validated before the training record is signed."""
 
     payload: dict[str, Any]
-    payload_bytes: bytes
     datasets: list[tuple[str, dict[str, Any]]]
     artifact_path: str
     artifact_status: str
     artifact_error: str | None
     aggregate: str | None
     include_uri: bool
+    registered_model: str | None
+    previous_hash: str
 
 
-def _read_training(
+#: One hashing pass at a time per process (the pass itself uses a bounded thread pool).
+_hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ario-hash")
+
+
+def _read_training(  # noqa: PLR0917  (one call site, every argument named there)
     ctx: _RunContext,
+    recorder: Recorder,
     artifact_path: str | None,
     metadata: Mapping[str, Any] | None,
     capture_otel: bool,
     allow_empty_dataset_inputs: bool,
-) -> _TrainingState:
+) -> tuple[_TrainingState, list[tuple[str, Recorded]]]:
+    """Read and validate the run while its model files are hashed in the background;
+    journal the dataset records meanwhile (they do not depend on the files)."""
     run = ctx.client.get_run(ctx.run_id)
     artifact_path = resolve_artifact_path(run, artifact_path, client=ctx.client)
-    metrics = dict(run.data.metrics)
-    P.check_metrics(metrics)
-    history = run_metric_history(ctx.client, run)
-    snapshot, include_uri = _snapshot(metadata, capture_otel)
-    trace_id = active_trace_id()
-    if trace_id:
-        snapshot = {"mlflow_trace_id": trace_id, **snapshot}
-    if include_uri and ctx.tracking_uri:
-        snapshot = {"mlflow_tracking_uri": recorded_uri(ctx.tracking_uri), **snapshot}
-    datasets = run_dataset_inputs(run)
-    if not datasets and not allow_empty_dataset_inputs:
-        raise ValueError(
-            "this run has no dataset inputs: log the training data with "
-            "mlflow.log_input(mlflow.data.from_pandas(df, ...), context='training') before "
-            "anchor(), or pass allow_empty_dataset_inputs=True to commit an empty list"
-        )
-    checksums, status, error = _hash_artifacts(ctx.run_id, artifact_path)
+    hashing = _hashing.submit(artifact_checksums, ctx.run_id, artifact_path=artifact_path)
+    try:
+        metrics = dict(run.data.metrics)
+        P.check_metrics(metrics)
+        history = run_metric_history(ctx.client, run)
+        snapshot, include_uri = _snapshot(metadata, capture_otel)
+        trace_id = active_trace_id()
+        if trace_id:
+            snapshot = {"mlflow_trace_id": trace_id, **snapshot}
+        if include_uri and ctx.tracking_uri:
+            snapshot = {"mlflow_tracking_uri": recorded_uri(ctx.tracking_uri), **snapshot}
+        datasets = run_dataset_inputs(run)
+        if not datasets and not allow_empty_dataset_inputs:
+            raise ValueError(
+                "this run has no dataset inputs: log the training data with "
+                "mlflow.log_input(mlflow.data.from_pandas(df, ...), context='training') "
+                "before anchor(), or pass allow_empty_dataset_inputs=True to commit an "
+                "empty list"
+            )
+        registered_model, previous_hash = _chain_head(ctx.client, ctx.run_id)
+    except BaseException:
+        hashing.cancel()
+        _settle_quietly(hashing)
+        raise
+    dataset_records = [
+        (name, recorder.journal(_dataset_event(entry, ctx.run_id, ctx.tracking_uri)))
+        for name, entry in datasets
+    ]
+    checksums, status, error = _hashed(hashing)
     payload = P.training_payload(
         run_id=ctx.run_id,
         params=run.data.params,
@@ -398,89 +288,60 @@ def _read_training(
         history=history,
         snapshot=snapshot,
     )
-    return _TrainingState(
+    state = _TrainingState(
         payload=payload,
-        payload_bytes=canonical_json(payload),
         datasets=datasets,
         artifact_path=artifact_path,
         artifact_status=status,
         artifact_error=error,
         aggregate=artifact_hash(checksums),
         include_uri=include_uri,
-    )
-
-
-def _journal_datasets(
-    proof_engine: Any, arweave: Any, ctx: _RunContext, state: _TrainingState
-) -> list[tuple[str, Submitted]]:
-    items = []
-    for name, entry in state.datasets:
-        item = _dataset_record(proof_engine, entry)
-        item.record, item.anchor_result = submit(
-            arweave,
-            item.envelope,
-            writebacks=[
-                witness_writeback(
-                    ctx.run_id,
-                    event_files(item.envelope, item.payload_bytes),
-                    tracking_uri=ctx.tracking_uri,
-                ),
-                set_tags_writeback(
-                    "run",
-                    {T.DATASET_TX_PREFIX + name: "{tx_id}"},
-                    tracking_uri=ctx.tracking_uri,
-                    run_id=ctx.run_id,
-                ),
-            ],
-            hold_writebacks=False,
-        )
-        items.append((name, item))
-    return items
-
-
-def _journal_training(
-    proof_engine: Any, arweave: Any, ctx: _RunContext, state: _TrainingState
-) -> tuple[Submitted, str | None, str]:
-    """Sign and journal the training record; ``(item, registered model, previous hash)``."""
-    registered_model, previous_hash = _chain_head(ctx.client, ctx.run_id)
-    envelope = proof_engine.create_commitment(
-        event_type=P.TRAINING,
-        subject=P.run_subject(
-            ctx.run_id, recorded_uri(ctx.tracking_uri) if state.include_uri else None
-        ),
-        payload_bytes=state.payload_bytes,
+        registered_model=registered_model,
         previous_hash=previous_hash,
     )
-    witness = {
-        "payload.json": state.payload_bytes,
-        "proof.json": proof_json(envelope),
-        **event_files(envelope, state.payload_bytes),
-    }
-    writebacks = [
-        witness_writeback(ctx.run_id, witness, tracking_uri=ctx.tracking_uri),
+    return state, dataset_records
+
+
+def _settle_quietly(future: Future[Any]) -> None:
+    """Wait for a background pass we no longer need (its error is not ours to raise)."""
+    try:
+        future.result()
+    except Exception as exc:
+        logger.debug("discarded hashing pass: %s", exc)
+
+
+def _training_event(ctx: _RunContext, state: _TrainingState) -> Event:
+    after = [
         set_tags_writeback(
             "run",
             {T.TRAINING_TX: "{tx_id}", T.ARWEAVE_URL: "{url}", T.VERIFY_STATUS: T.ANCHORED},
             delete=(T.QUEUED_TX,),
             tracking_uri=ctx.tracking_uri,
             run_id=ctx.run_id,
-        ),
+        )
     ]
-    if registered_model:
-        writebacks.append(
+    if state.registered_model:
+        after.append(
             set_tags_writeback(
                 "registered_model",
-                {T.LAST_TRAINING_HASH: envelope["payload_hash"]},
+                {T.LAST_TRAINING_HASH: sha256_hex(canonical_json(state.payload))},
                 tracking_uri=ctx.tracking_uri,
                 registry_uri=ctx.registry_uri,
-                name=registered_model,
+                name=state.registered_model,
             )
         )
-    training = Submitted(envelope, state.payload, state.payload_bytes)
-    training.record, training.anchor_result = submit(
-        arweave, envelope, writebacks=writebacks, context_key=f"training:{ctx.run_id}"
+    return Event(
+        event_type=P.TRAINING,
+        subject=P.run_subject(
+            ctx.run_id, recorded_uri(ctx.tracking_uri) if state.include_uri else None
+        ),
+        payload=state.payload,
+        previous_hash=state.previous_hash,
+        witness_run=ctx.run_id,
+        tracking_uri=ctx.tracking_uri,
+        after_upload=after,
+        context_key=training_key(ctx.run_id),
     )
-    return training, registered_model, previous_hash
 
 
 def anchor(  # noqa: PLR0917  (positional order of ar-io-mlflow 0.3.0)
@@ -496,16 +357,18 @@ def anchor(  # noqa: PLR0917  (positional order of ar-io-mlflow 0.3.0)
 ) -> dict[str, Any]:
     """Sign and anchor the active run's training record, or one dataset.
 
-    Returns within ``deadline`` seconds of signing (default ``ARIO_MLFLOW_ANCHOR_DEADLINE``)
-    whether or not the network answers; see the module docstring for what happens next.
+    ``arweave`` is the Arweave client (an ``ArweaveAnchor``; the name is 0.3.0's).
+    Returns within ``deadline`` seconds (default ``ARIO_MLFLOW_ANCHOR_DEADLINE``) of the
+    model files being hashed, whether or not the network answers; see the module
+    docstring for what happens next.
     """
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    proof_engine, arweave = default_components(proof_engine, arweave)
-    wait = deadline if deadline is not None else getattr(arweave, "deadline", 5.0)
+    recorder = Recorder(proof_engine, arweave)
+    seconds = deadline if deadline is not None else getattr(recorder.anchor, "deadline", 5.0)
     if dataset is not None:
-        return _anchor_dataset(proof_engine, arweave, dataset, wait)
+        return _anchor_dataset(recorder, dataset, Deadline(seconds))
 
     active = mlflow.active_run()
     if active is None:
@@ -520,39 +383,33 @@ def anchor(  # noqa: PLR0917  (positional order of ar-io-mlflow 0.3.0)
         registry_uri=portable_uri(mlflow.get_registry_uri()),
         client=MlflowClient(tracking_uri=tracking_uri),
     )
-    # 1. read and validate: nothing is written if this raises
-    state = _read_training(ctx, artifact_path, metadata, capture_otel, allow_empty_dataset_inputs)
-    # 2. sign and journal every record
-    dataset_items = _journal_datasets(proof_engine, arweave, ctx, state)
-    training, registered_model, previous_hash = _journal_training(proof_engine, arweave, ctx, state)
-    # 3. witnesses now (journaled, so a failure here is retried later)
-    for item in [*(item for _, item in dataset_items), training]:
-        store_witness_now(arweave, item.record)
-    # 4. bounded wait, then the tags we can write honestly now
-    started = time.monotonic()
-    for item in [training, *(item for _, item in dataset_items)]:
-        if item.record is not None:
-            remaining = max(0.0, wait - (time.monotonic() - started))
-            item.anchor_result = settle(arweave, item.record, remaining)
-    written = _write_training_tags(ctx.client, arweave, ctx.run_id, training, state.aggregate)
-    write_report_files(
+    # 1. read and validate (nothing of the training record is written if this raises)
+    state, dataset_records = _read_training(
+        ctx, recorder, artifact_path, metadata, capture_otel, allow_empty_dataset_inputs
+    )
+    # 2. the training record through the pipeline; one deadline for every upload
+    training = recorder.journal(_training_event(ctx, state))
+    wait = Deadline(seconds)
+    for recorded in [training, *(recorded for _, recorded in dataset_records)]:
+        recorder.settle(recorded, wait)
+    # 3. the tags we can write honestly now
+    written = _write_training_tags(ctx.client, recorder, ctx.run_id, training, state.aggregate)
+    recorder.write_report(
         ctx.client,
         ctx.run_id,
         "",
-        training.envelope,
-        training.anchor_result,
+        training,
         artifact_hash=state.aggregate,
         wallet_mode=written.get(T.WALLET_MODE),
         wallet_type=written.get(T.WALLET_TYPE),
     )
-
     return {
         "envelope": training.envelope,
         "payload": state.payload,
-        "payload_bytes": state.payload_bytes,
+        "payload_bytes": training.payload_bytes,
         "payload_hash": training.envelope["payload_hash"],
-        "previous_hash": previous_hash,
-        "registered_model": registered_model,
+        "previous_hash": state.previous_hash,
+        "registered_model": state.registered_model,
         "anchor_result": training.anchor_result,
         "tx_id": training.tx_id,
         "tags": written,
@@ -560,63 +417,34 @@ def anchor(  # noqa: PLR0917  (positional order of ar-io-mlflow 0.3.0)
         "artifact_status": state.artifact_status,
         "artifact_error": state.artifact_error,
         "dataset_anchors": [
-            {**_dataset_result(item), "dataset_name": name} for name, item in dataset_items
+            {**_dataset_result(recorded), "dataset_name": name}
+            for name, recorded in dataset_records
         ],
     }
 
 
 def _write_training_tags(
-    client: Any, arweave: Any, run_id: str, training: Submitted, aggregate: str | None
+    client: Any, recorder: Recorder, run_id: str, training: Recorded, aggregate: str | None
 ) -> dict[str, str]:
-    """The run tags known now, in the reference's order; the rest come by write-back."""
-    uploaded = training.anchor_result is not None
+    """The run tags known now, in the reference's order (one MLflow call); the rest come
+    by write-back, released once these are written."""
+    from mlflow.entities import RunTag
+
     written: dict[str, str] = {T.PUBLIC_KEY: training.envelope["public_key"]}
-    if not uploaded:
-        written[T.VERIFY_STATUS] = T.SIGNED
-    else:
-        written[T.VERIFY_STATUS] = T.ANCHORED
+    written[T.VERIFY_STATUS] = T.ANCHORED if training.uploaded else T.SIGNED
     written[T.PAYLOAD_HASH] = training.envelope["payload_hash"]
     if aggregate:
         written[T.ARTIFACT_HASH] = aggregate
-    if uploaded and training.anchor_result is not None:
+    if training.anchor_result is not None:
         written[T.TRAINING_TX] = training.anchor_result["tx_id"]
         written[T.ARWEAVE_URL] = training.anchor_result["url"]
     elif training.tx_id:
         written[T.QUEUED_TX] = training.tx_id
+    anchor = recorder.anchor
     for name in ("wallet_mode", "wallet_type"):
-        value = getattr(arweave, name, None) if getattr(arweave, "enabled", True) else None
+        value = getattr(anchor, name, None) if getattr(anchor, "enabled", True) else None
         if value:
             written[f"ario.{name}"] = str(value)
-    for key, value in written.items():
-        client.set_tag(run_id, key, value)
-    if training.record is not None and not uploaded:
-        arweave.journal.release_writebacks(training.record.id)
+    client.log_batch(run_id, tags=[RunTag(key, value) for key, value in written.items()])
+    recorder.release(training)
     return written
-
-
-def write_report_files(
-    client: Any,
-    run_id: str,
-    prefix: str,
-    envelope: Mapping[str, Any],
-    anchor_result: Mapping[str, Any] | None,
-    **details: Any,
-) -> None:
-    """Best effort: ``ario/<prefix>verification.html`` and, if uploaded, the receipt.
-
-    Neither is evidence (the journal keeps the receipt, and the report is a rendering),
-    so failing to write them only logs a warning.
-    """
-    from ario_mlflow.report import generate_verification_html
-
-    files = {
-        f"{prefix}verification.html": generate_verification_html(
-            dict(envelope), dict(anchor_result) if anchor_result else None, **details
-        ).encode("utf-8")
-    }
-    if anchor_result and anchor_result.get("receipt"):
-        files[f"{prefix}receipt.json"] = json.dumps(anchor_result["receipt"], indent=2).encode()
-    try:
-        log_witness_files(client, run_id, files)
-    except Exception as exc:
-        logger.warning("could not store the verification report of run %s: %s", run_id, exc)

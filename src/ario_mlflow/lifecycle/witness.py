@@ -1,10 +1,20 @@
-"""Witness artifacts: the exact payload bytes and the envelope, stored next to the run.
+"""The ``ario/`` witness layout in a run's artifacts: where each record's exact payload
+bytes are written, and where verifiers look for them. A compatibility contract.
 
 Verifiers re-hash a witness to check an anchored commitment, so the payload file holds
-the exact canonical bytes. Every event also gets its own folder
-``ario/events/<event_id>/`` so that re-anchoring never destroys an earlier record; the
-reference's paths (``ario/payload.json``, ``ario/registration_payload.json`` …) are
-written too, for tools that read them.
+the exact canonical bytes. Every event gets its own folder ``ario/events/<event_id>/``,
+so re-anchoring never destroys an earlier record; the reference's paths are written too,
+for tools that read them::
+
+    ario/events/<event_id>/payload.json, proof.json      every event but decisions
+    ario/payload.json, proof.json                         training (latest)
+    ario/registration_payload.json, …_proof.json          registration (latest)
+    ario/promotions/<event_id>/payload.json, proof.json   stage transitions
+    ario/aliases/<event_id>/payload.json, proof.json      alias changes
+    ario/predictions/<decision_id>/payload.json, …        decisions (their only folder)
+
+Which run holds a record's witness is MLflow state (a version's run), resolved by the
+caller; :func:`payload_paths` says where in that run to look, in order.
 """
 
 from __future__ import annotations
@@ -16,7 +26,29 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ario_mlflow.errors import ProofUnavailableError
+from ario_mlflow.proof.payloads import (
+    ALIAS,
+    DATASET,
+    PREDICTION,
+    PROMOTION,
+    REGISTRATION,
+    TRAINING,
+)
+
 WITNESS_ROOT = "ario"
+
+#: The reference's paths (under ``ario/``) of each event type: ``{path: "payload" |
+#: "proof"}`` with ``{id}`` the event id (decisions: the decision id).
+_LEGACY: dict[str, dict[str, str]] = {
+    TRAINING: {"payload.json": "payload", "proof.json": "proof"},
+    REGISTRATION: {
+        "registration_payload.json": "payload",
+        "registration_proof.json": "proof",
+    },
+    PROMOTION: {"promotions/{id}/payload.json": "payload", "promotions/{id}/proof.json": "proof"},
+    ALIAS: {"aliases/{id}/payload.json": "payload", "aliases/{id}/proof.json": "proof"},
+}
 
 
 def event_dir(event_id: str) -> str:
@@ -24,23 +56,60 @@ def event_dir(event_id: str) -> str:
     return f"events/{event_id}"
 
 
+def decision_dir(decision_id: str) -> str:
+    """Artifact folder (under ``ario/``) of one decision's witness."""
+    return f"predictions/{decision_id}"
+
+
 def proof_json(envelope: Mapping[str, Any]) -> bytes:
     """The human-readable ``proof.json`` (not canonical; verifiers re-canonicalize)."""
     return json.dumps(envelope, indent=2).encode("utf-8")
 
 
-def event_files(
-    envelope: Mapping[str, Any], payload_bytes: bytes, receipt: Mapping[str, Any] | None = None
-) -> dict[str, bytes]:
-    """``{relative path: bytes}`` of one event's own witness folder."""
-    folder = event_dir(str(envelope["event_id"]))
+def witness_files(envelope: Mapping[str, Any], payload_bytes: bytes) -> dict[str, bytes]:
+    """``{path under ario/: bytes}`` of a record's witness: its own folder, and the
+    reference's paths for its event type."""
+    event_id = str(envelope["event_id"])
     files = {
-        f"{folder}/payload.json": payload_bytes,
-        f"{folder}/proof.json": proof_json(envelope),
+        f"{event_dir(event_id)}/payload.json": payload_bytes,
+        f"{event_dir(event_id)}/proof.json": proof_json(envelope),
     }
-    if receipt:
-        files[f"{folder}/receipt.json"] = json.dumps(receipt, indent=2).encode("utf-8")
+    for template, kind in _LEGACY.get(str(envelope.get("event_type")), {}).items():
+        path = template.format(id=event_id)
+        files[path] = payload_bytes if kind == "payload" else proof_json(envelope)
     return files
+
+
+def decision_files(
+    decision_id: str, payload_bytes: bytes, envelope: Mapping[str, Any]
+) -> dict[str, bytes]:
+    """``{path under ario/: bytes}`` of one decision's witness."""
+    folder = decision_dir(decision_id)
+    return {f"{folder}/payload.json": payload_bytes, f"{folder}/proof.json": proof_json(envelope)}
+
+
+def payload_paths(envelope: Mapping[str, Any]) -> list[str]:
+    """Artifact paths (from the run's root) that may hold a record's payload, in the order
+    to try: the record's own folder first (never overwritten), then the reference's path.
+    """
+    event_id = str(envelope.get("event_id"))
+    own = f"{WITNESS_ROOT}/{event_dir(event_id)}/payload.json"
+    event_type = str(envelope.get("event_type"))
+    subject = envelope.get("subject")
+    subject = subject if isinstance(subject, dict) else {}
+    if event_type == PREDICTION or subject.get("type") == "mlflow_prediction":
+        decision = subject.get("decision_id")
+        return [f"{WITNESS_ROOT}/{decision_dir(str(decision))}/payload.json", own]
+    if event_type == DATASET:
+        return [own]
+    legacy_id = event_id
+    if event_type == PROMOTION:  # 0.3.0 promotions name their folder in the subject
+        legacy_id = str(subject.get("event_id") or event_id)
+    legacy = next(
+        (p for p, kind in _LEGACY.get(event_type, {}).items() if kind == "payload"),
+        "payload.json",  # a legacy record of an unknown type: the reference's one path
+    )
+    return [own, f"{WITNESS_ROOT}/{legacy.format(id=legacy_id)}"]
 
 
 def log_witness_files(client: Any, run_id: str, files: Mapping[str, bytes]) -> None:
@@ -54,3 +123,26 @@ def log_witness_files(client: Any, run_id: str, files: Mapping[str, bytes]) -> N
         client.log_artifacts(run_id, str(staging), WITNESS_ROOT)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def read_artifact(client: Any, run_id: str, path: str) -> bytes:
+    """The bytes of one artifact of a run (downloaded into a private scratch directory)."""
+    with tempfile.TemporaryDirectory(prefix="ario-witness-") as scratch:
+        return Path(client.download_artifacts(run_id, path, scratch)).read_bytes()
+
+
+def read_witness(client: Any, run_id: str, envelope: Mapping[str, Any]) -> tuple[bytes, str]:
+    """``(payload bytes, path)`` of the first of :func:`payload_paths` the run holds.
+
+    Raises :class:`ProofUnavailableError` naming every path tried and why. The bytes are
+    not checked here: the caller compares their hash with the record's ``payload_hash``.
+    """
+    problems = []
+    for path in payload_paths(envelope):
+        try:
+            return read_artifact(client, run_id, path), path
+        except Exception as exc:  # MlflowException, OSError: not there, try the next
+            problems.append(f"{path}: {exc}")
+    raise ProofUnavailableError(
+        f"payload witness of run {run_id} is missing: " + "; ".join(problems)
+    )

@@ -3,7 +3,7 @@
 A write-back is data (which tags, on which run / model version / trace, of which
 tracking server), journaled with the record, so it survives restarts and is retried until
 MLflow accepts it. Values may hold ``{tx_id}`` and ``{url}``, filled in from the record.
-Importing this module registers the handler in this process.
+:func:`install_handlers` makes this process able to perform them.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 from ario_mlflow import tags as T
 from ario_mlflow.lifecycle.uris import recorded_uri, usable_uri
-from ario_mlflow.lifecycle.witness import log_witness_files, proof_json
+from ario_mlflow.lifecycle.witness import decision_files, log_witness_files
+from ario_mlflow.outbox import handlers
 from ario_mlflow.outbox.journal import Journal, PendingWriteback, Record, Writeback
-from ario_mlflow.outbox.workers import register_batch_handler, register_writeback_handler
 
 SET_TAGS = "mlflow.set_tags"
 LOG_WITNESS = "mlflow.log_witness"
@@ -220,9 +220,9 @@ def _write_decision_window(
         for index in indexes:
             record, payload = items[index].record, items[index].spec[DECISION_PAYLOAD]
             assert record is not None
-            folder = f"predictions/{json.loads(payload)['decision_id']}"
-            files[f"{folder}/payload.json"] = payload.encode("utf-8")
-            files[f"{folder}/proof.json"] = proof_json(json.loads(record.envelope))
+            decision_id = str(json.loads(payload)["decision_id"])
+            envelope = json.loads(record.envelope)
+            files.update(decision_files(decision_id, payload.encode("utf-8"), envelope))
         try:
             log_witness_files(_client(tracking_uri, None), run_id, files)
         except Exception as exc:
@@ -296,8 +296,10 @@ def _tag_trace(spec: dict[str, Any], record: Record | None, journal: Journal) ->
         client.set_trace_tag(trace_id, key, render(str(value), record))
 
 
-register_writeback_handler(SET_TAGS, _apply)
-register_writeback_handler(TRACE_CREATE, _create_trace)
-register_writeback_handler(TRACE_TAGS, _tag_trace)
-register_writeback_handler(LOG_WITNESS, _log_witness)
-register_batch_handler(DECISION, _write_decisions)
+def install_handlers() -> None:
+    """Install this module's handlers (see :mod:`ario_mlflow.lifecycle.handlers`)."""
+    handlers.install(SET_TAGS, _apply)
+    handlers.install(TRACE_CREATE, _create_trace)
+    handlers.install(TRACE_TAGS, _tag_trace)
+    handlers.install(LOG_WITNESS, _log_witness)
+    handlers.install_batch(DECISION, _write_decisions)

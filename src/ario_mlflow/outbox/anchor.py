@@ -29,6 +29,7 @@ from ario_mlflow.arweave.turbo import fetch_status
 from ario_mlflow.arweave.wallet import LoadedWallet, load_wallet
 from ario_mlflow.config import Settings, load_settings, resolve_gateways
 from ario_mlflow.errors import ArioError, GatewayError
+from ario_mlflow.outbox import handlers
 from ario_mlflow.outbox.journal import UPLOADED, NewRecord, Record, Writeback
 from ario_mlflow.outbox.journal import Journal as _Journal
 from ario_mlflow.outbox.workers import UploadTarget, UploadWorkers, workers_for
@@ -126,8 +127,10 @@ class ArweaveAnchor:
         """Sign ``proof`` into a data item and commit it to the journal (no network).
 
         The returned record's ``tx_id`` is final: it is the data item's id. Background
-        workers are woken to upload it and then perform ``writebacks``.
+        workers are woken to upload it and then perform ``writebacks``, whose kinds must
+        have a handler installed in this process (``MissingHandlerError`` otherwise).
         """
+        handlers.require(w.kind for w in writebacks)
         data = canonical_json(dict(proof))
         item_tags = (
             [Tag(t["name"], t["value"]) for t in tags]

@@ -4,8 +4,9 @@ Uploading a decision and writing its witness and trace to MLflow cost several ti
 the prediction itself costs, in Python. Done by threads of the serving process they hold
 its GIL while ``predict`` waits for it, and every prediction gets slower. So a process
 that predicts starts one companion (``python -m ario_mlflow.outbox.companion``), which
-journals the decisions the process spools (see ``spool.py``), uploads them and performs
-their write-backs with the ordinary workers.
+journals the decisions the process spools (see ``spool_writer.py``), uploads them and
+performs their write-backs with the ordinary workers, with the handlers its parent names
+(``--handlers module:function``: the outbox itself knows no write-back target).
 
 The companion has nothing the journal does not have: kill it and ``sync`` (or the next
 companion) finishes its work. When its parent exits it finishes what is due, for at most
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from ario_mlflow._files import private_file
 from ario_mlflow.config import load_settings
+from ario_mlflow.outbox import handlers
 from ario_mlflow.outbox.journal import Journal
 from ario_mlflow.outbox.spool_reader import WalletSigner, ingest_spool, spool_backlog
 from ario_mlflow.outbox.workers import UploadTarget, stop_all_workers, workers_for
@@ -49,14 +51,18 @@ _running: dict[tuple[Path, int], subprocess.Popen[bytes]] = {}
 _running_lock = threading.Lock()
 
 
-def ensure_companion(home: Path, wallet_path: str | os.PathLike[str] | None = None) -> None:
-    """Start this process's companion for ``home`` unless it is running."""
+def ensure_companion(
+    home: Path, wallet_path: str | os.PathLike[str] | None = None, *, installer: str
+) -> None:
+    """Start this process's companion for ``home`` unless it is running; ``installer``
+    (``module:function``) installs the write-back handlers it needs."""
     key = (Path(home).resolve(), os.getpid())
     with _running_lock:
         process = _running.get(key)
         if process is not None and process.poll() is None:
             return
         command = [sys.executable, "-m", __name__, "--home", str(key[0]), "--parent", str(key[1])]
+        command += ["--handlers", installer]
         if wallet_path:
             command += ["--wallet", os.fspath(wallet_path)]
         with open(private_file(key[0] / LOG_FILE), "ab") as log:
@@ -86,7 +92,7 @@ def stop_companions(timeout: float = 10.0) -> None:
             process.wait()
 
 
-def run(home: Path, parent: int, wallet_path: str | None) -> None:
+def run(home: Path, parent: int, wallet_path: str | None, installer: str) -> None:
     """Ingest, upload and write back until the parent is gone and the work is done."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -94,7 +100,7 @@ def run(home: Path, parent: int, wallet_path: str | None) -> None:
         os.nice(NICENESS)
     settings = load_settings()
     journal = Journal.at_home(home)
-    import ario_mlflow.lifecycle.writebacks  # noqa: F401  (registers the MLflow write-back handlers)
+    handlers.install_from(installer)
 
     pool = workers_for(
         journal,
@@ -127,16 +133,18 @@ def _finished(journal: Journal, home: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ario_mlflow.outbox.companion --home H --parent PID [--wallet W]``."""
+    """``python -m ario_mlflow.outbox.companion --home H --parent PID --handlers M:F
+    [--wallet W]``."""
     parser = argparse.ArgumentParser(prog="ario-mlflow-companion")
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--wallet", default=None)
+    parser.add_argument("--handlers", required=True, help="module:function installing handlers")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, format=f"%(asctime)s companion[{os.getpid()}] %(message)s"
     )
-    run(args.home, args.parent, args.wallet)
+    run(args.home, args.parent, args.wallet, args.handlers)
     return 0
 
 

@@ -781,6 +781,13 @@ class Journal:
         row = self._connection().execute(query, arguments).fetchone()
         return int(row[0])
 
+    def pending_writeback_kinds(self) -> dict[str, int]:
+        """Pending write-backs (and tasks) per kind."""
+        rows = self._connection().execute(
+            "SELECT kind, COUNT(*) AS n FROM writebacks WHERE state = ? GROUP BY kind", (PENDING,)
+        )
+        return {row["kind"]: int(row["n"]) for row in rows}
+
     def live_writeback_leases(self) -> int:
         """Pending write-backs currently leased by someone (being performed now)."""
         row = (

@@ -1,11 +1,11 @@
-"""Draining the journal: bounded upload workers, write-back handlers, ``sync``.
+"""Draining the journal: one upload attempt, write-backs, and bounded worker pools.
 
 Each process has at most one small pool of worker threads per journal. Workers lease due
 records, post them, and record the outcome; then run the write-backs of uploaded records
-for which this process has a handler (the MLflow side registers the ``mlflow.*`` kinds, so
-a process that never imported MLflow leaves those to one that has). Nothing here blocks a
-caller for longer than the caller asks: waiting is always with a timeout, and whatever is
-not done stays journaled for the next worker, the next process, or ``ar-io-mlflow sync``.
+whose kind has a handler installed in this process (:mod:`ario_mlflow.outbox.handlers`;
+another process may hold the rest). Nothing here blocks a caller for longer than the
+caller asks: waiting is always with a timeout, and whatever is not done stays journaled
+for the next worker, the next process, or ``ar-io-mlflow sync``.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from ario_mlflow._process import local_process_gone
 from ario_mlflow.arweave.gateway_reader import GatewayReader
 from ario_mlflow.arweave.transport import Transport, default_transport
 from ario_mlflow.arweave.turbo import HELD_STATUSES, UploadOutcome, fetch_status, post_item
 from ario_mlflow.errors import GatewayError
+from ario_mlflow.outbox import handlers
+from ario_mlflow.outbox.handlers import AbandonTask
 from ario_mlflow.outbox.journal import (
     OUTSTANDING,
     PENDING,
@@ -35,23 +35,10 @@ from ario_mlflow.outbox.journal import (
     PendingWriteback,
     Record,
 )
-from ario_mlflow.outbox.spool_reader import WalletSigner, ingest_spool, spooled_entries
+from ario_mlflow.outbox.spool_reader import spooled_entries
 
 logger = logging.getLogger(__name__)
 
-#: ``handler(spec, record, journal)``; ``record`` is ``None`` for a standalone task.
-WritebackHandler = Callable[[dict[str, Any], "Record | None", Journal], None]
-#: ``handler(writebacks, journal) -> errors``: one call for many write-backs of a kind
-#: (e.g. the witnesses and traces of a window of decisions); one error or ``None`` each.
-BatchHandler = Callable[[list[PendingWriteback], Journal], list["Exception | None"]]
-
-
-class AbandonTask(Exception):
-    """Raised by a handler when retrying cannot help; the task is marked failed."""
-
-
-_HANDLERS: dict[str, WritebackHandler] = {}
-_BATCH_HANDLERS: dict[str, BatchHandler] = {}
 #: Write-backs a worker leases at once (a batch handler gets all of its kind).
 WRITEBACK_CLAIM = 64
 
@@ -63,21 +50,6 @@ MAX_REMEMBERED_OUTCOMES = 10_000
 PARKED_SECONDS = 100 * 365 * 24 * 3600.0
 #: Lease on a claimed entry; longer than any single attempt can take.
 LEASE_SECONDS = 120.0
-
-
-def register_writeback_handler(kind: str, handler: WritebackHandler) -> None:
-    """Make this process able to perform write-backs of ``kind``."""
-    _HANDLERS[kind] = handler
-
-
-def register_batch_handler(kind: str, handler: BatchHandler) -> None:
-    """Make this process able to perform write-backs of ``kind``, many per call."""
-    _BATCH_HANDLERS[kind] = handler
-
-
-def writeback_kinds() -> list[str]:
-    """Kinds this process can perform."""
-    return sorted({*_HANDLERS, *_BATCH_HANDLERS})
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
@@ -213,19 +185,7 @@ def run_writeback(journal: Journal, writeback: PendingWriteback) -> bool:
 
 def run_writebacks(journal: Journal, claimed: list[PendingWriteback]) -> list[bool]:
     """Perform leased write-backs (batch kinds in one call per kind); success of each."""
-    errors: dict[int, Exception | None] = {}
-    batches: dict[str, list[PendingWriteback]] = {}
-    for writeback in claimed:
-        if writeback.kind in _BATCH_HANDLERS:
-            batches.setdefault(writeback.kind, []).append(writeback)
-        else:
-            errors[writeback.id] = _perform(journal, writeback)
-    for kind, items in batches.items():
-        try:
-            outcomes = _BATCH_HANDLERS[kind](items, journal)
-        except Exception as exc:  # a handler failure must never kill a worker
-            outcomes = [exc] * len(items)
-        errors.update((item.id, error) for item, error in zip(items, outcomes, strict=True))
+    errors = dict(zip((w.id for w in claimed), handlers.perform(claimed, journal), strict=True))
     journal.mark_writebacks_done([w.id for w in claimed if errors[w.id] is None])
     for writeback in claimed:
         error = errors[writeback.id]
@@ -240,17 +200,6 @@ def run_writebacks(journal: Journal, claimed: list[PendingWriteback]) -> list[bo
             )
             logger.info("write-back %s #%d failed: %s", writeback.kind, writeback.id, error)
     return [errors[w.id] is None for w in claimed]
-
-
-def _perform(journal: Journal, writeback: PendingWriteback) -> Exception | None:
-    handler = _HANDLERS.get(writeback.kind)
-    if handler is None:  # claimed only for registered kinds; be safe anyway
-        return LookupError("no handler in this process")
-    try:
-        handler(writeback.spec, writeback.record, journal)
-    except Exception as exc:  # a handler failure must never kill a worker
-        return exc
-    return None
 
 
 def run_task_now(journal: Journal, task_id: int) -> bool:
@@ -360,7 +309,7 @@ class UploadWorkers:
         return bool(records)
 
     def _writebacks(self, owner: str) -> bool:
-        kinds = writeback_kinds()
+        kinds = handlers.installed_kinds()
         claimed = self.journal.claim_due_writebacks(
             owner, WRITEBACK_CLAIM, LEASE_SECONDS, kinds=kinds
         )
@@ -402,7 +351,7 @@ class UploadWorkers:
         """Give this process's records up to ``timeout`` s to be uploaded and written back
         (the write-backs this process can perform); return how many are unfinished."""
         deadline = time.monotonic() + timeout
-        kinds = writeback_kinds()
+        kinds = handlers.installed_kinds()
         self._wake.set()
         with self._changed:
             while self._mine:
@@ -536,133 +485,3 @@ def unfinished_notice(journal: Journal, mine: int) -> str | None:
         f"{'; '.join(parts)}: they stay in {journal.path.parent} "
         "(run 'ar-io-mlflow sync', or 'ar-io-mlflow outbox' to see them)"
     )
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """What ``sync`` achieved."""
-
-    uploaded: int
-    failed_attempts: int
-    writebacks_done: int
-    writebacks_failed: int
-    remaining: dict[str, int]
-
-    @property
-    def complete(self) -> bool:
-        """Nothing left to upload, confirm or write back."""
-        return not (
-            any(self.remaining.get(state) for state in OUTSTANDING)
-            or self.remaining.get("writebacks_pending")
-        )
-
-
-def _sync_records(
-    journal: Journal,
-    owner: str,
-    target: UploadTarget,
-    *,
-    progress: Callable[[Record, UploadOutcome], None] | None,
-    give_up_after: int,
-) -> tuple[int, int]:
-    """One attempt at every outstanding record; ``(uploaded, failed)``."""
-    uploaded = failed = 0
-    streaks: dict[str, int] = {}
-    todo = journal.outstanding_ids()
-    # Records leased by a live worker (mid-attempt) are retried until that attempt must
-    # have ended: one connect plus one read timeout, and a little slack.
-    patience_until = time.monotonic() + sum(target.timeout) + 2.0
-    while todo:
-        busy: list[int] = []
-        for record_id in todo:
-            candidate = journal.get(record_id)
-            if candidate is None or candidate.state not in OUTSTANDING:
-                continue
-            if streaks.get(target.upload_url, 0) >= give_up_after:
-                continue
-            record = journal.claim_record(record_id, owner, LEASE_SECONDS)
-            if record is None:
-                busy.append(record_id)
-                continue
-            outcome = attempt_upload(journal, record, target)
-            if outcome.confirmed:
-                uploaded += 1
-                streaks[target.upload_url] = 0
-            else:
-                failed += 1
-                streaks[target.upload_url] = streaks.get(target.upload_url, 0) + 1
-            if progress:
-                progress(record, outcome)
-        if not busy or time.monotonic() > patience_until:
-            break
-        todo = busy
-        time.sleep(0.2)
-    return uploaded, failed
-
-
-def _sync_writebacks(journal: Journal, owner: str, patience: float) -> tuple[int, int]:
-    """One attempt at every pending write-back (in record order); ``(done, failed)``."""
-    done = failed = 0
-    unreachable: set[str] = set()
-    attempted: set[int] = set()
-    patience_until = time.monotonic() + patience
-    while True:
-        claimed = []
-        for writeback in journal.claim_due_writebacks(
-            owner, 100_000, LEASE_SECONDS, kinds=writeback_kinds(), ignore_schedule=True
-        ):
-            if writeback.id in attempted:  # one attempt each per sync
-                journal.release_writeback(writeback.id)
-            else:
-                claimed.append(writeback)
-        batched = [w for w in claimed if w.kind in _BATCH_HANDLERS]
-        for start in range(0, len(batched), 256):
-            chunk = batched[start : start + 256]
-            attempted.update(w.id for w in chunk)
-            outcomes = run_writebacks(journal, chunk)
-            done += sum(outcomes)
-            failed += len(outcomes) - sum(outcomes)
-        for writeback in claimed:
-            if writeback.kind in _BATCH_HANDLERS:
-                continue
-            attempted.add(writeback.id)
-            destination = f"{writeback.kind}:{writeback.spec.get('tracking_uri')}"
-            if destination in unreachable:  # one failure per destination is enough to know
-                journal.release_writeback(writeback.id)
-                continue
-            if run_writeback(journal, writeback):
-                done += 1
-            else:
-                failed += 1
-                unreachable.add(destination)
-        if claimed:
-            continue  # finishing some may have unblocked the next in a record's order
-        # Write-backs a live worker holds right now finish soon: wait for them, bounded.
-        if not journal.live_writeback_leases() or time.monotonic() > patience_until:
-            return done, failed
-        time.sleep(0.2)
-
-
-def sync_journal(
-    journal: Journal,
-    *,
-    target: UploadTarget | None = None,
-    progress: Callable[[Record, UploadOutcome], None] | None = None,
-    give_up_after: int = 3,
-) -> SyncReport:
-    """One attempt at every outstanding record now, then every pending write-back.
-
-    Records go to ``target`` (default: the configured upload service), whatever service
-    they were journaled for. After ``give_up_after`` consecutive failures the other
-    records are left for later instead of waiting out a timeout each.
-    """
-    target = target or UploadTarget.configured()
-    owner = lease_owner()
-    reclaim_dead_leases(journal)
-    home = journal.path.parent
-    ingest_spool(journal, home, WalletSigner(home))  # decisions not journaled yet
-    uploaded, failed = _sync_records(
-        journal, owner, target, progress=progress, give_up_after=give_up_after
-    )
-    done, wb_failed = _sync_writebacks(journal, owner, sum(target.timeout) + 2.0)
-    return SyncReport(uploaded, failed, done, wb_failed, journal.counts())

@@ -130,7 +130,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-from ario_mlflow.errors import CanonicalizationError
+from ario_mlflow.errors import FingerprintError
 from ario_mlflow.proof.canonical import canonical_json, encode_string, format_number
 from ario_mlflow.proof.hashing import sha256_hex
 
@@ -159,14 +159,6 @@ Role = Literal["input", "output"]
 _SMALL = 32
 
 _KINDS = {"b": "bool", "i": "int", "u": "int", "f": "float", "M": "datetime"}
-
-
-class FingerprintError(CanonicalizationError):
-    """A prediction input or output has no canonical fingerprint.
-
-    ``path`` locates the offending value inside the value given (``$.features[2]``,
-    ``$["col a"][0]`` for a DataFrame cell).
-    """
 
 
 class _Fail(Exception):

@@ -16,19 +16,22 @@ from typing import Any
 from ario_mlflow import tags as T
 from ario_mlflow.arweave.gateway_reader import GatewayReader
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError
-from ario_mlflow.lifecycle.model_proof import (
+from ario_mlflow.lifecycle.lineage import (
     ModelProof,
-    check_version_location,
-    files_match,
-    find_version_proof,
-    version_run_id,
+    fetch_checked_envelope,
+    run_training_tx,
 )
+from ario_mlflow.lifecycle.model_files import check_model_files
+from ario_mlflow.lifecycle.model_location import check_version_location, version_run_id
 from ario_mlflow.lifecycle.uris import recorded_uri
+from ario_mlflow.lifecycle.witness import WITNESS_ROOT, decision_dir, read_artifact, read_witness
 from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.checks import record_problem
 from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.proof.envelope import verify_envelope
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.verify.core import verify_proof_by_tx
+from ario_mlflow.verify.stages import find_lineage, lineage_stages
 from ario_mlflow.verify.targets import model_version, parse_model_ref
 
 SCHEMA = "ario.mlflow.audit/v1"
@@ -80,8 +83,6 @@ def _integrity(
     client: Any, mv: Any, lineage: ModelProof | None, problem: str | None
 ) -> dict[str, Any]:
     """The version's files, where its signed lineage says they are, against that lineage."""
-    from ario_mlflow.lifecycle.artifacts import artifact_checksums
-
     if problem is not None:
         return _no_integrity(False, problem)
     if lineage is None:
@@ -91,20 +92,17 @@ def _integrity(
     if not lineage.training.artifact_checksums:
         return _no_integrity(False, "no anchored artifact checksums")
     try:
-        check_version_location(client, mv, lineage)
-        actual = artifact_checksums(
-            lineage.run_id, artifact_path=lineage.artifact_path, tracking_uri=client.tracking_uri
-        )
+        check_version_location(client, mv, lineage.run_id, lineage.artifact_path)
+        files = check_model_files(lineage, tracking_uri=client.tracking_uri)
     except (ArtifactAccessError, IntegrityError) as exc:
         return _no_integrity(False, str(exc))
-    diff = files_match(lineage.training, actual)
     return {
-        "ok": diff.ok,
-        "reason": "" if diff.ok else "artifacts differ from training record",
-        "changed": list(diff.changed),
-        "missing": list(diff.missing),
-        "added": list(diff.added),
-        "files": len(actual),
+        "ok": files.ok,
+        "reason": "" if files.ok else "artifacts differ from training record",
+        "changed": list(files.diff.changed),
+        "missing": list(files.diff.missing),
+        "added": list(files.diff.added),
+        "files": len(files.checksums),
     }
 
 
@@ -112,11 +110,8 @@ def live_integrity(
     client: Any, anchor: Any, mv: Any, trusted_keys: Sequence[str]
 ) -> dict[str, Any]:
     """The serving gate's verdict on a version now: lineage, location, files."""
-    try:
-        lineage = find_version_proof(client, anchor, mv, trusted_keys)
-    except IntegrityError as exc:
-        return _no_integrity(False, str(exc))
-    return _integrity(client, mv, lineage, None)
+    lineage, problem = find_lineage(client, anchor, mv, trusted_keys)
+    return _integrity(client, mv, lineage, problem)
 
 
 def _decision_traces(client: Any, name: str, version: str) -> list[Any]:
@@ -265,19 +260,14 @@ def _decisions(
 
 def _witness(client: Any, run_id: str | None, decision: str) -> bytes | None:
     """The run's payload witness of ``decision``, if it has one."""
-    import tempfile
-    from pathlib import Path
-
     if not run_id:
         return None
-    with tempfile.TemporaryDirectory(prefix="ario-audit-") as scratch:
-        try:
-            path = client.download_artifacts(
-                run_id, f"ario/predictions/{decision}/payload.json", scratch
-            )
-            return Path(path).read_bytes()
-        except Exception:
-            return None
+    try:
+        return read_artifact(
+            client, run_id, f"{WITNESS_ROOT}/{decision_dir(decision)}/payload.json"
+        )
+    except Exception:
+        return None
 
 
 def _decision_problem(
@@ -285,7 +275,6 @@ def _decision_problem(
 ) -> str | None:
     """Why the payload bytes MLflow shows for ``decision`` are not those of the signed
     decision record ``tx_id`` of this version's lineage (``None``: they are)."""
-    from ario_mlflow.lifecycle.lineage import fetch_checked_envelope, record_problem
 
     def check(envelope: dict[str, Any]) -> str | None:
         problem = record_problem(
@@ -361,8 +350,6 @@ def _alias_records(
 ) -> tuple[list[tuple[str, str | None, str]], list[str]]:
     """Every verified ``alias_changed`` record of ``name@alias``: ``(signed_at, version it
     points at or None, tx_id)``, and the problems of claimed records that do not verify."""
-    from ario_mlflow.lifecycle.lineage import fetch_checked_envelope, record_problem, witness_bytes
-
     claimed: dict[str, bool] = {}  # tx -> claimed by a tag for this very alias
     for other in client.search_model_versions(f"name='{name}'"):
         tx = (other.tags or {}).get(T.ALIAS_TX_PREFIX + alias)
@@ -389,9 +376,7 @@ def _alias_records(
                 ),
             )
             target = client.get_model_version(name, str(envelope["subject"]["version"]))
-            data = witness_bytes(
-                client, str(version_run_id(client, target)), str(envelope["event_id"])
-            )
+            data, _ = read_witness(client, str(version_run_id(client, target)), envelope)
             if sha256_hex(data) != envelope.get("payload_hash"):
                 raise IntegrityError("its payload witness was edited")
             payload = json.loads(data)
@@ -455,20 +440,17 @@ def audit_model(
     name = str(mv.name)
     version = str(mv.version)
     mv_tags = mv.tags or {}
-    run_id = version_run_id(client, mv)
+    lineage, problem = find_lineage(client, anchor, mv, trusted_keys)
+    run_id = lineage.run_id if lineage else version_run_id(client, mv)
     run_tags = client.get_run(run_id).data.tags if run_id else {}
-    lineage: ModelProof | None = None
-    problem: str | None = None
-    try:
-        lineage = find_version_proof(client, anchor, mv, trusted_keys)
-    except IntegrityError as exc:  # ProofUnavailableError included: not proven is not ok
-        problem = str(exc)
-    # The signed lineage says which records to verify; tags only where it has nothing.
-    training_tx = lineage.training.tx_id if lineage else run_tags.get(T.TRAINING_TX)
+    # The signed lineage says which records to verify; hints only where it has nothing.
+    journal = getattr(anchor, "journal", None)
+    training_tx = (
+        lineage.training.tx_id if lineage else run_training_tx(run_tags, journal, run_id or "")
+    )
     registration_tx = (lineage.registration_tx if lineage else None) or mv_tags.get(
         T.REGISTRATION_TX
     )
-    subject_mv = {"type": "mlflow_model_version", "name": name, "version": version}
 
     def verifier(subject: dict[str, str] | None, previous: str | None) -> Any:
         return lambda tx: verify_proof_by_tx(
@@ -484,48 +466,19 @@ def audit_model(
 
     stages = [
         _stage(
-            "training",
-            f"run {run_id or 'unknown'}",
-            training_tx,
-            verifier({"type": "mlflow_run", "run_id": run_id or ""}, None),
+            record.stage,
+            record.label,
+            record.tx_id,
+            verifier(record.expected_subject, record.expected_previous),
+        )
+        for record in lineage_stages(
+            mv,
+            run_id=run_id,
+            run_tags=run_tags,
+            training_tx=training_tx,
+            registration_tx=registration_tx,
         )
     ]
-    for key in sorted(k for k in run_tags if k.startswith(T.DATASET_TX_PREFIX)):
-        dataset = key[len(T.DATASET_TX_PREFIX) :]
-        stages.append(
-            _stage(
-                "datasets",
-                f"dataset {dataset}",
-                run_tags[key],
-                verifier({"type": "mlflow_dataset", "name": dataset}, "GENESIS"),
-            )
-        )
-    stages.append(
-        _stage(
-            "registration",
-            f"v{version}",
-            registration_tx,
-            verifier(subject_mv, training_tx or "GENESIS"),
-        )
-    )
-    if mv_tags.get(T.PROMOTION_TX):
-        stages.append(
-            _stage(
-                "promotion",
-                str(mv.current_stage),
-                mv_tags[T.PROMOTION_TX],
-                verifier(subject_mv, registration_tx),
-            )
-        )
-    for key in sorted(k for k in mv_tags if k.startswith(T.ALIAS_TX_PREFIX)):
-        stages.append(
-            _stage(
-                "alias",
-                "@" + key[len(T.ALIAS_TX_PREFIX) :],
-                mv_tags[key],
-                verifier(subject_mv, registration_tx),
-            )
-        )
 
     selector = parse_model_ref(ref)[1]
     if selector.startswith("@"):

@@ -30,72 +30,44 @@ from typing import Any
 from ario_mlflow import tags as T
 from ario_mlflow._version import __version__
 from ario_mlflow.arweave.gateway_reader import GatewayAnswer, GatewayReader
-from ario_mlflow.errors import ArioError, EnvelopeParseError
+from ario_mlflow.errors import BundleError, EnvelopeParseError
+from ario_mlflow.lifecycle.model_location import version_run_id
+from ario_mlflow.lifecycle.witness import payload_paths, read_artifact
+from ario_mlflow.proof import chain
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.envelope import parse_json_object
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.verify.checks import check_issuer
 from ario_mlflow.verify.core import verify_record
+from ario_mlflow.verify.stages import find_lineage, lineage_stages
 from ario_mlflow.verify.targets import model_version
 
 SCHEMA = "ario.mlflow.evidence/v1"
 
 
-class BundleError(ArioError):
-    """A bundle cannot be written or read (not a failed check: a broken file)."""
-
-
 # --- export ---------------------------------------------------------------------------------
 
 
-def _payload_for(envelope: dict[str, Any], client: Any) -> bytes | None:
+def _payload_for(envelope: dict[str, Any], client: Any, run_id: str | None) -> bytes | None:
+    """The record's payload witness, if MLflow still holds bytes that hash to it (a
+    dataset's witness is in the training run, which its subject does not name)."""
     from ario_mlflow.verify.checks import witness_candidates
 
     try:
-        run_id, paths = witness_candidates(envelope, client)
+        named_run, _ = witness_candidates(envelope, client)
     except LookupError:
+        named_run = None
+    run = named_run or run_id
+    if not run:
         return None
-    if not run_id:
-        return None
-    for path in paths:
-        with tempfile.TemporaryDirectory(prefix="ario-export-") as scratch:
-            try:
-                data = Path(client.download_artifacts(run_id, path, scratch)).read_bytes()
-            except Exception:
-                continue
+    for path in payload_paths(envelope):
+        try:
+            data = read_artifact(client, run, path)
+        except Exception:
+            continue
         if sha256_hex(data) == envelope.get("payload_hash"):
             return data
     return None
-
-
-def _dataset_payload(envelope: dict[str, Any], client: Any, run_id: str) -> bytes | None:
-    with tempfile.TemporaryDirectory(prefix="ario-export-") as scratch:
-        try:
-            path = f"ario/events/{envelope['event_id']}/payload.json"
-            return Path(client.download_artifacts(run_id, path, scratch)).read_bytes()
-        except Exception:
-            return None
-
-
-def _stages(client: Any, mv: Any) -> list[tuple[str, str, str]]:
-    """``(stage, label, tx_id)`` of every anchored record of a model version."""
-    from ario_mlflow.lifecycle.model_proof import version_run_id
-
-    run_id = version_run_id(client, mv)
-    run_tags = client.get_run(run_id).data.tags if run_id else {}
-    tags = mv.tags or {}
-    found = []
-    if run_tags.get(T.TRAINING_TX):
-        found.append(("training", f"run {run_id}", run_tags[T.TRAINING_TX]))
-    for key in sorted(k for k in run_tags if k.startswith(T.DATASET_TX_PREFIX)):
-        found.append(("datasets", key[len(T.DATASET_TX_PREFIX) :], run_tags[key]))
-    if tags.get(T.REGISTRATION_TX):
-        found.append(("registration", f"v{mv.version}", tags[T.REGISTRATION_TX]))
-    if tags.get(T.PROMOTION_TX):
-        found.append(("promotion", str(mv.current_stage), tags[T.PROMOTION_TX]))
-    for key in sorted(k for k in tags if k.startswith(T.ALIAS_TX_PREFIX)):
-        found.append(("alias", "@" + key[len(T.ALIAS_TX_PREFIX) :], tags[key]))
-    return found
 
 
 def _decisions(client: Any, name: str, version: str, limit: int) -> list[tuple[str, str, str]]:
@@ -138,6 +110,7 @@ def export_bundle(
 
     mv = model_version(client, ref)
     name = str(mv.name)
+    lineage, _ = find_lineage(client, anchor, mv, trusted_keys)
     live = live_integrity(client, anchor, mv, trusted_keys)
     if live["ok"] is False and not force:
         raise BundleError(
@@ -147,16 +120,29 @@ def export_bundle(
     staging = Path(tempfile.mkdtemp(prefix="ario-bundle-"))
     try:
         records = []
-        entries = _stages(client, mv) + _decisions(client, name, str(mv.version), decisions)
+        run_id = lineage.run_id if lineage else version_run_id(client, mv)
+        run_tags = client.get_run(run_id).data.tags if run_id else {}
+        stages = lineage_stages(
+            mv,
+            run_id=run_id,
+            run_tags=run_tags,
+            training_tx=lineage.training.tx_id if lineage else run_tags.get(T.TRAINING_TX),
+            registration_tx=(lineage.registration_tx if lineage else None)
+            or (mv.tags or {}).get(T.REGISTRATION_TX),
+        )
+        entries = [(s.stage, s.label, s.tx_id) for s in stages if s.tx_id]
+        entries += _decisions(client, name, str(mv.version), decisions)
         for entry in entries:
-            records.append(_export_record(staging, entry, client=client, anchor=anchor, mv=mv))
+            records.append(
+                _export_record(staging, entry, client=client, anchor=anchor, run_id=run_id)
+            )
         manifest = {
             "schema": SCHEMA,
             "generated_by": f"ar-io-mlflow {__version__}",
             "created_at": datetime.now(timezone.utc).isoformat(),
             "model": name,
             "version": str(mv.version),
-            "run_id": mv.run_id or None,
+            "run_id": run_id or None,
             "live_check": {k: live.get(k) for k in ("ok", "reason", "changed", "missing", "added")},
             "records": records,
         }
@@ -168,7 +154,7 @@ def export_bundle(
 
 
 def _export_record(
-    staging: Path, found: tuple[str, str, str], *, client: Any, anchor: Any, mv: Any
+    staging: Path, found: tuple[str, str, str], *, client: Any, anchor: Any, run_id: str | None
 ) -> dict[str, Any]:
     stage, label, tx_id = found
     data = anchor.fetch_envelope_bytes(tx_id)
@@ -181,10 +167,7 @@ def _export_record(
         envelope = parse_json_object(data)
     except EnvelopeParseError as exc:
         raise BundleError(f"{stage} record {tx_id} is not an envelope: {exc}") from None
-    if stage == "datasets":
-        payload = _dataset_payload(envelope, client, mv.run_id)
-    else:
-        payload = _payload_for(envelope, client)
+    payload = _payload_for(envelope, client, run_id)
     folder = staging / "records" / tx_id
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "envelope.json").write_bytes(data)
@@ -368,13 +351,10 @@ def verify_bundle(
     down: dict[str, str] = {}  # gateways that gave no answer, and why
     for result in results:
         envelope = result.get("envelope_obj") or {}
-        expected = {
-            "datasets": "GENESIS",
-            "registration": training,
-            "promotion": registration,
-            "alias": registration,
-            "prediction": registration,
-        }.get(result["stage"])
+        event_type = chain.STAGE_EVENTS.get(result["stage"])
+        expected = event_type and chain.expected_previous(
+            event_type, training_tx=training, registration_tx=registration
+        )
         if expected and envelope.get("previous_hash") != expected:
             result["ok"] = False
             result["problems"].append(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ario_mlflow.errors import CanonicalizationError, LiveRefetchError
+from ario_mlflow.lifecycle.model_location import version_run_id
+from ario_mlflow.lifecycle.witness import payload_paths, read_artifact
 from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.checks import describe_mismatch, issuer_pinned, subject_mismatch
 from ario_mlflow.proof.commitment import verify_commitment
 from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.proof.envelope import envelope_for_signature
@@ -48,49 +50,31 @@ def verify_signature(envelope: Any, proof_engine: Any = None) -> dict[str, Any]:
 # --- check 2: the committed bytes -----------------------------------------------------------
 
 
-def _download(client: Any, run_id: str, path: str) -> bytes:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="ario-verify-") as scratch:
-        local = client.download_artifacts(run_id, path, scratch)
-        return Path(local).read_bytes()
-
-
 def witness_candidates(envelope: dict[str, Any], client: Any) -> tuple[str | None, list[str]]:
     """``(run id, artifact paths to try in order)`` of an envelope's payload witness.
 
-    The per-event folder (``ario/events/<event_id>/``) comes first: it is never
-    overwritten. The reference's paths follow, so 0.3.0 records still verify.
+    The paths are the witness layout's (:func:`~ario_mlflow.lifecycle.witness.payload_paths`);
+    the run is the one the subject names, for a model version the version's run.
     """
     subject = envelope.get("subject") or {}
     kind = subject.get("type")
-    event_id = str(envelope.get("event_id"))
-    own = f"ario/events/{event_id}/payload.json"
     if kind == "mlflow_run":
-        return subject.get("run_id"), [own, "ario/payload.json"]
-    if kind == "mlflow_model_version":
+        run_id = subject.get("run_id")
+    elif kind == "mlflow_model_version":
         name, version = subject.get("name"), subject.get("version")
         if not name or not version:
             raise LookupError("subject_missing_name_or_version")
         try:
-            from ario_mlflow.lifecycle.model_proof import version_run_id
-
             run_id = version_run_id(client, client.get_model_version(name, str(version)))
         except Exception as exc:
             raise LookupError(f"could_not_resolve_model_version: {exc}") from None
-        promotion_id = subject.get("event_id") or event_id
-        legacy = {
-            "model_registered": "ario/registration_payload.json",
-            "stage_transition": f"ario/promotions/{promotion_id}/payload.json",
-            "alias_changed": f"ario/aliases/{event_id}/payload.json",
-        }.get(str(envelope.get("event_type")), "ario/payload.json")
-        return run_id, [own, legacy]
-    if kind == "mlflow_prediction":
-        decision, run_id = subject.get("decision_id"), subject.get("model_run_id")
-        if not decision or not run_id:
+    elif kind == "mlflow_prediction":
+        if not subject.get("decision_id") or not subject.get("model_run_id"):
             raise LookupError("subject_missing_decision_id_or_run_id")
-        return run_id, [f"ario/predictions/{decision}/payload.json", own]
-    raise LookupError(f"unknown_subject_type: {kind!r}")
+        run_id = subject.get("model_run_id")
+    else:
+        raise LookupError(f"unknown_subject_type: {kind!r}")
+    return run_id, payload_paths(envelope)
 
 
 _NOT_EXPECTED = {
@@ -124,7 +108,7 @@ def verify_anchored_bytes(envelope: Any, mlflow_client: Any) -> dict[str, Any]:
     problems = []
     for path in paths:
         try:
-            data = _download(mlflow_client, run_id, path)
+            data = read_artifact(mlflow_client, run_id, path)
         except Exception as exc:
             problems.append(f"{path}: {exc}")
             continue
@@ -259,16 +243,13 @@ def check_subject(envelope: Any, expected: dict[str, str] | None) -> dict[str, A
     subject = envelope.get("subject") if isinstance(envelope, dict) else None
     if not isinstance(subject, dict):
         return {"ok": False, "reason": "subject_missing", "expected": expected}
-    wrong = {k: subject.get(k) for k, v in expected.items() if str(subject.get(k)) != str(v)}
+    wrong = subject_mismatch(envelope, expected)
     if wrong:
         return {
             "ok": False,
             "expected": expected,
             "actual": subject,
-            "reason": "subject_mismatch: record is about "
-            + ", ".join(f"{k}={v!r}" for k, v in wrong.items())
-            + " not "
-            + ", ".join(f"{k}={expected[k]!r}" for k in wrong),
+            "reason": "subject_mismatch: " + describe_mismatch(wrong, expected),
         }
     return {"ok": True, "expected": expected}
 
@@ -302,7 +283,7 @@ def check_issuer(envelope: Any, trusted_keys: Sequence[str]) -> dict[str, Any]:
             **base,
             "reason": f"issuer_not_pinned: signed by an unpinned key {fingerprint}",
         }
-    if key.lower() in {k.lower() for k in trusted_keys}:
+    if issuer_pinned(key, trusted_keys):
         return {"ok": True, **base}
     return {
         "ok": False,

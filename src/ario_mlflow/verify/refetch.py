@@ -14,7 +14,6 @@ from typing import Any
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError, LiveRefetchError
 from ario_mlflow.proof import payloads as P
 from ario_mlflow.proof.canonical import canonical_json
-from ario_mlflow.proof.hashing import sha256_hex
 
 Refetcher = Callable[[dict[str, Any], Any, Any], dict[str, Any]]
 
@@ -61,12 +60,10 @@ def _registration(original: dict[str, Any], client: Any, anchor: Any) -> dict[st
     """The version as MLflow shows it now: its source, its run, and its files hashed where
     the signed lineage says the model is (a redirected version fails here)."""
     from ario_mlflow.lifecycle.artifacts import artifact_checksums
-    from ario_mlflow.lifecycle.model_proof import (
-        check_version_location,
-        files_match,
-        find_version_proof,
-        version_run_id,
-    )
+    from ario_mlflow.lifecycle.lineage import find_version_proof
+    from ario_mlflow.lifecycle.model_files import check_model_files
+    from ario_mlflow.lifecycle.model_location import check_version_location, version_run_id
+    from ario_mlflow.proof.checksums import DEFAULT_ARTIFACT_PATH, artifact_hash
 
     name, version = original.get("model_name"), original.get("model_version")
     if not name or not version:
@@ -92,21 +89,26 @@ def _registration(original: dict[str, Any], client: Any, anchor: Any) -> dict[st
     try:
         proof = find_version_proof(client, anchor, mv, trusted_keys_from_env()) if anchor else None
         if proof is not None:
-            check_version_location(client, mv, proof)
+            check_version_location(client, mv, proof.run_id, proof.artifact_path)
     except IntegrityError as exc:
         raise LiveRefetchError(str(exc)) from None
-    run_id = proof.run_id if proof else live_run
-    path = proof.artifact_path if proof else "model"
     try:
-        current = artifact_checksums(run_id, artifact_path=path, tracking_uri=client.tracking_uri)
+        if proof is not None:
+            files = check_model_files(proof, tracking_uri=client.tracking_uri)
+            current, matches = files.checksums, files.ok
+        else:
+            current = artifact_checksums(
+                live_run, artifact_path=DEFAULT_ARTIFACT_PATH, tracking_uri=client.tracking_uri
+            )
+            matches = None
     except ArtifactAccessError as exc:
         raise LiveRefetchError(f"cannot re-hash the registered artifacts: {exc}") from None
     if original.get("artifact_hash") is not None:
-        fresh["artifact_hash"] = sha256_hex(canonical_json(current)) if current else None
+        fresh["artifact_hash"] = artifact_hash(current)
     if original.get("artifact_verified") is not None and anchor is not None:
-        if proof is None:
+        if matches is None:
             raise LiveRefetchError("the source run has no training proof any more")
-        fresh["artifact_verified"] = files_match(proof.training, current).ok
+        fresh["artifact_verified"] = matches
     return fresh
 
 

@@ -7,15 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ario_mlflow import tags as T
-from ario_mlflow.errors import ArioError
-
-
-class TargetNotFoundError(ArioError):
-    """The run, model version, trace or decision asked for does not exist (exit code 2)."""
-
-
-class NotAnchoredError(ArioError):
-    """The target exists but carries no anchored record (yet)."""
+from ario_mlflow.errors import NotAnchoredError, TargetNotFoundError
 
 
 @dataclass(frozen=True)
@@ -99,16 +91,19 @@ def model_target(client: Any, ref: str) -> Target:
         raise NotAnchoredError(
             f"Model {name}/v{version}: no ario.registration_tx tag found. Not anchored."
         )
-    from ario_mlflow.lifecycle.model_proof import version_run_id
+    from ario_mlflow.lifecycle.lineage import run_training_tx
+    from ario_mlflow.lifecycle.model_location import version_run_id
+    from ario_mlflow.proof import chain, payloads
 
     previous = None
     run_id = version_run_id(client, mv)
     if run_id:
         try:
-            run_tags = client.get_run(run_id).data.tags
-            previous = run_tags.get(T.TRAINING_TX) or run_tags.get(T.QUEUED_TX) or "GENESIS"
-        except Exception:
-            previous = None
+            training_tx = run_training_tx(client.get_run(run_id).data.tags)
+        except Exception:  # the run cannot be read: the link is not checked
+            training_tx = None
+        else:
+            previous = chain.expected_previous(payloads.REGISTRATION, training_tx=training_tx)
     return Target(
         "model",
         f"model registration {name}/v{version}",
