@@ -243,16 +243,16 @@ def _audit(result: DemoResult, root: Path) -> None:
     """Audit the champion's whole lineage (pinned to the demo's key) and write the report."""
     import mlflow
 
-    from ario_mlflow.config import load_settings
-    from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.report import render_audit_report
     from ario_mlflow.verify.audit import audit_model
+    from ario_mlflow.verify.context import VerifyContext
 
+    context = VerifyContext.configured(source="ARIO_MLFLOW_TRUSTED_KEYS")
     result.audit = audit_model(
         f"{result.model}@champion",
         client=mlflow.MlflowClient(),
-        anchor=ArweaveAnchor(),
-        trusted_keys=load_settings().trusted_keys,
+        anchor=context.anchor,
+        trusted_keys=context.trusted_keys,
     )
     result.report = root / "audit-report.html"
     result.report.write_text(render_audit_report(result.audit), encoding="utf-8")
@@ -261,9 +261,11 @@ def _audit(result: DemoResult, root: Path) -> None:
 def _verify_all(result: DemoResult, anchor: Any) -> dict[str, dict[str, Any]]:
     import mlflow
 
-    from ario_mlflow.config import load_settings
     from ario_mlflow.verify import verify_proof_by_tx
+    from ario_mlflow.verify.context import VerifyContext
     from ario_mlflow.verify.targets import decision_target, model_target, run_target
+
+    context = VerifyContext.configured(source="ARIO_MLFLOW_TRUSTED_KEYS", anchor=anchor)
 
     client = mlflow.MlflowClient()
     targets = {
@@ -276,7 +278,7 @@ def _verify_all(result: DemoResult, anchor: Any) -> dict[str, dict[str, Any]]:
             target.tx_id,
             anchor=anchor,
             mlflow_client=client,
-            trusted_keys=load_settings().trusted_keys,
+            trusted_keys=context.trusted_keys,
             expected_subject=target.expected_subject,
             expected_previous=target.expected_previous,
         )

@@ -48,28 +48,25 @@ def audit(  # noqa: PLR0917 - click passes options positionally
 ) -> None:
     """Verify training, datasets, registration, promotions and aliases of a model
     version, re-check its artifacts now, and count its decisions. Exit 1 if not ok."""
-    from ario_mlflow.arweave.ario_verify import ArioVerifyClient
     from ario_mlflow.cli.store import not_found, open_client
-    from ario_mlflow.config import load_settings, pinned_keys
     from ario_mlflow.errors import TargetNotFoundError
-    from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.verify.audit import audit_model
+    from ario_mlflow.verify.context import VerifyContext
     from ario_mlflow.verify.targets import parse_model_ref
 
     try:
         parse_model_ref(model_ref)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NAME/VERSION") from None
-    settings = load_settings()
-    pinned = pinned_keys((*settings.trusted_keys, *trusted_keys), source="--trusted-key")
+    context = VerifyContext.configured(trusted_keys)
     client, store = open_client(tracking_uri)
     try:
         bundle = audit_model(
             model_ref,
             client=client,
-            anchor=ArweaveAnchor(),
-            ario_client=ArioVerifyClient() if settings.verify_url else None,
-            trusted_keys=pinned,
+            anchor=context.anchor,
+            ario_client=context.ario_client,
+            trusted_keys=context.trusted_keys,
             accept_unchecked_completeness=accept_unchecked_completeness,
         )
     except TargetNotFoundError as exc:

@@ -37,25 +37,25 @@ def export(
 ) -> None:
     """Write a portable evidence bundle (envelopes, exact payload bytes, receipts)."""
     from ario_mlflow.cli.store import not_found, open_client
-    from ario_mlflow.config import trusted_keys_from_env
     from ario_mlflow.errors import BundleError, TargetNotFoundError
-    from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.verify.bundle import export_bundle
+    from ario_mlflow.verify.context import VerifyContext
     from ario_mlflow.verify.targets import parse_model_ref
 
     try:
         parse_model_ref(model_ref)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="NAME/VERSION") from None
+    context = VerifyContext.configured()
     client, store = open_client(tracking_uri)
     try:
         manifest = export_bundle(
             model_ref,
             output,
             client=client,
-            anchor=ArweaveAnchor(),
+            anchor=context.anchor,
             decisions=decisions,
-            trusted_keys=trusted_keys_from_env(),
+            trusted_keys=context.trusted_keys,
             force=force,
         )
     except TargetNotFoundError as exc:
@@ -89,13 +89,18 @@ def verify_bundle_command(
     path: Path, trusted_keys: tuple[str, ...], online: bool, fmt: str
 ) -> None:
     """Verify an evidence bundle offline: no MLflow, no network (unless --online)."""
-    from ario_mlflow.config import trusted_keys_from_env
     from ario_mlflow.errors import BundleError
     from ario_mlflow.verify.bundle import verify_bundle
+    from ario_mlflow.verify.context import VerifyContext
 
+    context = VerifyContext.configured(trusted_keys)
     try:
-        pinned = dict.fromkeys((*trusted_keys_from_env(), *(k.lower() for k in trusted_keys)))
-        result = verify_bundle(path, trusted_keys=list(pinned), online=online)
+        result = verify_bundle(
+            path,
+            trusted_keys=list(context.trusted_keys),
+            online=online,
+            anchor=context.anchor if online else None,
+        )
     except BundleError as exc:
         raise click.ClickException(str(exc)) from None
     if fmt == "json":

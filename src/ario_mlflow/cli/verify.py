@@ -84,15 +84,14 @@ def _run(
     min_level: int,
     html_path: str | None,
 ) -> None:
-    from ario_mlflow.arweave.ario_verify import ArioVerifyClient
     from ario_mlflow.cli.store import not_found, open_client
-    from ario_mlflow.config import load_settings, pinned_keys
     from ario_mlflow.errors import NotAnchoredError, TargetNotFoundError
-    from ario_mlflow.outbox.anchor import ArweaveAnchor
     from ario_mlflow.verify import verify_proof_by_tx
+    from ario_mlflow.verify.context import VerifyContext
 
+    context = VerifyContext.configured(trusted_keys)
     client, store = open_client(tracking_uri)
-    anchor = ArweaveAnchor()
+    anchor = context.anchor
     try:
         target = resolve(client, anchor)
     except TargetNotFoundError as exc:
@@ -108,15 +107,13 @@ def _run(
         else:
             click.echo(str(exc))
         raise SystemExit(EXIT_CHECK_FAILED) from None
-    pinned = pinned_keys((*load_settings().trusted_keys, *trusted_keys), source="--trusted-key")
-    ario = ArioVerifyClient() if load_settings().verify_url else None
     result = verify_proof_by_tx(
         target.tx_id,
         anchor=anchor,
         mlflow_client=client,
-        ario_client=ario,
+        ario_client=context.ario_client,
         min_attestation_level=min_level,
-        trusted_keys=pinned,
+        trusted_keys=context.trusted_keys,
         expected_subject=target.expected_subject,
         expected_previous=target.expected_previous,
     )
