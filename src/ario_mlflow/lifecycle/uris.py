@@ -11,20 +11,15 @@ later process (``sync``, the companion) takes them from its own ``MLFLOW_TRACKIN
 from __future__ import annotations
 
 import os
-import re
 import threading
-from functools import lru_cache
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-#: Query parameter names that carry a secret (matched anywhere in the name).
-_SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|sig|auth|cred|session", re.IGNORECASE)
+from ario_mlflow.redaction import public_uri
+
 _ENV_FOR = {
     "tracking": ("MLFLOW_TRACKING_URI",),
     "registry": ("MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_URI"),
 }
 
-#: ``scheme://user:secret@`` inside free text (an error message that quotes a URL).
-_USERINFO_IN_TEXT = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
 
 _credentials: dict[str, str] = {}
 _credentials_lock = threading.Lock()
@@ -48,26 +43,6 @@ def portable_uri(uri: str | None) -> str | None:
     if "://" not in uri and ":" not in uri.split("/", 1)[0]:
         return os.path.abspath(uri)
     return uri
-
-
-@lru_cache(maxsize=64)
-def public_uri(uri: str) -> str:
-    """``uri`` without user info and without secret-looking query parameters."""
-    if "://" not in uri:
-        return uri
-    parts = urlsplit(uri)
-    netloc = parts.netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        kept = [
-            (k, v)
-            for k, v in parse_qsl(query, keep_blank_values=True)
-            if not _SECRET_NAME.search(k)
-        ]
-        query = urlencode(kept)
-    if netloc == parts.netloc and query == parts.query:
-        return uri
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def recorded_uri(uri: str | None) -> str | None:
@@ -100,8 +75,3 @@ def usable_uri(recorded: str | None, kind: str = "tracking") -> str | None:
         if configured and public_uri(configured) == recorded:
             return configured
     return recorded
-
-
-def redacted_text(text: str) -> str:
-    """``text`` (e.g. an error message kept in the journal) with URL user info removed."""
-    return _USERINFO_IN_TEXT.sub(r"\g<scheme>", text)

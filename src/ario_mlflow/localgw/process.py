@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-import ario_mlflow
 from ario_mlflow.localgw.runner import READY_PREFIX
 
 LOG_FILENAME = "gateway.log"
@@ -83,7 +82,7 @@ class GatewayProcess:
         if allow_remote:
             command.append("--allow-remote")
         child_env = dict(os.environ if env is None else env)
-        source_root = str(Path(ario_mlflow.__file__).resolve().parent.parent)
+        source_root = str(Path(__file__).resolve().parents[2])
         child_env["PYTHONPATH"] = os.pathsep.join(
             filter(None, (source_root, child_env.get("PYTHONPATH")))
         )

@@ -38,7 +38,7 @@ from typing import Any
 
 from ario_mlflow._files import ensure_private_dir, private_file
 from ario_mlflow.errors import JournalError
-from ario_mlflow.lifecycle.uris import redacted_text
+from ario_mlflow.redaction import redacted_text
 
 JOURNAL_FILE = "journal.sqlite3"
 #: SQLite's primary result code for "database or disk is full" (``sqlite3.SQLITE_FULL``
