@@ -23,9 +23,9 @@ from mlflow.tracking import MlflowClient
 
 from ario_mlflow.lifecycle.training import anchor
 from ario_mlflow.lifecycle.uris import recorded_uri, usable_uri
-from ario_mlflow.redaction import public_uri, redacted_text
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.sync import sync_journal
+from ario_mlflow.redaction import public_uri, redacted_text
 from tests.lifecycle import journal_one_record, train
 from tests.mlflow_server import MlflowServer, free_port
 
