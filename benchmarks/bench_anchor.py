@@ -202,8 +202,8 @@ def main() -> int:
 
         from ario_mlflow.config import load_settings
         from ario_mlflow.outbox.journal import Journal
-        from ario_mlflow.outbox.workers import stop_all_workers
         from ario_mlflow.outbox.sync import sync_journal
+        from ario_mlflow.outbox.workers import stop_all_workers
 
         mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
         print(

@@ -92,8 +92,8 @@ def train_and_anchor() -> None:
     from ario_mlflow.config import load_settings
     from ario_mlflow.lifecycle.training import anchor
     from ario_mlflow.outbox.journal import Journal
-    from ario_mlflow.outbox.workers import stop_all_workers
     from ario_mlflow.outbox.sync import sync_journal
+    from ario_mlflow.outbox.workers import stop_all_workers
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     features = pd.DataFrame(

@@ -595,9 +595,9 @@ def upload_only_sync() -> dict[str, Any]:
 def sync_child() -> None:
     """Run ``sync_journal`` on ``$ARIO_MLFLOW_HOME``'s journal; print the report as JSON."""
     from ario_mlflow.config import load_settings
+    from ario_mlflow.outbox.handlers import installed_kinds as writeback_kinds
     from ario_mlflow.outbox.journal import Journal
     from ario_mlflow.outbox.sync import sync_journal
-    from ario_mlflow.outbox.handlers import installed_kinds as writeback_kinds
 
     started = time.perf_counter()
     report = sync_journal(Journal.at_home(load_settings().home))

@@ -89,7 +89,7 @@ def fake_tx_id(data: bytes) -> str:
 def mint(count: int) -> Minted:
     """``count`` signed prediction records chained to one registration record."""
     from ario_mlflow.engine import ProofEngine
-    from ario_mlflow.proof import payloads as P
+    from ario_mlflow.proof import payloads
     from ario_mlflow.proof.canonical import canonical_json
     from ario_mlflow.proof.envelope import parse_json_object
 
@@ -97,7 +97,7 @@ def mint(count: int) -> Minted:
     run_id = uuid.uuid4().hex
     model_uri = f"models:/m-{uuid.uuid4().hex}"
     train_payload = canonical_json(
-        P.training_payload(
+        payloads.training_payload(
             run_id=run_id,
             params={"C": "1.0"},
             metrics={"accuracy": 0.93},
@@ -108,15 +108,15 @@ def mint(count: int) -> Minted:
         )
     )
     train_envelope = engine.create_commitment(
-        event_type=P.TRAINING,
-        subject=P.run_subject(run_id),
+        event_type=payloads.TRAINING,
+        subject=payloads.run_subject(run_id),
         payload_bytes=train_payload,
-        previous_hash=P.GENESIS,
+        previous_hash=payloads.GENESIS,
     )
     train_bytes = canonical_json(train_envelope)
     train_tx = fake_tx_id(train_bytes)
     reg_payload = canonical_json(
-        P.registration_payload(
+        payloads.registration_payload(
             model_name=MODEL_NAME,
             model_version=MODEL_VERSION,
             source_run_id=run_id,
@@ -126,8 +126,8 @@ def mint(count: int) -> Minted:
         )
     )
     reg_envelope = engine.create_commitment(
-        event_type=P.REGISTRATION,
-        subject=P.model_version_subject(MODEL_NAME, MODEL_VERSION),
+        event_type=payloads.REGISTRATION,
+        subject=payloads.model_version_subject(MODEL_NAME, MODEL_VERSION),
         payload_bytes=reg_payload,
         previous_hash=train_tx,
     )
@@ -138,7 +138,7 @@ def mint(count: int) -> Minted:
     start = time.perf_counter()
     for index in range(count):
         decision_id = str(uuid.uuid4())
-        payload = P.prediction_payload(
+        payload = payloads.prediction_payload(
             decision_id=decision_id,
             model_name=MODEL_NAME,
             model_version=MODEL_VERSION,
@@ -152,8 +152,8 @@ def mint(count: int) -> Minted:
         )
         payload_bytes = canonical_json(payload)
         envelope = engine.create_commitment(
-            event_type=P.PREDICTION,
-            subject=P.prediction_subject(decision_id, run_id, f"tr-{uuid.uuid4().hex}"),
+            event_type=payloads.PREDICTION,
+            subject=payloads.prediction_subject(decision_id, run_id, f"tr-{uuid.uuid4().hex}"),
             payload_bytes=payload_bytes,
             previous_hash=reg_tx,
         )

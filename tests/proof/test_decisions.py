@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ario_mlflow.errors import LoneSurrogateError
-from ario_mlflow.proof import payloads as P
+from ario_mlflow.proof import payloads
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.decisions import DecisionSigner
 from ario_mlflow.proof.ed25519 import PreparedKey
@@ -34,7 +34,7 @@ def _signer(**fixed: Any) -> DecisionSigner:
 
 
 def _generic(fixed: dict[str, Any], **decision: Any) -> tuple[dict[str, Any], bytes, Any]:
-    payload = P.prediction_payload(
+    payload = payloads.prediction_payload(
         decision_id=decision["decision_id"],
         model_name=fixed["model_name"],
         model_version=fixed["model_version"],
@@ -52,8 +52,8 @@ def _generic(fixed: dict[str, Any], **decision: Any) -> tuple[dict[str, Any], by
     )
     payload_bytes = canonical_json(payload)
     envelope = build_mlflow_envelope_json(
-        event_type=P.PREDICTION,
-        subject=P.prediction_subject(
+        event_type=payloads.PREDICTION,
+        subject=payloads.prediction_subject(
             decision["decision_id"], fixed["run_id"], decision.get("trace_id")
         ),
         payload_bytes=payload_bytes,

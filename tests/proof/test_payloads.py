@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ario_mlflow.proof import payloads as P
+from ario_mlflow.proof import payloads
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.hashing import sha256_hex
 from tests.conftest import VECTORS_DIR
@@ -25,7 +25,7 @@ def _payload(name: str) -> tuple[bytes, dict[str, Any]]:
 
 def test_training_payload_rebuilds_reference_bytes() -> None:
     data, original = _payload("training")
-    rebuilt = P.training_payload(
+    rebuilt = payloads.training_payload(
         run_id=original["run_id"],
         params=original["params"],
         metrics={"accuracy": 0.97333333333, "weird": 1 / 3},
@@ -49,27 +49,31 @@ def test_a_payload_without_history_keeps_the_0_3_0_keys_and_bytes() -> None:
         "git_commit": original["git_commit"],
         "dataset_inputs": original["dataset_inputs"],
     }
-    plain = P.training_payload(**common)
-    assert P.METRICS_EXACT not in plain
-    assert P.METRIC_HISTORY not in plain
-    extended = P.training_payload(
+    plain = payloads.training_payload(**common)
+    assert payloads.METRICS_EXACT not in plain
+    assert payloads.METRIC_HISTORY not in plain
+    extended = payloads.training_payload(
         **common, history={"accuracy": [(0, 5, 0.97333333333)], "weird": [(0, 5, 1 / 3)]}
     )
-    assert extended[P.METRICS_EXACT] == {"accuracy": 0.97333333333, "weird": 1 / 3}
-    assert extended[P.METRIC_HISTORY] == {
+    assert extended[payloads.METRICS_EXACT] == {"accuracy": 0.97333333333, "weird": 1 / 3}
+    assert extended[payloads.METRIC_HISTORY] == {
         "accuracy": [[0, 5, 0.97333333333]],
         "weird": [[0, 5, 1 / 3]],
     }
-    old_keys = {k: v for k, v in extended.items() if k not in (P.METRICS_EXACT, P.METRIC_HISTORY)}
+    old_keys = {
+        k: v
+        for k, v in extended.items()
+        if k not in (payloads.METRICS_EXACT, payloads.METRIC_HISTORY)
+    }
     assert canonical_json(old_keys) == data
 
 
 def test_metric_history_is_ordered_by_step_timestamp_value() -> None:
     points = [(2, 10, 0.5), (0, 30, 0.1), (1, 20, 0.3), (1, 10, 0.4), (1, 10, 0.2), (0, 5, 0.9)]
     expected = [[0, 5, 0.9], [0, 30, 0.1], [1, 10, 0.2], [1, 10, 0.4], [1, 20, 0.3], [2, 10, 0.5]]
-    assert P.ordered_metric_history({"loss": points}) == {"loss": expected}
-    assert P.ordered_metric_history({"loss": list(reversed(points))}) == {"loss": expected}
-    assert P.ordered_metric_history({"empty": []}) == {"empty": []}
+    assert payloads.ordered_metric_history({"loss": points}) == {"loss": expected}
+    assert payloads.ordered_metric_history({"loss": list(reversed(points))}) == {"loss": expected}
+    assert payloads.ordered_metric_history({"empty": []}) == {"empty": []}
 
 
 def test_metric_history_writes_non_finite_values_as_strings() -> None:
@@ -80,7 +84,7 @@ def test_metric_history_writes_non_finite_values_as_strings() -> None:
         (0, 1, -math.inf),
         (0, 1, math.nan),
     ]
-    history = P.ordered_metric_history({"loss": points})
+    history = payloads.ordered_metric_history({"loss": points})
     assert history == {
         "loss": [
             [0, 1, "-Infinity"],
@@ -93,13 +97,13 @@ def test_metric_history_writes_non_finite_values_as_strings() -> None:
     assert canonical_json(history) == (
         b'{"loss":[[0,1,"-Infinity"],[0,1,0.5],[0,1,"Infinity"],[0,1,"NaN"],[0,1,"NaN"]]}'
     )
-    assert P.exact_metrics({"a": math.nan, "b": -math.inf}) == {"a": "NaN", "b": "-Infinity"}
+    assert payloads.exact_metrics({"a": math.nan, "b": -math.inf}) == {"a": "NaN", "b": "-Infinity"}
 
 
 def test_exact_metrics_and_history_canonical_bytes() -> None:
     """Exact values in their shortest round-trip form, where ``metrics`` rounds them away."""
     metrics = {"acc": 0.1 + 0.2, "tiny": 4e-7, "big": 1e21, "whole": 3.0, "neg": -0.0}
-    payload = P.training_payload(
+    payload = payloads.training_payload(
         run_id="r",
         params={},
         metrics=metrics,
@@ -118,8 +122,8 @@ def test_exact_metrics_and_history_canonical_bytes() -> None:
         b'"metric_history":{"acc":[[0,1700000000000,0.3333333333333333],'
         b"[7,1700000000123,0.30000000000000004]]}"
     ) in data
-    shifted = P.exact_metrics({**metrics, "acc": 0.1 + 0.2 + 1e-9})
-    assert canonical_json(shifted) != canonical_json(P.exact_metrics(metrics))
+    shifted = payloads.exact_metrics({**metrics, "acc": 0.1 + 0.2 + 1e-9})
+    assert canonical_json(shifted) != canonical_json(payloads.exact_metrics(metrics))
     assert json.loads(data)["metrics_exact"]["acc"] == 0.1 + 0.2  # round-trips exactly
 
 
@@ -129,11 +133,11 @@ def test_exact_metrics_and_history_canonical_bytes() -> None:
 )
 def test_bad_history_points_name_the_metric(point: Any) -> None:
     with pytest.raises(ValueError, match="'loss'"):
-        P.ordered_metric_history({"loss": [point]})
+        payloads.ordered_metric_history({"loss": [point]})
 
 
 def test_artifact_path_is_recorded_when_known() -> None:
-    payload = P.training_payload(
+    payload = payloads.training_payload(
         run_id="r",
         params={},
         metrics={},
@@ -150,21 +154,21 @@ def test_dataset_entries_and_event_rebuild_reference_bytes() -> None:
     data, original = _payload("dataset-standalone")
     _, training = _payload("training")
     (entry,) = training["dataset_inputs"]
-    assert canonical_json(P.dataset_payload(entry)) == data
+    assert canonical_json(payloads.dataset_payload(entry)) == data
     assert original["event_type"] == "dataset"
 
 
 def test_dataset_entry_and_reference_examples() -> None:
     schema = '{"mlflow_colspec":[{"type":"long","name":"a"}]}'
-    assert P.schema_hash(schema) == (
+    assert payloads.schema_hash(schema) == (
         "8e640ed33da7a4f30968be9a7df89ec87f27dc46ad12e817a6b6abd30dc2068a"
     )
-    assert P.schema_hash('{ "mlflow_colspec" : [ {"name":"a", "type":"long"} ] }') == (
-        P.schema_hash(schema)
+    assert payloads.schema_hash('{ "mlflow_colspec" : [ {"name":"a", "type":"long"} ] }') == (
+        payloads.schema_hash(schema)
     )
-    assert P.schema_hash("not json") == sha256_hex(b"not json")
-    assert P.schema_hash("") == P.schema_hash(None) == ""
-    entry = P.dataset_entry(
+    assert payloads.schema_hash("not json") == sha256_hex(b"not json")
+    assert payloads.schema_hash("") == payloads.schema_hash(None) == ""
+    entry = payloads.dataset_entry(
         name="train_q1",
         source='{"uri": "s3://b/train.csv"}',
         source_type="s3",
@@ -172,7 +176,7 @@ def test_dataset_entry_and_reference_examples() -> None:
         schema=schema,
         context="training",
     )
-    assert sha256_hex(canonical_json(P.dataset_payload(entry))) == (
+    assert sha256_hex(canonical_json(payloads.dataset_payload(entry))) == (
         "b8106ae91ca607fe6c2c221d7e19e7b31121c3fe9f535785dd531569c5f023af"
     )
 
@@ -181,12 +185,16 @@ def test_dataset_entries_sort_independently_of_logging_order() -> None:
     a = {"name": "b", "source": "s", "context": "training", "digest": "1"}
     b = {"name": "a", "source": "s", "context": None, "digest": "2"}
     c = {"name": "a", "source": "s", "context": "validation", "digest": "0"}
-    assert P.sorted_dataset_entries([a, b, c]) == P.sorted_dataset_entries([c, a, b]) == [b, c, a]
+    assert (
+        payloads.sorted_dataset_entries([a, b, c])
+        == payloads.sorted_dataset_entries([c, a, b])
+        == [b, c, a]
+    )
 
 
 def test_registration_promotion_prediction_rebuild_reference_bytes() -> None:
     data, original = _payload("registration")
-    rebuilt = P.registration_payload(
+    rebuilt = payloads.registration_payload(
         model_name="iris",
         model_version=1,
         source_run_id=original["source_run_id"],
@@ -197,14 +205,14 @@ def test_registration_promotion_prediction_rebuild_reference_bytes() -> None:
     assert canonical_json(rebuilt) == data
 
     data, original = _payload("promotion")
-    rebuilt = P.promotion_payload(
+    rebuilt = payloads.promotion_payload(
         model_name="iris", model_version="1", from_stage="None", to_stage="Staging"
     )
     assert canonical_json(rebuilt) == data
 
     for name in ("prediction-0", "prediction-1"):
         data, original = _payload(name)
-        rebuilt = P.prediction_payload(
+        rebuilt = payloads.prediction_payload(
             decision_id=original["decision_id"],
             model_name="iris",
             model_version="1",
@@ -220,7 +228,7 @@ def test_registration_promotion_prediction_rebuild_reference_bytes() -> None:
 
 
 def test_structural_keys_win_over_metadata() -> None:
-    payload = P.promotion_payload(
+    payload = payloads.promotion_payload(
         model_name="m",
         model_version=2,
         from_stage="None",
@@ -242,13 +250,17 @@ def test_prediction_artifact_verified_is_true_or_null() -> None:
         "output_hash": "o",
         "latency_ms": 1.234567,
     }
-    assert P.prediction_payload(**common, artifact_verified=False)["artifact_verified"] is None
-    assert P.prediction_payload(**common, artifact_verified=True)["artifact_verified"] is True
-    assert P.prediction_payload(**common, artifact_verified=None)["latency_ms"] == 1.23
+    assert (
+        payloads.prediction_payload(**common, artifact_verified=False)["artifact_verified"] is None
+    )
+    assert (
+        payloads.prediction_payload(**common, artifact_verified=True)["artifact_verified"] is True
+    )
+    assert payloads.prediction_payload(**common, artifact_verified=None)["latency_ms"] == 1.23
 
 
 def test_alias_payload() -> None:
-    payload = P.alias_payload(
+    payload = payloads.alias_payload(
         model_name="m", alias="champion", model_version=3, previous_version=None
     )
     assert payload == {
@@ -271,40 +283,44 @@ def test_alias_payload() -> None:
 )
 def test_bad_metrics_name_the_key(metrics: dict[str, Any], name: str) -> None:
     with pytest.raises(ValueError, match=repr(name)):
-        P.check_metrics(metrics)
+        payloads.check_metrics(metrics)
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_the_sql_stores_infinity_is_refused_like_infinity(sign: float) -> None:
     """MLflow's SQL stores save +/-inf as +/-sys.float_info.max and read that back."""
     with pytest.raises(ValueError, match=r"'loss'.*infinity"):
-        P.check_metrics({"ok": 1.0, "loss": sign * sys.float_info.max})
+        payloads.check_metrics({"ok": 1.0, "loss": sign * sys.float_info.max})
 
 
 def test_large_finite_metrics_are_not_refused() -> None:
     below = math.nextafter(sys.float_info.max, 0.0)
-    P.check_metrics({"a": below, "b": -below, "c": 1e308, "d": 5e-324, "e": 0})
+    payloads.check_metrics({"a": below, "b": -below, "c": 1e308, "d": 5e-324, "e": 0})
 
 
 def test_bad_metadata_names_the_key() -> None:
     with pytest.raises(ValueError, match="'threshold'"):
-        P.check_metadata({"ok": 1, "threshold": float("nan")})
+        payloads.check_metadata({"ok": 1, "threshold": float("nan")})
     with pytest.raises(ValueError, match="'when'"):
-        P.check_metadata({"when": object()})
-    P.check_metadata({"fine": {"nested": [1, "a", None]}})
+        payloads.check_metadata({"when": object()})
+    payloads.check_metadata({"fine": {"nested": [1, "a", None]}})
 
 
 def test_subjects() -> None:
-    assert P.run_subject("r") == {"type": "mlflow_run", "run_id": "r"}
-    assert P.run_subject("r", "sqlite:///x")["tracking_uri"] == "sqlite:///x"
-    assert P.model_version_subject("m", 3) == {
+    assert payloads.run_subject("r") == {"type": "mlflow_run", "run_id": "r"}
+    assert payloads.run_subject("r", "sqlite:///x")["tracking_uri"] == "sqlite:///x"
+    assert payloads.model_version_subject("m", 3) == {
         "type": "mlflow_model_version",
         "name": "m",
         "version": "3",
     }
-    assert "trace_id" not in P.prediction_subject("d", "r", None)
-    assert P.prediction_subject("d", "r", "tr-1")["trace_id"] == "tr-1"
-    assert P.dataset_subject("n", "d") == {"type": "mlflow_dataset", "name": "n", "digest": "d"}
+    assert "trace_id" not in payloads.prediction_subject("d", "r", None)
+    assert payloads.prediction_subject("d", "r", "tr-1")["trace_id"] == "tr-1"
+    assert payloads.dataset_subject("n", "d") == {
+        "type": "mlflow_dataset",
+        "name": "n",
+        "digest": "d",
+    }
 
 
 def test_original_vectors_exist() -> None:

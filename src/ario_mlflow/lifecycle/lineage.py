@@ -120,7 +120,7 @@ def version_registration_tx(
 EnvelopeCheck = Callable[[dict[str, Any]], "str | None"]
 
 
-def fetch_checked_envelope(tx_id: str, arweave: Any, check: EnvelopeCheck) -> dict[str, Any]:
+def fetch_checked_envelope(tx_id: str, anchor: Any, check: EnvelopeCheck) -> dict[str, Any]:
     """The record at ``tx_id`` that passes ``check``, from this installation's journal
     (signed here, maybe not uploaded yet) or else from any gateway.
 
@@ -130,7 +130,7 @@ def fetch_checked_envelope(tx_id: str, arweave: Any, check: EnvelopeCheck) -> di
     ``ProofUnavailableError`` when none could be read at all.
     """
     trail: list[str] = []
-    journal = getattr(arweave, "journal", None)
+    journal = getattr(anchor, "journal", None)
     record = journal.by_tx(tx_id) if journal is not None else None
     if record is not None:
         try:
@@ -142,11 +142,11 @@ def fetch_checked_envelope(tx_id: str, arweave: Any, check: EnvelopeCheck) -> di
             if problem is None:
                 return envelope
             trail.append(f"journal: {problem}")
-    fetcher = getattr(arweave, "fetch_envelope", None)
+    fetcher = getattr(anchor, "fetch_envelope", None)
     if fetcher is None:  # a minimal anchor double: bytes only, then the same check
-        data = arweave.fetch_envelope_bytes(tx_id)
+        data = anchor.fetch_envelope_bytes(tx_id)
         if data is None:
-            why = arweave.last_error
+            why = anchor.last_error
             raise ProofUnavailableError(f"record {tx_id} could not be fetched: {why}")
         try:
             envelope = parse_json_object(bytes(data))

@@ -22,7 +22,6 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from ario_mlflow import tags as T
 from ario_mlflow.config import load_settings
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError, ProofUnavailableError
 from ario_mlflow.lifecycle.lineage import find_run_proof, run_training_tx, version_registration_tx
@@ -46,8 +45,23 @@ from ario_mlflow.outbox import handlers
 from ario_mlflow.outbox.handlers import AbandonTask
 from ario_mlflow.outbox.journal import FAILED, UPLOADED, Journal, Record, Writeback
 from ario_mlflow.outbox.workers import run_task_now
-from ario_mlflow.proof import chain
-from ario_mlflow.proof import payloads as P
+from ario_mlflow.proof import chain, payloads
+from ario_mlflow.tags import (
+    ALIAS_TX_PREFIX,
+    ANCHORED,
+    ARTIFACT_HASH,
+    ARTIFACT_VERIFIED,
+    ARWEAVE_URL,
+    PAYLOAD_HASH,
+    PROMOTION_PAYLOAD_HASH,
+    PROMOTION_TX,
+    PUBLIC_KEY,
+    QUEUED_TX,
+    REGISTRATION_TX,
+    SIGNED,
+    VERIFY_STATUS,
+    WALLET_MODE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +99,7 @@ def _registration_tx(journal: Journal, client: Any, name: str, version: str) -> 
     """What a promotion or alias change of the version follows (its registration)."""
     tags = client.get_model_version(name, version).tags
     registration = version_registration_tx(tags, journal, name, version)
-    return chain.expected_previous(P.ALIAS, registration_tx=registration) or P.GENESIS
+    return chain.expected_previous(payloads.ALIAS, registration_tx=registration) or payloads.GENESIS
 
 
 def _verify_against_training(
@@ -195,9 +209,9 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
                 raise AbandonTask(f"Could not load source run {run_id}: {exc}") from None
             raise
         training_tx = run_training_tx(run.data.tags, getattr(anchor, "journal", None), run_id)
-        tag_hash = run.data.tags.get(T.ARTIFACT_HASH)
+        tag_hash = run.data.tags.get(ARTIFACT_HASH)
         verified = _verify_against_training(client, anchor, run_id, path)
-    payload = P.registration_payload(
+    payload = payloads.registration_payload(
         model_name=name,
         model_version=version,
         source_run_id=run_id,
@@ -210,35 +224,36 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
         _version_tags(
             spec,
             str(version),
-            {T.REGISTRATION_TX: "{tx_id}", T.ARWEAVE_URL: "{url}", T.VERIFY_STATUS: T.ANCHORED},
-            delete=(T.QUEUED_TX,),
+            {REGISTRATION_TX: "{tx_id}", ARWEAVE_URL: "{url}", VERIFY_STATUS: ANCHORED},
+            delete=(QUEUED_TX,),
         )
     ]
     event = _event(
         spec,
-        P.REGISTRATION,
-        P.model_version_subject(name, version),
+        payloads.REGISTRATION,
+        payloads.model_version_subject(name, version),
         payload=payload,
-        previous_hash=chain.expected_previous(P.REGISTRATION, training_tx=training_tx) or P.GENESIS,
+        previous_hash=chain.expected_previous(payloads.REGISTRATION, training_tx=training_tx)
+        or payloads.GENESIS,
         witness_run=run_id,
         after_upload=after,
     )
     recorded = recorder.record(event, Deadline(anchor.deadline))
     immediate = {
-        T.VERIFY_STATUS: T.ANCHORED if recorded.uploaded else T.SIGNED,
-        T.PUBLIC_KEY: recorded.envelope["public_key"],
-        T.PAYLOAD_HASH: recorded.envelope["payload_hash"],
+        VERIFY_STATUS: ANCHORED if recorded.uploaded else SIGNED,
+        PUBLIC_KEY: recorded.envelope["public_key"],
+        PAYLOAD_HASH: recorded.envelope["payload_hash"],
     }
     if verified is not None:
-        immediate[T.ARTIFACT_VERIFIED] = "true" if verified else "false"
+        immediate[ARTIFACT_VERIFIED] = "true" if verified else "false"
     if recorded.anchor_result:
-        immediate[T.REGISTRATION_TX] = recorded.anchor_result["tx_id"]
-        immediate[T.ARWEAVE_URL] = recorded.anchor_result["url"]
+        immediate[REGISTRATION_TX] = recorded.anchor_result["tx_id"]
+        immediate[ARWEAVE_URL] = recorded.anchor_result["url"]
     elif recorded.record is not None:
-        immediate[T.QUEUED_TX] = recorded.record.tx_id
+        immediate[QUEUED_TX] = recorded.record.tx_id
     mode = getattr(anchor, "wallet_mode", None)
     if mode:
-        immediate[T.WALLET_MODE] = str(mode)
+        immediate[WALLET_MODE] = str(mode)
     for key, value in immediate.items():
         client.set_model_version_tag(name, str(version), key, value)
     if run_id:
@@ -260,7 +275,7 @@ def _anchor_promotion(spec: dict[str, Any]) -> None:
     recorder = _recorder_for(spec)
     name, version = spec["name"], spec["version"]
     run_id = version_run_id(client, client.get_model_version(name, version))
-    payload = P.promotion_payload(
+    payload = payloads.promotion_payload(
         model_name=name,
         model_version=version,
         from_stage=spec["from_stage"],
@@ -269,17 +284,17 @@ def _anchor_promotion(spec: dict[str, Any]) -> None:
     )
     event = _event(
         spec,
-        P.PROMOTION,
-        P.model_version_subject(name, version),
+        payloads.PROMOTION,
+        payloads.model_version_subject(name, version),
         payload=payload,
         previous_hash=_registration_tx(recorder.anchor.journal, client, name, version),
         witness_run=run_id,
-        after_upload=[_version_tags(spec, str(version), {T.PROMOTION_TX: "{tx_id}"})],
+        after_upload=[_version_tags(spec, str(version), {PROMOTION_TX: "{tx_id}"})],
         event_id=str(uuid.uuid4()),
     )
     recorded = recorder.record(event, Deadline(recorder.anchor.deadline))
     client.set_model_version_tag(
-        name, str(version), T.PROMOTION_PAYLOAD_HASH, recorded.envelope["payload_hash"]
+        name, str(version), PROMOTION_PAYLOAD_HASH, recorded.envelope["payload_hash"]
     )
     recorder.release(recorded)
 
@@ -290,7 +305,7 @@ def _anchor_alias(spec: dict[str, Any]) -> None:
     name, alias = spec["name"], spec["alias"]
     version, previous = spec.get("alias_version"), spec.get("previous_version")
     anchor_version = version if version is not None else previous
-    payload = P.alias_payload(
+    payload = payloads.alias_payload(
         model_name=name,
         alias=alias,
         model_version=version,
@@ -298,18 +313,18 @@ def _anchor_alias(spec: dict[str, Any]) -> None:
         snapshot=spec.get("snapshot"),
     )
     run_id = None
-    previous_hash = P.GENESIS
+    previous_hash = payloads.GENESIS
     after: list[Writeback] = []
     if anchor_version is not None:
         run_id = version_run_id(client, client.get_model_version(name, anchor_version))
         previous_hash = _registration_tx(recorder.anchor.journal, client, name, str(anchor_version))
-        after.append(
-            _version_tags(spec, str(anchor_version), {T.ALIAS_TX_PREFIX + alias: "{tx_id}"})
-        )
-    subject = P.model_version_subject(name, anchor_version if anchor_version is not None else "")
+        after.append(_version_tags(spec, str(anchor_version), {ALIAS_TX_PREFIX + alias: "{tx_id}"}))
+    subject = payloads.model_version_subject(
+        name, anchor_version if anchor_version is not None else ""
+    )
     event = _event(
         spec,
-        P.ALIAS,
+        payloads.ALIAS,
         subject,
         payload=payload,
         previous_hash=previous_hash,
@@ -338,17 +353,17 @@ class ArioMlflowClient(MlflowClient):
         if getattr(self, "_ario_key", None) is None:
             self._ario_key = f"client-{uuid.uuid4()}"
             self._ario_futures = {}
-        engine, arweave = default_components(
+        engine, anchor = default_components(
             getattr(self, "_ario_engine", None), getattr(self, "_ario_anchor", None)
         )
-        self._ario_engine, self._ario_anchor = engine, arweave
+        self._ario_engine, self._ario_anchor = engine, anchor
         with _components_lock:
-            _components[self._ario_key] = (engine, arweave)
-        return engine, arweave
+            _components[self._ario_key] = (engine, anchor)
+        return engine, anchor
 
     def _ario_journal(self) -> Journal:
-        _, arweave = self._ario_components()
-        journal: Journal | None = getattr(arweave, "journal", None)
+        _, anchor = self._ario_components()
+        journal: Journal | None = getattr(anchor, "journal", None)
         if journal is None:
             raise TypeError("anchor object has no journal; ArioMlflowClient needs ArweaveAnchor")
         return journal
@@ -364,7 +379,7 @@ class ArioMlflowClient(MlflowClient):
         capture_otel: bool,
     ) -> None:
         snapshot = {**capture_otel_context(capture_otel), **(metadata or {})}
-        P.check_metadata(snapshot)
+        payloads.check_metadata(snapshot)
         journal = self._ario_journal()
         spec = {
             "event": event,

@@ -54,8 +54,7 @@ from ario_mlflow.lifecycle.traces import active_trace_id
 from ario_mlflow.lifecycle.uris import portable_uri
 from ario_mlflow.lifecycle.writebacks import decision_writeback
 from ario_mlflow.outbox.journal import Writeback
-from ario_mlflow.proof import chain
-from ario_mlflow.proof import payloads as P
+from ario_mlflow.proof import chain, payloads
 from ario_mlflow.proof.decisions import DecisionSigner
 from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.proof.envelope import random_uuid
@@ -357,7 +356,10 @@ class VerifiedModel:
             registration = version_registration_tx(
                 resolved.tags, journal, resolved.name, resolved.version
             )
-        return chain.expected_previous(P.PREDICTION, registration_tx=registration) or P.GENESIS
+        return (
+            chain.expected_previous(payloads.PREDICTION, registration_tx=registration)
+            or payloads.GENESIS
+        )
 
     def _experiment_of(self, run_id: str) -> str | None:
         if run_id == UNKNOWN:
@@ -404,7 +406,7 @@ class VerifiedModel:
             traced = {"mlflow_trace_id": trace_id} if trace_id else {}
             extra = {**traced, **otel, **(extra or {})}
         if extra:
-            P.check_metadata(extra)
+            payloads.check_metadata(extra)
         signed = self._decisions.sign(
             decision_id=decision_id,
             input_hash=input_hash,

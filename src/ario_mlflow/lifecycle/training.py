@@ -26,7 +26,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ario_mlflow import tags as T
 from ario_mlflow.errors import ArtifactAccessError
 from ario_mlflow.lifecycle.artifacts import (
     artifact_checksums,
@@ -38,15 +37,30 @@ from ario_mlflow.lifecycle.recorder import Deadline, Event, Recorded, Recorder, 
 from ario_mlflow.lifecycle.traces import active_trace_id
 from ario_mlflow.lifecycle.uris import portable_uri, recorded_uri
 from ario_mlflow.lifecycle.writebacks import set_tags_writeback
-from ario_mlflow.proof import payloads as P
+from ario_mlflow.proof import payloads
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.checksums import artifact_hash
 from ario_mlflow.proof.hashing import sha256_hex
+from ario_mlflow.tags import (
+    ANCHORED,
+    ARTIFACT_HASH,
+    ARWEAVE_URL,
+    DATASET_TX_PREFIX,
+    LAST_TRAINING_HASH,
+    PAYLOAD_HASH,
+    PUBLIC_KEY,
+    QUEUED_TX,
+    SIGNED,
+    TRAINING_TX,
+    VERIFY_STATUS,
+    WALLET_MODE,
+    WALLET_TYPE,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Exported name kept from ar-io-mlflow 0.3.0.
-TAG_LAST_TRAINING_HASH = T.LAST_TRAINING_HASH
+TAG_LAST_TRAINING_HASH = LAST_TRAINING_HASH
 
 __all__ = [
     "TAG_LAST_TRAINING_HASH",
@@ -105,7 +119,7 @@ def run_dataset_inputs(run: Any) -> list[tuple[str, dict[str, Any]]]:
     entries = []
     for dataset_input in inputs:
         fields = dataset_fields(dataset_input.dataset)
-        entry = P.dataset_entry(**fields, context=_input_context(dataset_input))
+        entry = payloads.dataset_entry(**fields, context=_input_context(dataset_input))
         entries.append((fields["name"], entry))
     return entries
 
@@ -126,16 +140,16 @@ def _dataset_event(entry: Mapping[str, Any], run_id: str | None, tracking_uri: s
         after.append(
             set_tags_writeback(
                 "run",
-                {T.DATASET_TX_PREFIX + entry["name"]: "{tx_id}"},
+                {DATASET_TX_PREFIX + entry["name"]: "{tx_id}"},
                 tracking_uri=tracking_uri,
                 run_id=run_id,
             )
         )
     return Event(
-        event_type=P.DATASET,
-        subject=P.dataset_subject(entry["name"], entry["digest"]),
-        payload=P.dataset_payload(entry),
-        previous_hash=P.GENESIS,
+        event_type=payloads.DATASET,
+        subject=payloads.dataset_subject(entry["name"], entry["digest"]),
+        payload=payloads.dataset_payload(entry),
+        previous_hash=payloads.GENESIS,
         witness_run=run_id,
         tracking_uri=tracking_uri,
         after_upload=after,
@@ -149,7 +163,7 @@ def _dataset_result(recorded: Recorded) -> dict[str, Any]:
         "payload": recorded.payload,
         "payload_bytes": recorded.payload_bytes,
         "payload_hash": recorded.envelope["payload_hash"],
-        "previous_hash": P.GENESIS,
+        "previous_hash": payloads.GENESIS,
         "anchor_result": recorded.anchor_result,
         "tx_id": recorded.tx_id,
     }
@@ -158,7 +172,7 @@ def _dataset_result(recorded: Recorded) -> dict[str, Any]:
 def _anchor_dataset(recorder: Recorder, dataset: Any, deadline: Deadline) -> dict[str, Any]:
     import mlflow
 
-    entry = P.dataset_entry(**dataset_fields(dataset), context=None)
+    entry = payloads.dataset_entry(**dataset_fields(dataset), context=None)
     active = mlflow.active_run()
     run_id = active.info.run_id if active is not None else None
     tracking_uri = portable_uri(mlflow.get_tracking_uri()) if run_id else None
@@ -174,16 +188,16 @@ def _chain_head(client: Any, run_id: str) -> tuple[str | None, str]:
         versions = client.search_model_versions(f"run_id='{run_id}'")
     except Exception as exc:
         logger.debug("chain head lookup failed: %s", exc)
-        return None, P.GENESIS
+        return None, payloads.GENESIS
     if not versions:
-        return None, P.GENESIS
+        return None, payloads.GENESIS
     name = versions[0].name
     try:
-        head = client.get_registered_model(name).tags.get(T.LAST_TRAINING_HASH)
+        head = client.get_registered_model(name).tags.get(LAST_TRAINING_HASH)
     except Exception as exc:
         logger.debug("chain head read failed: %s", exc)
         head = None
-    return name, head or P.GENESIS
+    return name, head or payloads.GENESIS
 
 
 def _hashed(future: Future[dict[str, str]]) -> tuple[dict[str, str], str, str | None]:
@@ -201,8 +215,8 @@ def _snapshot(
 ) -> tuple[dict[str, Any], bool]:
     """Caller metadata merged over OTel ids; whether the tracking URI was asked for."""
     caller = dict(metadata or {})
-    include_uri = bool(caller.pop(P.INCLUDE_TRACKING_URI, False))
-    P.check_metadata(caller)
+    include_uri = bool(caller.pop(payloads.INCLUDE_TRACKING_URI, False))
+    payloads.check_metadata(caller)
     return {**capture_otel_context(capture_otel), **caller}, include_uri
 
 
@@ -250,7 +264,7 @@ def _read_training(  # noqa: PLR0917  (one call site, every argument named there
     hashing = _hashing.submit(artifact_checksums, ctx.run_id, artifact_path=artifact_path)
     try:
         metrics = dict(run.data.metrics)
-        P.check_metrics(metrics)
+        payloads.check_metrics(metrics)
         history = run_metric_history(ctx.client, run)
         snapshot, include_uri = _snapshot(metadata, capture_otel)
         trace_id = active_trace_id()
@@ -276,14 +290,14 @@ def _read_training(  # noqa: PLR0917  (one call site, every argument named there
         for name, entry in datasets
     ]
     checksums, status, error = _hashed(hashing)
-    payload = P.training_payload(
+    payload = payloads.training_payload(
         run_id=ctx.run_id,
         params=run.data.params,
         metrics=metrics,
         artifact_checksums=checksums,
         source_name=run.data.tags.get("mlflow.source.name", ""),
         git_commit=run.data.tags.get("mlflow.source.git.commit", ""),
-        dataset_inputs=P.sorted_dataset_entries(entry for _, entry in datasets),
+        dataset_inputs=payloads.sorted_dataset_entries(entry for _, entry in datasets),
         artifact_path=artifact_path,
         history=history,
         snapshot=snapshot,
@@ -314,8 +328,8 @@ def _training_event(ctx: _RunContext, state: _TrainingState) -> Event:
     after = [
         set_tags_writeback(
             "run",
-            {T.TRAINING_TX: "{tx_id}", T.ARWEAVE_URL: "{url}", T.VERIFY_STATUS: T.ANCHORED},
-            delete=(T.QUEUED_TX,),
+            {TRAINING_TX: "{tx_id}", ARWEAVE_URL: "{url}", VERIFY_STATUS: ANCHORED},
+            delete=(QUEUED_TX,),
             tracking_uri=ctx.tracking_uri,
             run_id=ctx.run_id,
         )
@@ -324,15 +338,15 @@ def _training_event(ctx: _RunContext, state: _TrainingState) -> Event:
         after.append(
             set_tags_writeback(
                 "registered_model",
-                {T.LAST_TRAINING_HASH: sha256_hex(canonical_json(state.payload))},
+                {LAST_TRAINING_HASH: sha256_hex(canonical_json(state.payload))},
                 tracking_uri=ctx.tracking_uri,
                 registry_uri=ctx.registry_uri,
                 name=state.registered_model,
             )
         )
     return Event(
-        event_type=P.TRAINING,
-        subject=P.run_subject(
+        event_type=payloads.TRAINING,
+        subject=payloads.run_subject(
             ctx.run_id, recorded_uri(ctx.tracking_uri) if state.include_uri else None
         ),
         payload=state.payload,
@@ -400,8 +414,8 @@ def anchor(  # noqa: PLR0917  (positional order of ar-io-mlflow 0.3.0)
         "",
         training,
         artifact_hash=state.aggregate,
-        wallet_mode=written.get(T.WALLET_MODE),
-        wallet_type=written.get(T.WALLET_TYPE),
+        wallet_mode=written.get(WALLET_MODE),
+        wallet_type=written.get(WALLET_TYPE),
     )
     return {
         "envelope": training.envelope,
@@ -430,16 +444,16 @@ def _write_training_tags(
     by write-back, released once these are written."""
     from mlflow.entities import RunTag
 
-    written: dict[str, str] = {T.PUBLIC_KEY: training.envelope["public_key"]}
-    written[T.VERIFY_STATUS] = T.ANCHORED if training.uploaded else T.SIGNED
-    written[T.PAYLOAD_HASH] = training.envelope["payload_hash"]
+    written: dict[str, str] = {PUBLIC_KEY: training.envelope["public_key"]}
+    written[VERIFY_STATUS] = ANCHORED if training.uploaded else SIGNED
+    written[PAYLOAD_HASH] = training.envelope["payload_hash"]
     if aggregate:
-        written[T.ARTIFACT_HASH] = aggregate
+        written[ARTIFACT_HASH] = aggregate
     if training.anchor_result is not None:
-        written[T.TRAINING_TX] = training.anchor_result["tx_id"]
-        written[T.ARWEAVE_URL] = training.anchor_result["url"]
+        written[TRAINING_TX] = training.anchor_result["tx_id"]
+        written[ARWEAVE_URL] = training.anchor_result["url"]
     elif training.tx_id:
-        written[T.QUEUED_TX] = training.tx_id
+        written[QUEUED_TX] = training.tx_id
     anchor = recorder.anchor
     for name in ("wallet_mode", "wallet_type"):
         value = getattr(anchor, name, None) if getattr(anchor, "enabled", True) else None

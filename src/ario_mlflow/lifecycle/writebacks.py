@@ -13,11 +13,23 @@ import json
 import threading
 from typing import Any
 
-from ario_mlflow import tags as T
 from ario_mlflow.lifecycle.uris import recorded_uri, usable_uri
 from ario_mlflow.lifecycle.witness import decision_files, log_witness_files
 from ario_mlflow.outbox import handlers
 from ario_mlflow.outbox.journal import Journal, PendingWriteback, Record, Writeback
+from ario_mlflow.tags import (
+    ARTIFACT_VERIFIED,
+    ARWEAVE_URL,
+    DECISION_ID,
+    INPUT_HASH,
+    MODEL_NAME,
+    MODEL_VERSION,
+    OUTPUT_HASH,
+    PAYLOAD_HASH,
+    PAYLOAD_JSON,
+    PREDICTION_TX,
+    PROOF_STATUS,
+)
 
 SET_TAGS = "mlflow.set_tags"
 LOG_WITNESS = "mlflow.log_witness"
@@ -176,20 +188,20 @@ def decision_writeback(
 def _decision_trace_tags(payload: dict[str, Any], text: str, record: Record) -> dict[str, str]:
     envelope = json.loads(record.envelope)
     tags = {
-        T.PAYLOAD_JSON: text,
-        T.DECISION_ID: str(payload["decision_id"]),
-        T.MODEL_NAME: str(payload.get("model_name")),
-        T.MODEL_VERSION: str(payload.get("model_version")),
-        T.INPUT_HASH: str(payload.get("input_hash")),
-        T.OUTPUT_HASH: str(payload.get("output_hash")),
-        T.PAYLOAD_HASH: str(envelope.get("payload_hash")),
+        PAYLOAD_JSON: text,
+        DECISION_ID: str(payload["decision_id"]),
+        MODEL_NAME: str(payload.get("model_name")),
+        MODEL_VERSION: str(payload.get("model_version")),
+        INPUT_HASH: str(payload.get("input_hash")),
+        OUTPUT_HASH: str(payload.get("output_hash")),
+        PAYLOAD_HASH: str(envelope.get("payload_hash")),
         "ario.run_id": str(payload.get("run_id")),
-        T.PREDICTION_TX: record.tx_id,
-        T.ARWEAVE_URL: record.url,
-        T.PROOF_STATUS: "anchored",
+        PREDICTION_TX: record.tx_id,
+        ARWEAVE_URL: record.url,
+        PROOF_STATUS: "anchored",
     }
     if payload.get("artifact_verified") is True:
-        tags[T.ARTIFACT_VERIFIED] = "true"
+        tags[ARTIFACT_VERIFIED] = "true"
     return tags
 
 

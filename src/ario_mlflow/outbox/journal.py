@@ -376,7 +376,7 @@ class Journal:
             row = db.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
         return _record(row)
 
-    # --- the decision spool (see spool.py) ---------------------------------------------
+    # --- the decision spool (see spool_writer.py and spool_reader.py) ------------------
 
     def spool_offset(self, spool_file: str) -> int:
         """How many bytes of a spool file are journaled."""

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from ario_mlflow import tags as T
 from ario_mlflow.arweave.gateway_reader import GatewayReader
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError
 from ario_mlflow.lifecycle.lineage import (
@@ -30,6 +29,13 @@ from ario_mlflow.proof.checks import record_problem
 from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.proof.envelope import verify_envelope
 from ario_mlflow.proof.hashing import sha256_hex
+from ario_mlflow.tags import (
+    ALIAS_TX_PREFIX,
+    ARTIFACT_HASH,
+    PAYLOAD_JSON,
+    PREDICTION_TX,
+    REGISTRATION_TX,
+)
 from ario_mlflow.verify.core import verify_proof_by_tx
 from ario_mlflow.verify.stages import find_lineage, lineage_stages
 from ario_mlflow.verify.targets import model_version, parse_model_ref
@@ -178,7 +184,7 @@ def _onchain_decisions(
 
 
 def _mirror(tags: dict[str, str]) -> tuple[bytes, dict[str, Any]] | None:
-    text = tags.get(T.PAYLOAD_JSON)
+    text = tags.get(PAYLOAD_JSON)
     if not text:
         return None
     try:
@@ -211,7 +217,7 @@ def _decisions(
     streams: dict[str, list[int]] = {}
     for trace in traces:
         tags = trace.info.tags or {}
-        tx_id = str(tags.get(T.PREDICTION_TX) or "")
+        tx_id = str(tags.get(PREDICTION_TX) or "")
         mirror = _mirror(tags)
         why = (
             "no canonical payload mirror"
@@ -245,7 +251,7 @@ def _decisions(
         missing = [n for n in range(1, max(seen) + 1) if n not in seen]
         if missing:
             gaps.append({"stream_id": stream, "missing": missing[:100]})
-    anchored = sum(1 for t in traces if (t.info.tags or {}).get(T.PREDICTION_TX))
+    anchored = sum(1 for t in traces if (t.info.tags or {}).get(PREDICTION_TX))
     return {
         "count": len(traces),
         "anchored": anchored,
@@ -352,7 +358,7 @@ def _alias_records(
     points at or None, tx_id)``, and the problems of claimed records that do not verify."""
     claimed: dict[str, bool] = {}  # tx -> claimed by a tag for this very alias
     for other in client.search_model_versions(f"name='{name}'"):
-        tx = (other.tags or {}).get(T.ALIAS_TX_PREFIX + alias)
+        tx = (other.tags or {}).get(ALIAS_TX_PREFIX + alias)
         if tx:
             claimed[tx] = True
     try:
@@ -448,9 +454,7 @@ def audit_model(
     training_tx = (
         lineage.training.tx_id if lineage else run_training_tx(run_tags, journal, run_id or "")
     )
-    registration_tx = (lineage.registration_tx if lineage else None) or mv_tags.get(
-        T.REGISTRATION_TX
-    )
+    registration_tx = (lineage.registration_tx if lineage else None) or mv_tags.get(REGISTRATION_TX)
 
     def verifier(subject: dict[str, str] | None, previous: str | None) -> Any:
         return lambda tx: verify_proof_by_tx(
@@ -527,7 +531,7 @@ def audit_model(
         "tracking_uri": recorded_uri(os.environ.get("MLFLOW_TRACKING_URI", "./mlruns")),
         "run_id": run_id or None,
         "current_stage": str(mv.current_stage),
-        "artifact_hash": run_tags.get(T.ARTIFACT_HASH),
+        "artifact_hash": run_tags.get(ARTIFACT_HASH),
         "stages": stages,
         "artifact_integrity": integrity,
         "decisions": decisions,

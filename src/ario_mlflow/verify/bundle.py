@@ -27,7 +27,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ario_mlflow import tags as T
 from ario_mlflow._version import __version__
 from ario_mlflow.arweave.gateway_reader import GatewayAnswer, GatewayReader
 from ario_mlflow.errors import BundleError, EnvelopeParseError
@@ -37,6 +36,12 @@ from ario_mlflow.proof import chain
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.envelope import parse_json_object
 from ario_mlflow.proof.hashing import sha256_hex
+from ario_mlflow.tags import (
+    DECISION_ID,
+    PREDICTION_TX,
+    REGISTRATION_TX,
+    TRAINING_TX,
+)
 from ario_mlflow.verify.checks import check_issuer
 from ario_mlflow.verify.core import verify_record
 from ario_mlflow.verify.stages import find_lineage, lineage_stages
@@ -83,9 +88,9 @@ def _decisions(client: Any, name: str, version: str, limit: int) -> list[tuple[s
     )
     found = []
     for trace in traces:
-        tx_id = (trace.info.tags or {}).get(T.PREDICTION_TX)
+        tx_id = (trace.info.tags or {}).get(PREDICTION_TX)
         if tx_id:
-            found.append(("prediction", (trace.info.tags or {}).get(T.DECISION_ID, ""), tx_id))
+            found.append(("prediction", (trace.info.tags or {}).get(DECISION_ID, ""), tx_id))
     return found
 
 
@@ -126,9 +131,9 @@ def export_bundle(
             mv,
             run_id=run_id,
             run_tags=run_tags,
-            training_tx=lineage.training.tx_id if lineage else run_tags.get(T.TRAINING_TX),
+            training_tx=lineage.training.tx_id if lineage else run_tags.get(TRAINING_TX),
             registration_tx=(lineage.registration_tx if lineage else None)
-            or (mv.tags or {}).get(T.REGISTRATION_TX),
+            or (mv.tags or {}).get(REGISTRATION_TX),
         )
         entries = [(s.stage, s.label, s.tx_id) for s in stages if s.tx_id]
         entries += _decisions(client, name, str(mv.version), decisions)

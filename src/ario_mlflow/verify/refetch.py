@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError, LiveRefetchError
-from ario_mlflow.proof import payloads as P
+from ario_mlflow.proof import payloads
 from ario_mlflow.proof.canonical import canonical_json
 
 Refetcher = Callable[[dict[str, Any], Any, Any], dict[str, Any]]
@@ -38,21 +38,23 @@ def _training(original: dict[str, Any], client: Any, anchor: Any) -> dict[str, A
         checksums = {}
     fresh: dict[str, Any] = {
         "params": dict(run.data.params),
-        "metrics": P.normalize_metrics(run.data.metrics),
+        "metrics": payloads.normalize_metrics(run.data.metrics),
         "source_name": run.data.tags.get("mlflow.source.name", ""),
         "git_commit": run.data.tags.get("mlflow.source.git.commit", ""),
         "artifact_checksums": checksums,
     }
     if "dataset_inputs" in original:
-        fresh["dataset_inputs"] = P.sorted_dataset_entries(
+        fresh["dataset_inputs"] = payloads.sorted_dataset_entries(
             entry for _, entry in run_dataset_inputs(run)
         )
     # Newer records also commit exact values and every history point; 0.3.0 ones do not,
     # and must rebuild without them.
-    if P.METRICS_EXACT in original:
-        fresh[P.METRICS_EXACT] = P.exact_metrics(run.data.metrics)
-    if P.METRIC_HISTORY in original:
-        fresh[P.METRIC_HISTORY] = P.ordered_metric_history(run_metric_history(client, run))
+    if payloads.METRICS_EXACT in original:
+        fresh[payloads.METRICS_EXACT] = payloads.exact_metrics(run.data.metrics)
+    if payloads.METRIC_HISTORY in original:
+        fresh[payloads.METRIC_HISTORY] = payloads.ordered_metric_history(
+            run_metric_history(client, run)
+        )
     return fresh
 
 
@@ -162,7 +164,7 @@ def _prediction(original: dict[str, Any], client: Any, anchor: Any) -> dict[str,
 
 
 REFETCHERS: dict[str, Refetcher] = {
-    P.TRAINING: _training,
-    P.REGISTRATION: _registration,
-    P.PREDICTION: _prediction,
+    payloads.TRAINING: _training,
+    payloads.REGISTRATION: _registration,
+    payloads.PREDICTION: _prediction,
 }

@@ -6,8 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ario_mlflow import tags as T
 from ario_mlflow.errors import NotAnchoredError, TargetNotFoundError
+from ario_mlflow.tags import (
+    DATASET_TX_PREFIX,
+    DECISION_ID,
+    LEGACY_PREDICTION_TX,
+    PAYLOAD_JSON,
+    PREDICTION_TX,
+    QUEUED_TX,
+    REGISTRATION_TX,
+    TRAINING_TX,
+)
 
 
 @dataclass(frozen=True)
@@ -35,9 +44,9 @@ def run_target(client: Any, run_id: str) -> Target:
             raise TargetNotFoundError(f"run {run_id} not found") from None
         raise
     tags = run.data.tags
-    tx_id = tags.get(T.TRAINING_TX)
+    tx_id = tags.get(TRAINING_TX)
     if not tx_id:
-        queued = tags.get(T.QUEUED_TX)
+        queued = tags.get(QUEUED_TX)
         suffix = f" (signed, queued as {queued}; run 'ar-io-mlflow sync')" if queued else ""
         raise NotAnchoredError(
             f"Run {run_id}: no ario.training_tx tag found. Not anchored.{suffix}"
@@ -86,7 +95,7 @@ def model_target(client: Any, ref: str) -> Target:
     mv = model_version(client, ref)
     name = mv.name
     version = str(mv.version)
-    tx_id = (mv.tags or {}).get(T.REGISTRATION_TX)
+    tx_id = (mv.tags or {}).get(REGISTRATION_TX)
     if not tx_id:
         raise NotAnchoredError(
             f"Model {name}/v{version}: no ario.registration_tx tag found. Not anchored."
@@ -123,7 +132,7 @@ def trace_target(client: Any, trace_id: str) -> Target:
     if trace is None:
         raise TargetNotFoundError(f"Trace {trace_id} not found.")
     tags = trace.info.tags or {}
-    tx_id = tags.get(T.PREDICTION_TX) or tags.get(T.LEGACY_PREDICTION_TX)
+    tx_id = tags.get(PREDICTION_TX) or tags.get(LEGACY_PREDICTION_TX)
     if not tx_id:
         raise NotAnchoredError(
             f"Trace {trace_id}: no ario.prediction_tx tag found. Not anchored yet."
@@ -146,14 +155,14 @@ def _bound_decision(trace_id: str, tags: dict[str, str]) -> str:
     import json
 
     mirrored = None
-    mirror = tags.get(T.PAYLOAD_JSON)
+    mirror = tags.get(PAYLOAD_JSON)
     if mirror:
         try:
             value = json.loads(mirror)
         except ValueError:
             value = None
         mirrored = value.get("decision_id") if isinstance(value, dict) else None
-    tagged = tags.get(T.DECISION_ID)
+    tagged = tags.get(DECISION_ID)
     if tagged and mirrored and tagged != mirrored:
         raise NotAnchoredError(
             f"Trace {trace_id}: ario.decision_id {tagged} and the payload mirror's decision "
@@ -187,7 +196,7 @@ def decision_target(client: Any, decision_id: str, journal: Any = None) -> Targe
         if not found:
             raise TargetNotFoundError(f"decision {decision_id} not found")
         tags = found[0].info.tags or {}
-        tx_id = tags.get(T.PREDICTION_TX)
+        tx_id = tags.get(PREDICTION_TX)
         if not tx_id:
             raise NotAnchoredError(f"Decision {decision_id}: not anchored yet.")
     return Target(
@@ -206,7 +215,7 @@ def dataset_target(client: Any, run_id: str, name: str) -> Target:
         if _missing(exc):
             raise TargetNotFoundError(f"run {run_id} not found") from None
         raise
-    tx_id = tags.get(T.DATASET_TX_PREFIX + name)
+    tx_id = tags.get(DATASET_TX_PREFIX + name)
     if not tx_id:
         raise NotAnchoredError(f"Run {run_id}: no anchored dataset named {name!r}.")
     return Target(
