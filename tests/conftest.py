@@ -36,6 +36,14 @@ def vectors_dir() -> Path:
     return VECTORS_DIR
 
 
+@pytest.fixture(scope="session")
+def arweave_jwk() -> dict[str, str]:
+    """One RSA-4096 Arweave JWK per test session (generating one takes about a second)."""
+    from ario_mlflow.arweave.wallet import generate_arweave_jwk
+
+    return generate_arweave_jwk()
+
+
 @pytest.fixture(autouse=True)
 def ario_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

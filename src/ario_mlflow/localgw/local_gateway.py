@@ -13,9 +13,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ario_mlflow.arweave.transport import Transport, default_transport
 from ario_mlflow.errors import ConfigError
 from ario_mlflow.localgw.chain import SyntheticChain
 from ario_mlflow.localgw.faults import FaultPlan, FaultsLike, FaultSpec
+from ario_mlflow.localgw.in_process import IN_PROCESS_URL, InProcessTransport
 from ario_mlflow.localgw.keyfile import load_or_create_wallet
 from ario_mlflow.localgw.server import DEFAULT_MAX_ITEM_BYTES, GatewayServer
 from ario_mlflow.localgw.store import ItemStore
@@ -94,6 +96,17 @@ class LocalGateway:
 
     def start(self) -> LocalGateway:
         """Bind and serve in the background; returns ``self``."""
+        return self._start(listen=True)
+
+    def in_process(self) -> LocalGateway:
+        """Serve without a socket, to :attr:`transport` only (at :attr:`url`, which is
+        :data:`~ario_mlflow.localgw.in_process.IN_PROCESS_URL`); returns ``self``.
+
+        For unit tests: the same routes, store, receipts and faults, and no port.
+        """
+        return self._start(listen=False)
+
+    def _start(self, *, listen: bool) -> LocalGateway:
         with self._lock:
             if self._server is not None:
                 raise RuntimeError("the local gateway is already running")
@@ -109,10 +122,14 @@ class LocalGateway:
                     faults=self._faults,
                     max_item_bytes=self.max_item_bytes,
                     log=self._log,
+                    listen=listen,
                 )
             except BaseException:
                 store.close()
                 raise
+            self._store, self._server = store, server
+            if not listen:
+                return self
             thread = threading.Thread(
                 target=server.serve_forever,
                 kwargs={"poll_interval": 0.05},
@@ -132,7 +149,8 @@ class LocalGateway:
         if server is None:
             return
         server.stopping.set()
-        server.shutdown()
+        if thread is not None:  # serve_forever runs only for a listening gateway
+            server.shutdown()
         server.close_connections()
         server.server_close()
         if thread is not None:
@@ -174,9 +192,20 @@ class LocalGateway:
         Still answers after :meth:`stop` (handy to show a client that the service is gone);
         raises ``RuntimeError`` before the first start.
         """
+        if self._server is not None and self._thread is None:
+            return IN_PROCESS_URL
         if self._server is None and self._last_port is None:
             raise RuntimeError("the local gateway has not been started; call start() first")
         return format_url(self.host, self.port)
+
+    @property
+    def transport(self) -> Transport:
+        """A transport to this gateway: in process (no socket) after :meth:`in_process`,
+        real HTTP over loopback after :meth:`start`."""
+        server = self._running_server()
+        if self._thread is None:
+            return InProcessTransport(server)
+        return default_transport()
 
     @property
     def db_path(self) -> Path:

@@ -98,10 +98,12 @@ class GatewayServer(ThreadingHTTPServer):
         faults: FaultPlan,
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
         log: Callable[[str], None] | None = None,
+        listen: bool = True,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+        # listen=False: no socket is bound; requests come through InProcessTransport
+        super().__init__(address, _Handler, bind_and_activate=listen)
         self.store = store
         self.key = key
         self.chain = chain
@@ -577,3 +579,8 @@ def _match(method: str, target: str) -> _Route | None:
         case [tx_id] if read and tx_id not in _FIXED_ROOTS:
             return _Route("read", _Handler.raw, [tx_id])
     return None
+
+
+def handler_class() -> type[BaseHTTPRequestHandler]:
+    """The request handler every connection gets (the in-process transport uses it too)."""
+    return _Handler

@@ -17,7 +17,7 @@ from ario_mlflow.arweave.signers import Ed25519Signer
 from ario_mlflow.errors import ConfigError
 from ario_mlflow.localgw import LocalGateway
 from ario_mlflow.localgw.keyfile import WALLET_FILENAME, load_or_create_wallet
-from tests.arweave.localgw._support import make_item, upload
+from tests.localgw._support import make_item, upload
 
 
 def test_items_and_wallet_survive_a_restart(

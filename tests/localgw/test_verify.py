@@ -15,7 +15,7 @@ from ario_mlflow.localgw import LocalGateway
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.proof.rsa_pss import derive_operator_address, public_jwk, verify_rsa_pss_sha256
-from tests.arweave.localgw._support import make_item, upload
+from tests.localgw._support import make_item, upload
 
 DATA = b'{"record": "verify me"}'
 

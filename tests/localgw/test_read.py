@@ -12,7 +12,7 @@ import requests
 from ario_mlflow.arweave.encoding import b64url_encode
 from ario_mlflow.arweave.signers import Ed25519Signer
 from ario_mlflow.localgw import LocalGateway
-from tests.arweave.localgw._support import make_item, upload
+from tests.localgw._support import make_item, upload
 
 DATA = b'{"spec_version":"ario.mlflow/v1","x":1}'
 

@@ -14,7 +14,7 @@ from ario_mlflow.arweave.encoding import b64url_encode
 from ario_mlflow.arweave.receipt import verify_receipt
 from ario_mlflow.arweave.signers import ArweaveSigner, Ed25519Signer
 from ario_mlflow.localgw import LocalGateway
-from tests.arweave.localgw._support import OCTET, make_item, upload
+from tests.localgw._support import OCTET, make_item, upload
 
 
 def _normalized(owner: bytes) -> str:

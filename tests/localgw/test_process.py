@@ -16,7 +16,7 @@ import requests
 
 from ario_mlflow.arweave.signers import Ed25519Signer
 from ario_mlflow.localgw import GatewayProcess, LocalGateway
-from tests.arweave.localgw._support import make_item, upload
+from tests.localgw._support import make_item, upload
 
 READY = re.compile(r"^ar-io-mlflow gateway listening on (http://127\.0\.0\.1:(\d+))$")
 CLI = [sys.executable, "-c", "import sys; from ario_mlflow.cli import main; sys.exit(main())"]

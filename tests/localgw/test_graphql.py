@@ -15,7 +15,7 @@ from ario_mlflow.arweave.dataitem import DataItem
 from ario_mlflow.arweave.signers import Ed25519Signer
 from ario_mlflow.localgw import LocalGateway
 from ario_mlflow.localgw.keyfile import WALLET_FILENAME
-from tests.arweave.localgw._support import make_item, upload
+from tests.localgw._support import make_item, upload
 
 EVENTS = ("training", "prediction", "registration")
 MAIN_COUNT = 130

@@ -16,7 +16,7 @@ from ario_mlflow.arweave.signers import Ed25519Signer
 from ario_mlflow.localgw import FAMILIES, FaultSpec, LocalGateway
 from ario_mlflow.localgw.faults import FaultPlan, parse_faults
 from ario_mlflow.localgw.runner import combine_faults, parse_fault_option
-from tests.arweave.localgw._support import make_item, upload
+from tests.localgw._support import make_item, upload
 
 # --- the fault model --------------------------------------------------------------------
 
