@@ -23,8 +23,8 @@ from ario_mlflow.outbox.journal import Journal
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.commitment import verify_commitment
 from ario_mlflow.proof.hashing import sha256_hex
-from tests.cli_runner import run_cli
-from tests.lifecycle import log_sklearn_model
+from tests.support.cli import run_cli
+from tests.support.lifecycle import log_sklearn_model
 
 FEATURES = pd.DataFrame(np.random.default_rng(7).random((40, 3)), columns=["income", "debt", "age"])
 LABELS = (FEATURES["income"] > 0.5).astype(int)

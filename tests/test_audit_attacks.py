@@ -19,8 +19,8 @@ from ario_mlflow.lifecycle.serving import VerifiedModel
 from ario_mlflow.localgw import LocalGateway
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.sync import sync_journal
-from tests.cli_runner import invoke_cli
-from tests.lifecycle import FEATURES, trace_id_of, train
+from tests.support.cli import invoke_cli
+from tests.support.lifecycle import FEATURES, trace_id_of, train
 
 
 def _audit(*args: str) -> tuple[int, dict[str, Any]]:

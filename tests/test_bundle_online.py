@@ -23,8 +23,8 @@ from ario_mlflow.lifecycle.registry import ArioMlflowClient
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import signing_key_from_seed
 from ario_mlflow.proof.envelope import sign_envelope
-from tests.cli_runner import run_cli
-from tests.lifecycle import train
+from tests.support.cli import run_cli
+from tests.support.lifecycle import train
 
 #: Someone who can edit the bundle, without the signing key.
 ATTACKER = signing_key_from_seed(bytes(range(7, 39)))

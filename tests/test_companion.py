@@ -22,8 +22,8 @@ from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.companion import LOG_FILE, _running
 from ario_mlflow.outbox.journal import Journal
 from ario_mlflow.outbox.spool_writer import spool_dir
-from tests.cli_runner import run_cli
-from tests.lifecycle import FEATURES, train
+from tests.support.cli import run_cli
+from tests.support.lifecycle import FEATURES, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ _SERVER = textwrap.dedent(
     import sys, time
     from ario_mlflow.outbox import companion
     from ario_mlflow.lifecycle.serving import VerifiedModel
-    from tests.lifecycle import FEATURES
+    from tests.support.lifecycle import FEATURES
 
     if sys.argv[3] == "wait":  # a registration in flight too
         from ario_mlflow.lifecycle.registry import ArioMlflowClient
@@ -177,7 +177,7 @@ _ONLY_PREDICT = textwrap.dedent(
     """
     import sys
     from ario_mlflow.lifecycle.serving import VerifiedModel
-    from tests.lifecycle import FEATURES
+    from tests.support.lifecycle import FEATURES
 
     model = VerifiedModel(sys.argv[1])
     for row in range(3):

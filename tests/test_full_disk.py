@@ -26,8 +26,8 @@ from ario_mlflow.errors import JournalError
 from ario_mlflow.outbox.journal import JOURNAL_FILE, Journal, NewRecord, Writeback
 from ario_mlflow.outbox.spool_writer import SpoolWriter, entry_line, spool_dir
 from ario_mlflow.proof.canonical import canonical_json
-from tests.cli_runner import invoke_cli, run_cli
-from tests.lifecycle import FEATURES, train
+from tests.support.cli import invoke_cli, run_cli
+from tests.support.lifecycle import FEATURES, train
 
 _NO_FILE_MAY_GROW = """\
 import resource, signal

@@ -20,8 +20,8 @@ from ario_mlflow.lifecycle.writebacks import set_tags_writeback
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.sync import sync_journal
 from ario_mlflow.proof.commitment import verify_commitment
-from tests.lifecycle import log_sklearn_model
-from tests.mlflow_server import MlflowServer
+from tests.support.lifecycle import log_sklearn_model
+from tests.support.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,8 @@ from ario_mlflow.lifecycle.serving import VerifiedModel, VerifiedPrediction
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.proof.commitment import verify_commitment
 from ario_mlflow.proof.fingerprint import FingerprintError, input_fingerprint
-from tests.cli_runner import run_cli
-from tests.lifecycle import (
+from tests.support.cli import run_cli
+from tests.support.lifecycle import (
     FEATURES,
     HAS_LOGGED_MODELS,
     NEEDS_LOGGED_MODELS,

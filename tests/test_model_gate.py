@@ -26,8 +26,8 @@ from ario_mlflow.lifecycle.registry import ArioMlflowClient
 from ario_mlflow.lifecycle.serving import VerifiedModel
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.sync import sync_journal
-from tests.cli_runner import invoke_cli
-from tests.lifecycle import (
+from tests.support.cli import invoke_cli
+from tests.support.lifecycle import (
     FEATURES,
     LABELS,
     Trained,

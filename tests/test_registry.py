@@ -16,7 +16,7 @@ import pytest
 from ario_mlflow.lifecycle.registry import ArioMlflowClient, register_model
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.proof.commitment import verify_commitment
-from tests.lifecycle import local_model_dir, product_threads, serialized_model, train
+from tests.support.lifecycle import local_model_dir, product_threads, serialized_model, train
 
 
 def _witness(run_id: str, path: str) -> bytes:

@@ -26,8 +26,8 @@ from ario_mlflow.lifecycle.uris import recorded_uri, usable_uri
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.sync import sync_journal
 from ario_mlflow.redaction import public_uri, redacted_text
-from tests.lifecycle import journal_one_record, train
-from tests.mlflow_server import MlflowServer, free_port
+from tests.support.lifecycle import journal_one_record, train
+from tests.support.mlflow_server import MlflowServer, free_port
 
 PASSWORD = "Secr3t-pw-4-test"
 SRC = str(Path(__file__).resolve().parents[1] / "src")

@@ -38,8 +38,8 @@ from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import public_key_hex, signing_key_from_seed
 from ario_mlflow.proof.envelope import sign_envelope
-from tests.cli_runner import invoke_cli
-from tests.lifecycle import FEATURES, local_model_dir, serialized_model, trace_id_of, train
+from tests.support.cli import invoke_cli
+from tests.support.lifecycle import FEATURES, local_model_dir, serialized_model, trace_id_of, train
 
 #: Someone with write access to MLflow and the network, without the signing key.
 ATTACKER = signing_key_from_seed(bytes(range(1, 33)))

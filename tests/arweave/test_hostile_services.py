@@ -23,8 +23,8 @@ from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.journal import DISCARDED, UNCONFIRMED, UPLOADED, Journal
 from ario_mlflow.outbox.sync import sync_journal
 from ario_mlflow.outbox.workers import UploadTarget
-from tests.cli_runner import invoke_cli
-from tests.lifecycle import journal_one_record
+from tests.support.cli import invoke_cli
+from tests.support.lifecycle import journal_one_record
 
 
 def _state(tx_id: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ario_mlflow.localgw import LocalGateway
-from tests.cli_runner import run_cli
+from tests.support.cli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_audit_of_a_model_with_nothing_anchored_is_not_ok(
 ) -> None:
     import mlflow
 
-    from tests.lifecycle import train
+    from tests.support.lifecycle import train
 
     trained = train(anchored=False)
     mlflow.register_model(trained.model_uri, "plain")
@@ -300,7 +300,7 @@ def test_attestation_writes_back_only_at_the_threshold(
 ) -> None:
     import mlflow
 
-    from tests.lifecycle import train
+    from tests.support.lifecycle import train
 
     trained = train()
     monkeypatch.setenv("ARIO_MLFLOW_ARIO_VERIFY_URL", local_gateway.url)

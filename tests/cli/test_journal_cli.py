@@ -8,8 +8,8 @@ from typing import Any
 
 from ario_mlflow.engine import ProofEngine
 from ario_mlflow.outbox.anchor import ArweaveAnchor
-from tests.cli_runner import run_cli
-from tests.lifecycle import journal_one_record
+from tests.support.cli import run_cli
+from tests.support.lifecycle import journal_one_record
 
 
 def test_empty_journal_syncs_cleanly() -> None:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import ario_mlflow
-from tests.cli_runner import run_cli
+from tests.support.cli import run_cli
 
 
 def test_help_is_fast_and_lists_commands() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.cli_runner import run_cli
+from tests.support.cli import run_cli
 
 READ_ONLY = (
     ("verify", "run", "0" * 32),

@@ -4,7 +4,7 @@ code 0, 1 or 2 and a message, never a Python traceback.
 Most examples run the real entry point (:func:`ario_mlflow.cli.main`) in this process —
 a fresh interpreter per example costs seconds because of MLflow's import — so any
 exception that would print a traceback fails the test with that traceback. A smaller
-batch of commands that do not import MLflow runs through :func:`tests.cli_runner.run_cli`
+batch of commands that do not import MLflow runs through :func:`tests.support.cli.run_cli`
 in a real subprocess, checking the user-visible output end to end.
 
 Everything stays on 127.0.0.1: the read gateway is a stub on a loopback port serving a
@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from ario_mlflow.errors import EnvelopeParseError
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.envelope import parse_json_object
-from tests.cli_runner import invoke_cli, run_cli
+from tests.support.cli import invoke_cli, run_cli
 from tests.fuzz.seeds import bundle_files, is_the_signed_record, records, write_bundle
 from tests.fuzz.strategies import fuzz_settings, hex_of, mutated_bytes
 

@@ -14,7 +14,7 @@ from ario_mlflow.outbox import handlers
 from ario_mlflow.outbox.journal import Journal, NewRecord, Writeback
 from ario_mlflow.outbox.sync import sync_journal
 from ario_mlflow.outbox.workers import UploadTarget
-from tests.cli_runner import invoke_cli
+from tests.support.cli import invoke_cli
 
 _IMPORT_EVERYTHING = """
 import ario_mlflow, ario_mlflow.anchoring, ario_mlflow.model, ario_mlflow.registry

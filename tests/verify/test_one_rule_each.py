@@ -22,8 +22,8 @@ from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.proof import chain, payloads
 from ario_mlflow.proof.checks import record_problem
 from ario_mlflow.proof.checksums import anchored_artifact_path, compare_checksums
-from tests.cli_runner import invoke_cli, run_cli
-from tests.lifecycle import FEATURES, LABELS, log_sklearn_model
+from tests.support.cli import invoke_cli, run_cli
+from tests.support.lifecycle import FEATURES, LABELS, log_sklearn_model
 
 DEAD = "http://127.0.0.1:9"
 
