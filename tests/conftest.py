@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import shutil
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,21 +123,43 @@ def _stop_upload_workers() -> Iterator[None]:
 # --- a real MLflow store ----------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def _store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty sqlite tracking store with MLflow's tables, made once: running MLflow's
+    migrations takes most of a second, copying the file a few milliseconds."""
+    import mlflow
+
+    directory = tmp_path_factory.mktemp("mlflow-template")
+    path = directory / "mlflow.db"
+    # MLflow 2 runs alembic's logging.config.fileConfig while it creates the tables,
+    # which replaces the root logger's handlers: keep pytest's.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
+    root.handlers[:], root.level = handlers, level
+    mlflow.set_tracking_uri(None)
+    return path
+
+
 @pytest.fixture
 def mlflow_store(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, _store_template: Path
 ) -> Iterator[str]:
     """A fresh sqlite tracking store (artifacts beside it); returns the tracking URI."""
     import mlflow
 
     directory = tmp_path_factory.mktemp("mlflow")
     monkeypatch.chdir(directory)
-    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    database = directory / "mlflow.db"
+    shutil.copyfile(_store_template, database)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:  # its own artifact root
+        db.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            (str(directory / "mlruns" / "0"),),
+        )
+    uri = f"sqlite:///{database}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
-    # Create the tables now: MLflow 2 runs alembic's logging.config.fileConfig while it
-    # does, which replaces the root logger's handlers, pytest's caplog handler included.
-    mlflow.MlflowClient(uri).search_experiments(max_results=1)
     yield uri
     while mlflow.active_run() is not None:
         mlflow.end_run()

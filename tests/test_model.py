@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -440,7 +441,9 @@ def test_wait_for_anchor_is_true_only_once_the_decision_is_uploaded(
     assert decision.wait_for_anchor(0.5) is False  # asking again does not turn it True
     local_gateway.set_faults()
     assert run_cli("sync").returncode == 0
+    started = time.monotonic()
     assert decision.wait_for_anchor(30) is True
+    assert time.monotonic() - started < 5  # uploaded by sync: seen, not waited out
     assert decision.proof_status == "anchored"
     assert decision.tx_id
     assert decision.anchor_error is None

@@ -31,6 +31,7 @@ from ario_mlflow.outbox.journal import (
     OUTSTANDING,
     PENDING,
     UNCONFIRMED,
+    UPLOADED,
     Journal,
     PendingWriteback,
     Record,
@@ -50,6 +51,8 @@ MAX_REMEMBERED_OUTCOMES = 10_000
 PARKED_SECONDS = 100 * 365 * 24 * 3600.0
 #: Lease on a claimed entry; longer than any single attempt can take.
 LEASE_SECONDS = 120.0
+#: How often a waiter looks at the journal for an upload made by another process.
+JOURNAL_POLL_SECONDS = 0.25
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
@@ -325,7 +328,9 @@ class UploadWorkers:
     def wait_for(self, record_id: int, timeout: float) -> UploadOutcome | None:
         """Wait up to ``timeout`` s for the record's upload; the last outcome seen, if any.
 
-        Returns early on success or on a refusal that retrying cannot fix.
+        Returns early on success or on a refusal that retrying cannot fix — whether this
+        process uploaded it or another one did (``sync``, a companion): the journal is
+        looked at every :data:`JOURNAL_POLL_SECONDS`.
         """
         deadline = time.monotonic() + timeout
         self._wake.set()
@@ -335,9 +340,13 @@ class UploadWorkers:
                 if outcome is not None and (outcome.confirmed or not outcome.retryable):
                     return outcome
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._uploaded_elsewhere(record_id):
                     return outcome
-                self._changed.wait(remaining)
+                self._changed.wait(min(remaining, JOURNAL_POLL_SECONDS))
+
+    def _uploaded_elsewhere(self, record_id: int) -> bool:
+        record = self.journal.get(record_id)
+        return record is not None and record.state == UPLOADED
 
     def _unfinished(self, record_id: int, kinds: list[str]) -> bool:
         record = self.journal.get(record_id)
