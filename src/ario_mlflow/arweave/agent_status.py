@@ -4,7 +4,9 @@ The agent watches deployed model files and says whether each still matches its
 registered baseline. :class:`VerifyStatusClient` asks it, turns every failure into a
 typed :class:`~ario_mlflow.errors.VerifyStatusError`, and never lets the management
 secret leave the configured host: redirects are not followed, environment proxies and
-``.netrc`` are ignored, and the secret is kept out of messages and logs.
+``.netrc`` are ignored, and the secret is kept out of messages and logs. Each request
+goes through a :class:`~ario_mlflow.arweave.transport.Transport`, with a wall-clock
+deadline (the client's timeout) and a cap on the answer's size (:data:`MAX_ANSWER_BYTES`).
 """
 
 from __future__ import annotations
@@ -16,20 +18,26 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
-import requests.auth
-
+from ario_mlflow.arweave.http import SessionTransport, describe_failure, split_userinfo
+from ario_mlflow.arweave.transport import HTTPTransport, Request, Transport
 from ario_mlflow.errors import (
+    TransportError,
     VerifyStatusAuthError,
     VerifyStatusLicenseError,
     VerifyStatusTransportError,
     VerifyStatusUnknownAssetError,
 )
 
+if TYPE_CHECKING:
+    import requests
+
 logger = logging.getLogger(__name__)
+
+#: Largest answer read from the agent (a verify-status is a few hundred bytes).
+MAX_ANSWER_BYTES = 64 * 1024
 
 #: Outcomes the agent may report; anything else is read as ``"unknown"``.
 OUTCOMES = frozenset({"verified", "tampered", "missing", "unavailable", "unknown"})
@@ -39,16 +47,17 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _USERINFO = re.compile(r"(?<=//)[^/@\s]+@")
 _TRUE_WORDS = {"true": True, "false": False}
 
+_DIRECT: list[HTTPTransport] = []
+_DIRECT_LOCK = threading.Lock()
 
-class _BearerAuth(requests.auth.AuthBase):
-    """``Authorization: Bearer <key>``, reserved for an API guard in front of the agent."""
 
-    def __init__(self, key: str) -> None:
-        self._key = key
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._key}"
-        return request
+def _direct_transport() -> HTTPTransport:
+    """The process-wide transport that ignores environment proxies (no proxy may see the
+    credential); ``http.client`` never reads ``.netrc``."""
+    with _DIRECT_LOCK:
+        if not _DIRECT:
+            _DIRECT.append(HTTPTransport(env_proxies=False))
+        return _DIRECT[0]
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,10 @@ class VerifyStatusClient:
     ``base_url`` is the agent's management port (``http://127.0.0.1:9847``) or an API
     guard in front of it. Give exactly one credential: ``secret`` (sent as
     ``X-Ario-Management-Secret``) or ``api_key`` (``Authorization: Bearer``).
+
+    Requests go through ``transport`` (default: a shared transport that ignores the
+    environment's proxies); ``session``, 0.3.0's alternative, is a ``requests.Session``
+    used as is instead. Redirects are never followed and nothing is retried.
     """
 
     def __init__(
@@ -155,7 +168,10 @@ class VerifyStatusClient:
         api_key: str | None = None,
         timeout: float = 5.0,
         session: requests.Session | None = None,
+        transport: Transport | None = None,
     ) -> None:
+        if session is not None and transport is not None:
+            raise ValueError("give a session or a transport, not both")
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ValueError("base_url must be an http:// or https:// URL")
         if bool(secret) == bool(api_key):
@@ -171,17 +187,21 @@ class VerifyStatusClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._credential = credential
+        # user:password@ in the URL is sent as Basic auth (as requests did), unless the
+        # api_key takes the Authorization header; it never appears in a request line.
+        self._endpoint, basic = split_userinfo(self.base_url)
         self._headers = {"Accept": "application/json"}
-        self._auth: _BearerAuth | None = None
         if secret:
+            self._headers.update(basic)
             self._headers[_SECRET_HEADER] = secret
         else:
-            # Passed as auth, not as a header, so a session's .netrc cannot replace it.
-            self._auth = _BearerAuth(credential)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # no env proxy or .netrc may see or replace the credential
+            self._headers["Authorization"] = f"Bearer {credential}"
         self._session = session
+        self.transport: Transport
+        if session is not None:
+            self.transport = SessionTransport(session)  # never lets .netrc replace a header
+        else:
+            self.transport = transport or _direct_transport()
         self._cache: dict[str, tuple[float, VerifyStatus]] = {}
         self._lock = threading.Lock()
 
@@ -218,22 +238,23 @@ class VerifyStatusClient:
         return status
 
     def _fetch(self, asset_id: str) -> VerifyStatus:
-        url = f"{self.base_url}/v1/verify-status/{_encode_asset_id(asset_id)}"
+        request = Request(
+            "GET",
+            f"{self._endpoint}/v1/verify-status/{_encode_asset_id(asset_id)}",
+            timeout=self.timeout,
+            max_body=MAX_ANSWER_BYTES,
+            headers=self._headers,
+            follow_redirects=False,  # the credential must reach only the configured host
+        )
         try:
-            response = self._session.get(
-                url,
-                headers=self._headers,
-                auth=self._auth,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-            content = response.content
-        except requests.RequestException as exc:
+            response = self.transport.send(request)
+        except TransportError as exc:
             raise self._transport_error(
-                f"verify-status request for {asset_id!r} failed: {type(exc).__name__}: {exc}",
+                f"verify-status request for {asset_id!r} failed: {describe_failure(exc)}",
                 asset_id,
             ) from None
-        code = response.status_code
+        code = response.status
+        content = response.body
         if code == 200:
             try:
                 status = parse_verify_status(json.loads(content))

@@ -5,6 +5,10 @@ what the reference left out: it verifies the operator's signed attestation (RSA-
 canonical JSON, see :mod:`ario_mlflow.proof.rsa_pss`) and compares the attested data hash
 with the hash of the envelope bytes we anchored. Server misbehaviour never raises: calls
 return ``None`` and leave a short reason in ``last_error``.
+
+Requests go through a :class:`~ario_mlflow.arweave.transport.Transport`: each exchange
+has a wall-clock deadline (the health or submit timeout) and a cap on the answer's size
+(:data:`MAX_ANSWER_BYTES`); 429/5xx answers are retried with backoff.
 """
 
 from __future__ import annotations
@@ -15,19 +19,29 @@ import json
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
-from urllib3.exceptions import HTTPError as Urllib3Error
-
-from ario_mlflow.arweave.http import build_retry_session
+from ario_mlflow.arweave.http import (
+    SessionTransport,
+    describe_failure,
+    reason_phrase,
+    send_with_retries,
+    split_userinfo,
+)
+from ario_mlflow.arweave.transport import Request, Response, Transport, default_transport
 from ario_mlflow.config import load_settings
-from ario_mlflow.errors import ArioError
+from ario_mlflow.errors import ArioError, TransportError
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.hashing import is_sha256_hex, sha256_hex
 from ario_mlflow.proof.rsa_pss import derive_operator_address, verify_rsa_pss_sha256
 
+if TYPE_CHECKING:
+    import requests
+
 logger = logging.getLogger(__name__)
+
+#: Largest answer read from the Verify API (a verification result is a few KiB).
+MAX_ANSWER_BYTES = 256 * 1024
 
 _NOT_ENABLED = "ar.io Verify client not enabled"
 _NETWORK = "submit_verification network/HTTP error: "
@@ -121,7 +135,10 @@ class ArioVerifyClient:
 
     The base URL comes from ``base_url`` or ``ARIO_MLFLOW_ARIO_VERIFY_URL``; without one
     the client is disabled. The constructor probes ``GET <base>/health`` once and enables
-    the client only on HTTP 200. ``session`` replaces the retrying session (used as is).
+    the client only on HTTP 200. Requests go through ``transport`` (default: the shared
+    :func:`~ario_mlflow.arweave.transport.default_transport`) and are retried up to
+    ``max_retries`` times on 429/5xx. ``session``, 0.3.0's alternative, is a
+    ``requests.Session`` used as is instead (its own retries, none added).
     """
 
     def __init__(
@@ -133,26 +150,55 @@ class ArioVerifyClient:
         health_timeout: float = 5.0,
         submit_timeout: float = 30.0,
         session: requests.Session | None = None,
+        transport: Transport | None = None,
     ) -> None:
+        if session is not None and transport is not None:
+            raise ValueError("give a session or a transport, not both")
         raw = base_url or load_settings().verify_url or ""
         self.base_url: str = raw.rstrip("/")
         self.submit_timeout = submit_timeout
         self.last_error: str | None = None
         self.enabled = False
-        self._session = session or build_retry_session(max_retries, retry_backoff_factor)
+        self._session = session
+        self.transport: Transport
+        if session is not None:
+            self.transport = SessionTransport(session)
+            self._retries = 0  # the caller's session is used as is
+        else:
+            self.transport = transport or default_transport()
+            self._retries = max_retries
+        self._backoff_factor = retry_backoff_factor
+        # user:password@ in the URL is sent as Basic auth, never in a request line
+        self._endpoint, self._auth = split_userinfo(self.base_url)
         if self.base_url:
             self.enabled = self._health_check(health_timeout)
 
+    def _send(self, method: str, path: str, timeout: float, body: bytes = b"") -> Response:
+        headers = {"Accept": "application/json", **self._auth}
+        if body:
+            headers["Content-Type"] = "application/json"
+        request = Request(
+            method,
+            f"{self._endpoint}{path}",
+            timeout=timeout,
+            max_body=MAX_ANSWER_BYTES,
+            body=body,
+            headers=headers,
+            follow_redirects=True,  # within the same origin only, as every transport does
+        )
+        return send_with_retries(
+            self.transport, request, retries=self._retries, backoff_factor=self._backoff_factor
+        )
+
     def _health_check(self, timeout: float) -> bool:
         try:
-            response = self._session.get(f"{self.base_url}/health", timeout=timeout)
-            response.close()
-        except (requests.RequestException, Urllib3Error) as exc:
-            self.last_error = f"health check network error: {_describe(exc)}"
+            response = self._send("GET", "/health", timeout)
+        except TransportError as exc:
+            self.last_error = f"health check network error: {_redact(describe_failure(exc))}"
         else:
-            if response.status_code == 200:
+            if response.status == 200:
                 return True
-            self.last_error = f"health check failed: HTTP {response.status_code}"
+            self.last_error = f"health check failed: HTTP {response.status}"
         logger.warning(
             "ar.io Verify at %s is unavailable (%s); attestation checks are off",
             _redact(self.base_url),
@@ -179,21 +225,21 @@ class ArioVerifyClient:
             self.last_error = _NOT_ENABLED
             return None
         try:
-            response = self._session.post(
-                f"{self.base_url}/api/v1/verify",
-                json={"txId": tx_id},
-                timeout=self.submit_timeout,
+            response = self._send(
+                "POST",
+                "/api/v1/verify",
+                self.submit_timeout,
+                json.dumps({"txId": tx_id}).encode(),
             )
-            content = response.content
-        except (requests.RequestException, Urllib3Error) as exc:
-            self._fail(_NETWORK + _describe(exc))
+        except TransportError as exc:
+            self._fail(_NETWORK + _redact(describe_failure(exc)))
             return None
-        if response.status_code != 200:
-            reason = f" {response.reason}" if response.reason else ""
-            self._fail(f"{_NETWORK}HTTP {response.status_code}{reason}")
+        if response.status != 200:
+            reason = reason_phrase(response.status)
+            self._fail(f"{_NETWORK}HTTP {response.status}{' ' + reason if reason else ''}")
             return None
         try:
-            body = json.loads(content)
+            body = json.loads(response.body)
             if not isinstance(body, dict):
                 raise ValueError(f"body is a {type(body).__name__}, not an object")
             return self._normalize(body, tx_id, expected_data_hash)

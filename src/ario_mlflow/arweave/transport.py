@@ -1,7 +1,8 @@
 """One HTTP exchange with a hard wall-clock deadline and a cap on the answer's size.
 
-Every client that talks to the network (gateway reads, Turbo uploads and status) sends a
-:class:`Request` through a :class:`Transport`, so that:
+Every client that talks to the network (gateway reads, Turbo uploads and status, the ar.io
+Verify and verify-status clients) sends a :class:`Request` through a :class:`Transport`,
+so that:
 
 * a hostile or broken server cannot hold a caller: the deadline covers connecting, the
   request, the status line, the headers and the whole body. A server that sends one byte
@@ -16,7 +17,8 @@ Every client that talks to the network (gateway reads, Turbo uploads and status)
   sockets.
 
 Proxies are taken from the usual environment variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
-``NO_PROXY``), as ``requests`` does.
+``NO_PROXY``), as ``requests`` does, unless the transport is made with
+``env_proxies=False`` (for a client whose credentials must reach only the named host).
 """
 
 from __future__ import annotations
@@ -219,10 +221,16 @@ def _origin_text(url: str) -> str:
 
 
 class HTTPTransport:
-    """HTTP/1.1 over ``http.client`` with keep-alive, deadlines and body caps."""
+    """HTTP/1.1 over ``http.client`` with keep-alive, deadlines and body caps.
 
-    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    ``env_proxies=False`` connects directly whatever the environment's proxy variables say.
+    """
+
+    def __init__(
+        self, *, ssl_context: ssl.SSLContext | None = None, env_proxies: bool = True
+    ) -> None:
         self._ssl = ssl_context
+        self._env_proxies = env_proxies
         self._idle: dict[_Origin, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
 
@@ -326,8 +334,11 @@ class HTTPTransport:
             raise TransportError(f"{origin}: cannot connect: {exc}") from None
         return connection, False
 
+    def _proxy(self, origin: _Origin) -> _Origin | None:
+        return _proxy_for(origin) if self._env_proxies else None
+
     def _new_connection(self, origin: _Origin, timeout: float) -> http.client.HTTPConnection:
-        proxy = _proxy_for(origin)
+        proxy = self._proxy(origin)
         if origin.scheme == "https":
             context = self._ssl or _default_ssl_context()
             if proxy is None:
@@ -344,7 +355,7 @@ class HTTPTransport:
         return http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout)
 
     def _via_plain_proxy(self, origin: _Origin) -> bool:
-        return origin.scheme == "http" and _proxy_for(origin) is not None
+        return origin.scheme == "http" and self._proxy(origin) is not None
 
     def _release(self, origin: _Origin, connection: http.client.HTTPConnection) -> None:
         with self._lock:

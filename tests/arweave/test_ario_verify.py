@@ -1,4 +1,5 @@
-"""ArioVerifyClient against scripted ar.io Verify servers on 127.0.0.1."""
+"""ArioVerifyClient against scripted ar.io Verify servers on 127.0.0.1, and through an
+injected MockTransport (no socket) for deadlines, body caps and retries."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
+from email.utils import formatdate
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from requests.adapters import HTTPAdapter
 
 from ario_mlflow.arweave import http
-from ario_mlflow.arweave.ario_verify import ArioVerifyClient
+from ario_mlflow.arweave.ario_verify import MAX_ANSWER_BYTES, ArioVerifyClient
+from ario_mlflow.arweave.transport import HTTPTransport, MockTransport, Request, Response
+from ario_mlflow.errors import DeadlineExceededError, TransportError
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.proof.rsa_pss import derive_operator_address, public_jwk, sign_rsa_pss_sha256
@@ -155,6 +159,61 @@ def serve_result(server: Loopback, *bodies: Any) -> None:
     )
 
 
+# --- an injected transport (no socket) --------------------------------------------------
+
+BASE = "http://verify.invalid"
+VERIFY = "/api/v1/verify"
+
+
+def answer(status: int = 200, body: Any = b"", headers: dict[str, str] | None = None) -> Response:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Response(status, headers or {}, data, "")
+
+
+class Script:
+    """A MockTransport handler: answers each (method, path) from a script, the last answer
+    repeating (200 on /health unless scripted, else 404), and records every request."""
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], list[Response | Exception]] = {
+            ("GET", "/health"): [answer(200, {"status": "ok"})]
+        }
+        self.sent: list[Request] = []
+
+    def on(self, method: str, path: str, *answers: Response | Exception) -> None:
+        self.routes[(method, path)] = list(answers)
+
+    def to(self, method: str, path: str) -> list[Request]:
+        return [r for r in self.sent if (r.method, urlsplit(r.url).path) == (method, path)]
+
+    def __call__(self, request: Request) -> Response:
+        self.sent.append(request)
+        answers = self.routes.get((request.method, urlsplit(request.url).path)) or [answer(404)]
+        reply = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+@pytest.fixture
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every time.sleep, recorded instead of slept."""
+    delays: list[float] = []
+    monkeypatch.setattr(time, "sleep", delays.append)
+    return delays
+
+
+def refused() -> TransportError:
+    """What HTTPTransport raises for a refused connection (the refusal as its context)."""
+    try:
+        raise ConnectionRefusedError(111, "Connection refused")
+    except OSError as exc:
+        try:
+            raise TransportError(f"{BASE}: cannot connect: {exc}") from None
+        except TransportError as error:
+            return error
+
+
 # --- construction and health ------------------------------------------------------------
 
 
@@ -212,17 +271,29 @@ def test_health_that_never_answers_is_bounded(silent_port: int) -> None:
     assert client.last_error.startswith("health check network error: ")
 
 
-def test_retry_adapter_matches_reference(server: Loopback) -> None:
-    client = ArioVerifyClient(server.url, max_retries=2, retry_backoff_factor=0.5)
-    for scheme in ("http://", "https://"):
-        adapter = client._session.get_adapter(scheme + "example")
-        assert isinstance(adapter, HTTPAdapter)
-        retry = adapter.max_retries
-        assert retry.total == 2
-        assert retry.backoff_factor == 0.5
-        assert set(retry.status_forcelist or ()) == {429, 500, 502, 503, 504}
-        assert {"GET", "POST"} <= set(retry.allowed_methods or ())
-        assert retry.respect_retry_after_header is True
+def test_retry_adapter_matches_reference(slept: list[float]) -> None:
+    # 0.3.0's urllib3 Retry(total=2, backoff_factor=0.5, status_forcelist=429/5xx,
+    # allowed_methods GET and POST, respect_retry_after_header=True), checked by behaviour.
+    assert {429, 500, 502, 503, 504} == http.RETRY_STATUSES
+    for status in sorted(http.RETRY_STATUSES):
+        script = Script()
+        script.on("GET", "/health", answer(status), answer(status), answer(200))
+        script.on("POST", VERIFY, answer(status))
+        slept.clear()
+        client = ArioVerifyClient(
+            BASE, max_retries=2, retry_backoff_factor=0.5, transport=MockTransport(script)
+        )
+        assert client.enabled  # GET: two retries, the third answer is the 200
+        assert client.submit_verification(TX) is None  # POST: three answers, then given up
+        assert len(script.to("GET", "/health")) == 3
+        assert len(script.to("POST", VERIFY)) == 3
+        assert slept == [1.0, 1.0]  # backoff 0, then 0.5 * 2 (per call)
+    script = Script()
+    script.on("POST", VERIFY, answer(503, headers={"Retry-After": "2"}), answer(200, result_body()))
+    slept.clear()
+    client = ArioVerifyClient(BASE, retry_backoff_factor=0.5, transport=MockTransport(script))
+    assert client.submit_verification(TX) is not None
+    assert slept == [2.0]
 
 
 def test_injected_session_is_used_as_is(server: Loopback) -> None:
@@ -426,6 +497,7 @@ def test_server_that_never_answers_is_bounded_by_timeout(server: Loopback) -> No
     assert client.last_error is not None
     assert client.last_error.startswith(NETWORK + "ConnectionError: ")
     assert "timed out" in client.last_error
+    assert len(server.requests_to("POST", "/api/v1/verify")) == 1  # a timeout is not retried
 
 
 def test_failures_log_without_traceback(server: Loopback, caplog: pytest.LogCaptureFixture) -> None:
@@ -703,3 +775,184 @@ def test_poll_passes_expected_hash(server: Loopback, keys: dict[str, rsa.RSAPriv
     assert result is not None
     assert result["attestation_signature_valid"] is True
     assert result["data_hash_matches"] is False
+
+
+# --- through an injected transport: deadlines, caps, retries ------------------------------
+
+
+def test_requests_have_a_deadline_and_a_body_cap() -> None:
+    script = Script()
+    script.on("POST", VERIFY, answer(200, result_body()))
+    client = ArioVerifyClient(
+        BASE, health_timeout=3.0, submit_timeout=7.0, transport=MockTransport(script)
+    )
+    assert client.submit_verification(TX) is not None
+    health, post = script.sent
+    assert (health.method, health.url, health.timeout) == ("GET", f"{BASE}/health", 3.0)
+    assert (post.method, post.url, post.timeout) == ("POST", f"{BASE}{VERIFY}", 7.0)
+    assert json.loads(post.body) == {"txId": TX}
+    assert post.headers["Content-Type"] == "application/json"
+    assert 0 < MAX_ANSWER_BYTES <= 512 * 1024
+    assert health.max_body == post.max_body == MAX_ANSWER_BYTES
+
+
+def test_huge_answer_is_refused() -> None:
+    script = Script()
+    # A valid result (unknown fields are ignored) that is one byte too long.
+    body = result_body()
+    body["padding"] = ""
+    body["padding"] = "x" * (MAX_ANSWER_BYTES + 1 - len(json.dumps(body).encode()))
+    script.on("POST", VERIFY, answer(200, body))
+    client = ArioVerifyClient(BASE, transport=MockTransport(script))
+    assert client.submit_verification(TX) is None
+    assert client.last_error is not None
+    assert client.last_error.startswith(NETWORK + "ResponseTooLargeError: ")
+    assert len(script.to("POST", VERIFY)) == 1  # not retried
+
+
+def test_huge_answer_is_refused_over_http(server: Loopback) -> None:
+    serve_result(server, Reply(200, b"[" + b"0," * MAX_ANSWER_BYTES + b"0]"))
+    client = make_client(server.url)
+    assert client.submit_verification(TX) is None
+    assert client.last_error is not None
+    assert client.last_error.startswith(NETWORK + "ResponseTooLargeError: ")
+
+
+def test_503_then_success_is_retried(slept: list[float]) -> None:
+    script = Script()
+    script.on("POST", VERIFY, answer(503), answer(503), answer(200, result_body()))
+    client = ArioVerifyClient(
+        BASE, max_retries=2, retry_backoff_factor=0.5, transport=MockTransport(script)
+    )
+    result = client.submit_verification(TX)
+    assert result is not None
+    assert result["attestation_level"] == 2
+    assert client.last_error is None
+    assert len(script.to("POST", VERIFY)) == 3
+    assert slept == [1.0]
+
+
+def test_no_retry_without_retries(slept: list[float]) -> None:
+    script = Script()
+    script.on("POST", VERIFY, answer(503), answer(200, result_body()))
+    client = ArioVerifyClient(BASE, max_retries=0, transport=MockTransport(script))
+    assert client.submit_verification(TX) is None
+    assert client.last_error == NETWORK + "HTTP 503 Service Unavailable"
+    assert len(script.to("POST", VERIFY)) == 1
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    ["3600", formatdate(time.time() + 3600, usegmt=True)],
+    ids=["seconds", "http-date"],
+)
+def test_retry_after_is_capped_at_ten_seconds(slept: list[float], retry_after: str) -> None:
+    assert http.MAX_RETRY_AFTER == 10.0
+    script = Script()
+    script.on(
+        "POST",
+        VERIFY,
+        answer(429, headers={"Retry-After": retry_after}),
+        answer(200, result_body()),
+    )
+    client = ArioVerifyClient(BASE, transport=MockTransport(script))
+    assert client.submit_verification(TX) is not None
+    assert slept == [10.0]
+
+
+@pytest.mark.parametrize("retry_after", ["soon-ish", "0", "-5"])
+def test_unusable_retry_after_falls_back_to_backoff(slept: list[float], retry_after: str) -> None:
+    script = Script()
+    script.on(
+        "POST",
+        VERIFY,
+        answer(503, headers={"Retry-After": retry_after}),
+        answer(503, headers={"Retry-After": retry_after}),
+        answer(200, result_body()),
+    )
+    client = ArioVerifyClient(BASE, retry_backoff_factor=0.25, transport=MockTransport(script))
+    assert client.submit_verification(TX) is not None
+    assert slept == [0.5]
+
+
+def test_timeout_is_not_retried(slept: list[float]) -> None:
+    script = Script()
+    script.on("POST", VERIFY, DeadlineExceededError(f"{BASE}: no complete answer within 1s"))
+    client = ArioVerifyClient(BASE, max_retries=2, transport=MockTransport(script))
+    assert client.submit_verification(TX) is None
+    assert client.last_error == (
+        NETWORK + f"ConnectionError: timed out: {BASE}: no complete answer within 1s"
+    )
+    assert len(script.to("POST", VERIFY)) == 1
+    assert slept == []
+
+
+def test_failure_after_sending_is_not_retried() -> None:
+    script = Script()
+    script.on("POST", VERIFY, TransportError(f"{BASE}: ConnectionResetError: reset by peer"))
+    client = ArioVerifyClient(BASE, max_retries=2, transport=MockTransport(script))
+    assert client.submit_verification(TX) is None
+    assert (
+        client.last_error
+        == NETWORK + f"ConnectionError: {BASE}: ConnectionResetError: reset by peer"
+    )
+    assert len(script.to("POST", VERIFY)) == 1
+
+
+def test_refused_connection_is_retried(slept: list[float]) -> None:
+    script = Script()
+    script.on("POST", VERIFY, refused(), answer(200, result_body()))
+    client = ArioVerifyClient(BASE, max_retries=2, transport=MockTransport(script))
+    assert client.submit_verification(TX) is not None
+    assert len(script.to("POST", VERIFY)) == 2
+
+
+def test_refused_connection_over_http_is_retried(closed_port: int) -> None:
+    real = HTTPTransport()
+    sent: list[Request] = []
+
+    def counting(request: Request) -> Response:
+        sent.append(request)
+        return real.send(request)
+
+    client = make_client(
+        f"http://127.0.0.1:{closed_port}", max_retries=2, transport=MockTransport(counting)
+    )
+    assert client.enabled is False
+    assert client.last_error is not None
+    assert client.last_error.startswith("health check network error: ConnectionError: ")
+    assert len(sent) == 3
+
+
+def test_userinfo_becomes_basic_auth_and_leaves_the_url() -> None:
+    script = Script()
+    client = ArioVerifyClient(
+        "http://alice:hunter%212@verify.invalid", transport=MockTransport(script)
+    )
+    assert client.enabled
+    (health,) = script.sent
+    assert health.url == f"{BASE}/health"
+    expected = base64.b64encode(b"alice:hunter!2").decode()
+    assert health.headers["Authorization"] == f"Basic {expected}"
+
+
+def test_same_origin_redirect_is_followed(server: Loopback) -> None:
+    server.script("GET", "/health", Reply(307, b"", {"Location": "/healthz"}))
+    server.script("GET", "/healthz", Reply(200, {"status": "ok"}))
+    client = make_client(server.url)
+    assert client.enabled is True
+    assert [s.path for s in server.seen] == ["/health", "/healthz"]
+
+
+def test_session_and_transport_are_exclusive() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        ArioVerifyClient(BASE, session=requests.Session(), transport=MockTransport(Script()))
+
+
+def test_injected_session_has_the_body_cap(server: Loopback) -> None:
+    serve_result(server, Reply(200, b"[" + b"0," * MAX_ANSWER_BYTES + b"0]"))
+    with requests.Session() as session:
+        client = ArioVerifyClient(server.url, session=session, submit_timeout=1.0)
+        assert client.submit_verification(TX) is None
+    assert client.last_error is not None
+    assert client.last_error.startswith(NETWORK + "ResponseTooLargeError: ")

@@ -1,19 +1,32 @@
-"""VerifyStatusClient against scripted ar-io-agent servers on 127.0.0.1."""
+"""VerifyStatusClient against scripted ar-io-agent servers on 127.0.0.1, and through an
+injected MockTransport (no socket) for the deadline, the body cap and redirects."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import logging
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
-from ario_mlflow.arweave.agent_status import OUTCOMES, VerifyStatus, VerifyStatusClient
+from ario_mlflow.arweave.agent_status import (
+    MAX_ANSWER_BYTES,
+    OUTCOMES,
+    VerifyStatus,
+    VerifyStatusClient,
+)
+from ario_mlflow.arweave.transport import HTTPTransport, MockTransport, Request, Response
 from ario_mlflow.errors import (
     AssetVerificationError,
+    DeadlineExceededError,
+    TransportError,
     VerifyStatusAuthError,
     VerifyStatusError,
     VerifyStatusLicenseError,
@@ -460,3 +473,205 @@ def test_cache_expires(agent: Loopback, monkeypatch: pytest.MonkeyPatch) -> None
     offset[0] = 31.0
     client.get(ASSET, max_cache_age=30)
     assert len(agent.seen) == 2
+
+
+# --- environment proxies and .netrc -------------------------------------------------------
+
+
+@pytest.fixture
+def proxied(elsewhere: Loopback, monkeypatch: pytest.MonkeyPatch) -> Loopback:
+    """Every proxy variable names ``elsewhere``; nothing is exempt."""
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, elsewhere.url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return elsewhere
+
+
+def not_loopback_by_name(server: Loopback) -> str:
+    """``server``'s URL with 127.0.0.1 spelled ``127.1``: the same address, but a host the
+    transport does not recognize as loopback, so the environment's proxy would apply."""
+    return server.url.replace("127.0.0.1", "127.1")
+
+
+def test_transport_without_env_proxies_connects_directly(
+    agent: Loopback, proxied: Loopback
+) -> None:
+    serve(agent, Reply(200, status_body()))
+    url = not_loopback_by_name(agent) + ASSET_PATH
+    request = Request("GET", url, timeout=2.0, max_body=MAX_ANSWER_BYTES)
+    proxying, direct = HTTPTransport(), HTTPTransport(env_proxies=False)
+    try:
+        # Control: by default the transport goes through the environment's proxy.
+        assert proxying.send(request).status == 404  # the proxy does not know the path
+        assert [s.path for s in proxied.seen] == [url]
+        assert direct.send(request).status == 200
+    finally:
+        proxying.close()
+        direct.close()
+    assert len(proxied.seen) == 1
+    assert [s.path for s in agent.seen] == [ASSET_PATH]
+
+
+def test_environment_proxy_is_not_used_for_any_host(agent: Loopback, proxied: Loopback) -> None:
+    serve(agent, Reply(200, status_body()))
+    client = VerifyStatusClient(not_loopback_by_name(agent), SECRET, timeout=2.0)
+    assert client.get(ASSET).outcome == "verified"
+    assert proxied.seen == []
+    assert len(agent.seen) == 1
+
+
+@pytest.mark.parametrize("injected", ["none", "session"])
+def test_netrc_is_ignored(
+    agent: Loopback, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, injected: str
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login intruder password from-netrc\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    serve(agent, Reply(200, status_body()))
+    with requests.Session() as session:  # trust_env is on: requests would read the file
+        options: dict[str, Any] = {"session": session} if injected == "session" else {}
+        client_for(agent, secret=None, api_key=API_KEY, **options).get(ASSET)
+    (seen,) = agent.seen
+    assert seen.headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+# --- through an injected transport: deadline, cap, redirects -------------------------------
+
+BASE = "http://agent.invalid:9847"
+
+
+class Script:
+    """A MockTransport handler answering every request in turn (the last one repeats)."""
+
+    def __init__(self, *answers: Response | Exception) -> None:
+        self.answers = list(answers)
+        self.sent: list[Request] = []
+
+    def __call__(self, request: Request) -> Response:
+        self.sent.append(request)
+        reply = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+def answer(status: int = 200, body: Any = b"", headers: dict[str, str] | None = None) -> Response:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Response(status, headers or {}, data, "")
+
+
+def mock_client(script: Script, **kwargs: Any) -> VerifyStatusClient:
+    options: dict[str, Any] = {"timeout": 2.5, "transport": MockTransport(script)}
+    options.update(kwargs)
+    return VerifyStatusClient(BASE, SECRET, **options)
+
+
+def test_request_has_a_deadline_a_body_cap_and_no_redirects() -> None:
+    script = Script(answer(200, status_body()))
+    assert mock_client(script).get(ASSET).outcome == "verified"
+    (request,) = script.sent
+    assert (request.method, request.url) == ("GET", BASE + ASSET_PATH)
+    assert request.timeout == 2.5
+    assert 0 < request.max_body == MAX_ANSWER_BYTES <= 256 * 1024
+    assert request.follow_redirects is False
+    assert request.headers["X-Ario-Management-Secret"] == SECRET
+
+
+def test_huge_answer_is_refused() -> None:
+    # A valid answer (unknown fields are ignored) that is one byte too long.
+    body = status_body(padding="")
+    body["padding"] = "x" * (MAX_ANSWER_BYTES + 1 - len(json.dumps(body).encode()))
+    with pytest.raises(VerifyStatusTransportError, match="larger than") as info:
+        mock_client(Script(answer(200, body))).get(ASSET)
+    assert info.value.asset_id == ASSET
+
+
+def test_huge_answer_is_refused_over_http(agent: Loopback) -> None:
+    serve(agent, Reply(200, status_body(padding="x" * MAX_ANSWER_BYTES)))
+    with pytest.raises(VerifyStatusTransportError, match="larger than"):
+        client_for(agent).get(ASSET)
+
+
+def test_mock_redirect_is_not_followed() -> None:
+    script = Script(answer(302, headers={"Location": f"{BASE}/v1/verify-status/other"}))
+    with pytest.raises(VerifyStatusTransportError, match="HTTP 302: redirect not followed"):
+        mock_client(script).get(ASSET)
+    assert len(script.sent) == 1
+    assert script.sent[0].follow_redirects is False
+
+
+def test_same_origin_redirect_is_not_followed(agent: Loopback) -> None:
+    serve(agent, Reply(307, b"", {"Location": "/v1/verify-status/moved"}))
+    serve(agent, Reply(200, status_body()), path="/v1/verify-status/moved")
+    with pytest.raises(VerifyStatusTransportError, match="HTTP 307: redirect not followed"):
+        client_for(agent).get(ASSET)
+    assert [s.path for s in agent.seen] == [ASSET_PATH]
+
+
+def test_503_is_the_license_gate_and_is_not_retried() -> None:
+    script = Script(answer(503, {"error": "license"}), answer(200, status_body()))
+    with pytest.raises(VerifyStatusLicenseError):
+        mock_client(script).get(ASSET)
+    assert len(script.sent) == 1
+
+
+def test_deadline_exceeded_is_a_transport_error() -> None:
+    script = Script(DeadlineExceededError(f"{BASE}: no complete answer within 2.5s"))
+    with pytest.raises(VerifyStatusTransportError, match="timed out") as info:
+        mock_client(script).get(ASSET)
+    assert info.value.asset_id == ASSET
+
+
+def test_transport_messages_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
+    script = Script(TransportError(f"{BASE}: server said {SECRET}"))
+    with caplog.at_level(logging.DEBUG), pytest.raises(VerifyStatusTransportError) as info:
+        mock_client(script).get(ASSET)
+    assert SECRET not in str(info.value)
+    assert "***" in str(info.value)
+    assert SECRET not in caplog.text
+
+
+def test_userinfo_becomes_basic_auth_unless_bearer() -> None:
+    script = Script(answer(200, status_body()))
+    url = "http://alice:pw@agent.invalid:9847"
+    VerifyStatusClient(url, SECRET, transport=MockTransport(script)).get(ASSET)
+    VerifyStatusClient(url, api_key=API_KEY, transport=MockTransport(script)).get(ASSET)
+    with_secret, with_key = script.sent
+    assert with_secret.url == with_key.url == BASE + ASSET_PATH
+    assert with_secret.headers["Authorization"] == "Basic " + base64.b64encode(b"alice:pw").decode()
+    assert with_key.headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+def test_session_and_transport_are_exclusive() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        mock_client(Script(answer()), session=requests.Session())
+
+
+@pytest.mark.parametrize("code", [302, 307])
+def test_injected_session_does_not_follow_redirects(
+    agent: Loopback, elsewhere: Loopback, code: int
+) -> None:
+    serve(agent, Reply(code, b"", {"Location": f"{elsewhere.url}{ASSET_PATH}"}))
+    serve(elsewhere, Reply(200, status_body()))
+    with (
+        requests.Session() as session,
+        pytest.raises(VerifyStatusTransportError, match=f"HTTP {code}"),
+    ):
+        client_for(agent, session=session).get(ASSET)
+    assert elsewhere.seen == []
+
+
+def test_injected_session_is_used(agent: Loopback) -> None:
+    calls: list[str] = []
+
+    class Recording(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, *a: Any, **kw: Any) -> Any:
+            calls.append(f"{method!s} {url!s}")
+            return super().request(method, url, *a, **kw)
+
+    serve(agent, Reply(200, status_body()))
+    with Recording() as session:
+        assert client_for(agent, session=session).get(ASSET).outcome == "verified"
+    assert calls == [f"GET {agent.url}{ASSET_PATH}"]
