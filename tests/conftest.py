@@ -20,15 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 IN_REPO_VECTORS = PROJECT_ROOT / "tests" / "vectors"
 VECTORS_DIR = Path(os.environ.get("ARIO_MLFLOW_VECTORS") or IN_REPO_VECTORS)
 
-_OUR_VARIABLES = (
-    "ARIO_MLFLOW_SIGNING_KEY",
-    "ARIO_MLFLOW_ARWEAVE_WALLET",
-    "ARIO_MLFLOW_UPLOAD_URL",
-    "ARIO_MLFLOW_GATEWAY_HOST",
-    "ARIO_MLFLOW_GATEWAYS",
-    "ARIO_MLFLOW_ARIO_VERIFY_URL",
-    "ARIO_MLFLOW_TRUSTED_KEYS",
-    "ARIO_MLFLOW_BACKGROUND",
+#: ``ARIO_MLFLOW_*`` variables that configure the test harness, not the product.
+_HARNESS_VARIABLES = frozenset(
+    {"ARIO_MLFLOW_CHROMIUM", "ARIO_MLFLOW_VECTORS", "ARIO_MLFLOW_REPORT_SCREENSHOTS"}
 )
 
 
@@ -52,11 +46,16 @@ def arweave_jwk() -> dict[str, str]:
 def ario_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
-    """Every test gets its own empty $ARIO_MLFLOW_HOME and none of the user's settings."""
+    """Every test gets its own empty $ARIO_MLFLOW_HOME, none of the user's settings, and
+    its own working directory."""
     home = tmp_path_factory.mktemp("ario-home")
-    for name in _OUR_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("ARIO_MLFLOW_") and name not in _HARNESS_VARIABLES:
+            monkeypatch.delenv(name)
     monkeypatch.setenv("ARIO_MLFLOW_HOME", str(home))
+    # and its own working directory: a default store (./mlflow.db, ./mlruns) never lands
+    # in the repository
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     return home
 
 
@@ -160,7 +159,25 @@ def mlflow_store(
     uri = f"sqlite:///{database}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
+    # a command run in this process may have set an experiment of an earlier store
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None, raising=False)
     yield uri
     while mlflow.active_run() is not None:
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
+    _dispose_engine(uri)
+
+
+def _dispose_engine(uri: str) -> None:
+    """Close the connections MLflow keeps to a test's store (it caches one engine per
+    URI for the life of the process: a file descriptor or more per test otherwise)."""
+    from mlflow.store.tracking import sqlalchemy_store
+
+    store = sqlalchemy_store.SqlAlchemyStore
+    engines = getattr(store, "_engine_map", None) or getattr(
+        store, "_db_uri_sql_alchemy_engine_map", None
+    )
+    if isinstance(engines, dict):
+        engine = engines.pop(uri, None)
+        if engine is not None:
+            engine.dispose()

@@ -35,7 +35,12 @@ from ario_mlflow.lifecycle.artifacts import (
     parse_runs_uri,
     resolve_artifact_path,
 )
-from tests.support.lifecycle import HAS_LOGGED_MODELS, local_model_dir, log_sklearn_model, model_location
+from tests.support.lifecycle import (
+    HAS_LOGGED_MODELS,
+    local_model_dir,
+    log_sklearn_model,
+    model_location,
+)
 from tests.support.mlflow_server import MlflowServer
 
 _QUIET_MLFLOW = {

@@ -41,6 +41,7 @@ def bundle(mlflow_store: str, local_gateway: Any, tmp_path: Path) -> Path:
     client.create_model_version("credit", trained.model_uri, run_id=trained.run_id)
     assert client.wait_for_anchor("registration", "credit", "1", timeout=30)
     client.set_registered_model_alias("credit", "champion", "1")
+    assert client.wait_for_anchor("alias", "credit", "champion", timeout=30)
     output = tmp_path / "evidence"
     exported = run_cli("export", "credit/1", "--output", str(output))
     assert exported.returncode == 0, exported.stdout + exported.stderr

@@ -23,8 +23,8 @@ from ario_mlflow.proof.ed25519 import signing_key_from_seed
 from ario_mlflow.proof.envelope import sign_envelope
 from ario_mlflow.verify import full_verify, verify_proof_by_tx, verify_record
 from ario_mlflow.verify.checks import verify_source_of_truth
-from tests.support.cli import run_cli
 from tests.conftest import VECTORS_DIR
+from tests.support.cli import run_cli
 from tests.support.lifecycle import (
     FEATURES,
     LABELS,

@@ -17,7 +17,7 @@ from tests.support.cli import run_cli
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workdir = tmp_path_factory.mktemp("demo")
     started = time.monotonic()
-    result = run_cli("demo", "--workdir", str(workdir))
+    result = run_cli("demo", "--workdir", str(workdir), fresh_process=True)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Finished in" in result.stdout
@@ -154,7 +154,9 @@ def test_audit_detects_a_swapped_artifact(demo_dir: Path, tmp_path: Path) -> Non
     # model.skops: MLflow 3's default sklearn format; model.pkl: MLflow 2's
     model = next(p for p in (copy / "artifacts").rglob("model.*") if p.suffix in (".skops", ".pkl"))
     model.write_bytes(model.read_bytes() + b"swap")
-    again = run_cli("demo", "--workdir", str(copy), "--audit-again")  # the demo's own hint
+    again = run_cli(  # the demo's own hint
+        "demo", "--workdir", str(copy), "--audit-again", fresh_process=True
+    )
     assert again.returncode == 1, again.stdout + again.stderr
     assert "artifacts CHANGED" in again.stdout
     assert again.stdout.strip().endswith("ISSUES FOUND")
@@ -172,11 +174,13 @@ def test_audit_detects_a_swapped_artifact(demo_dir: Path, tmp_path: Path) -> Non
 
 
 def test_the_demos_closing_hint_audits_its_data_again(demo_dir: Path, tmp_path: Path) -> None:
-    first = run_cli("demo", "--workdir", str(tmp_path / "none"), "--audit-again")
+    first = run_cli(
+        "demo", "--workdir", str(tmp_path / "none"), "--audit-again", fresh_process=True
+    )
     assert first.returncode == 2
     assert "holds no demo data" in first.stderr
     hint = f"ar-io-mlflow demo --workdir {demo_dir} --audit-again"
-    again = run_cli(*hint.split()[1:])
+    again = run_cli(*hint.split()[1:], fresh_process=True)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "audit            ✓ 5 stages, 5 decisions, artifacts intact" in again.stdout
     assert again.stdout.strip().endswith("OK")

@@ -24,7 +24,7 @@ def test_a_command_in_the_wrong_directory_creates_nothing_and_names_the_store(
 ) -> None:
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)
-    result = run_cli(*command, cwd=tmp_path)
+    result = run_cli(*command, cwd=tmp_path, fresh_process=True)  # where the user stands
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"no MLflow store at sqlite:///{tmp_path / 'mlflow.db'}" in result.stderr
     assert "--tracking-uri" in result.stderr  # how to point it at the right one

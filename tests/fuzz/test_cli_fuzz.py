@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 from ario_mlflow.errors import EnvelopeParseError
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.envelope import parse_json_object
-from tests.support.cli import invoke_cli, run_cli
 from tests.fuzz.seeds import bundle_files, is_the_signed_record, records, write_bundle
 from tests.fuzz.strategies import fuzz_settings, hex_of, mutated_bytes
+from tests.support.cli import invoke_cli, run_cli
 
 DEAD = "http://127.0.0.1:9"
 #: TX ids the stub gateway serves: an honest agent record, junk, and a per-example slot.

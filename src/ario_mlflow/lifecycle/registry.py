@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -73,8 +74,10 @@ ALIAS = REGISTRY_ALIAS
 context_key = registry_key
 
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ario-registry")
-_components: dict[str, tuple[Any, Any]] = {}
-_components_lock = threading.Lock()
+#: The live clients of this process by key, so that a task runs with the engine and anchor
+#: of the client that queued it; a client that is gone leaves no trace here (weak).
+_clients: weakref.WeakValueDictionary[str, ArioMlflowClient] = weakref.WeakValueDictionary()
+_clients_lock = threading.Lock()
 
 
 # --- the task handler (runs in any process) ----------------------------------------------
@@ -83,9 +86,11 @@ _components_lock = threading.Lock()
 def _recorder_for(spec: dict[str, Any]) -> Recorder:
     """The recorder of the client that queued the task (its engine and anchor), or one
     with the defaults when the task runs in another process."""
-    with _components_lock:
-        found = _components.get(spec.get("components", ""))
-    return Recorder(*(found or (None, None)))
+    with _clients_lock:
+        client = _clients.get(spec.get("components", ""))
+    if client is None:
+        return Recorder()
+    return Recorder(*client._ario_components())
 
 
 def _client(spec: dict[str, Any]) -> MlflowClient:
@@ -170,6 +175,12 @@ def _event(spec: dict[str, Any], event_type: str, subject: dict[str, Any], **fie
         context={"task": spec["task_uid"]},
         **fields,
     )
+
+
+def _run_task_of(client: ArioMlflowClient, journal: Journal, task_id: int) -> bool:
+    """Run a task this process queued, while the client that queued it stays alive."""
+    del client
+    return run_task_now(journal, task_id)
 
 
 def run_registry_task(spec: dict[str, Any], record: Record | None, journal: Journal) -> None:
@@ -357,8 +368,8 @@ class ArioMlflowClient(MlflowClient):
             getattr(self, "_ario_engine", None), getattr(self, "_ario_anchor", None)
         )
         self._ario_engine, self._ario_anchor = engine, anchor
-        with _components_lock:
-            _components[self._ario_key] = (engine, anchor)
+        with _clients_lock:
+            _clients[self._ario_key] = self
         return engine, anchor
 
     def _ario_journal(self) -> Journal:
@@ -395,7 +406,8 @@ class ArioMlflowClient(MlflowClient):
         key = registry_key(event, name, version)
         handlers.require([TASK_KIND])
         task_id = journal.add_task(Writeback(TASK_KIND, spec, after_upload=False), context_key=key)
-        self._ario_futures[key] = _executor.submit(run_task_now, journal, task_id)
+        # the task holds the client (and so its engine and anchor) until it has run
+        self._ario_futures[key] = _executor.submit(_run_task_of, self, journal, task_id)
 
     def create_model_version(  # type: ignore[override]
         self,
