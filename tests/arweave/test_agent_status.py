@@ -34,7 +34,7 @@ from ario_mlflow.errors import (
     VerifyStatusUnknownAssetError,
     exception_for_status,
 )
-from tests.loopback import Loopback, Reply
+from tests.support.loopback import Loopback, Reply
 
 SECRET = "s3cret-management-token-7f1c"
 API_KEY = "ak_live_0123456789"

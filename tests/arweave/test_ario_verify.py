@@ -24,7 +24,7 @@ from ario_mlflow.errors import DeadlineExceededError, TransportError
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.proof.rsa_pss import derive_operator_address, public_jwk, sign_rsa_pss_sha256
-from tests.loopback import Loopback, Reply
+from tests.support.loopback import Loopback, Reply
 
 TX = "jwjbN4Td6nNdc-cGovoEGLiCQPThwhWt1TLIoM1JrqA"
 OTHER_TX = "Q" * 43

@@ -22,10 +22,11 @@ from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.companion import LOG_FILE, _running
 from ario_mlflow.outbox.journal import Journal
 from ario_mlflow.outbox.spool_writer import spool_dir
+from tests.conftest import PROJECT_ROOT
 from tests.support.cli import run_cli
 from tests.support.lifecycle import FEATURES, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 
 _SERVER = textwrap.dedent(
     """
@@ -199,7 +200,7 @@ def test_a_process_that_only_predicts_says_at_exit_what_the_companion_still_hold
             text=True,
             check=False,
             timeout=120,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
         )
     finally:
         local_gateway.set_faults()  # let the lingering companion finish and leave

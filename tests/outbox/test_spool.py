@@ -116,7 +116,7 @@ def test_a_dead_writers_file_is_deleted_once_journaled_a_live_one_is_kept(
     _spool(ario_home, 2, live)
     code = (
         "import sys; from pathlib import Path; sys.path.insert(0, '.');"
-        "from tests.arweave.test_spool import _spool; _spool(Path(sys.argv[1]), 3)"
+        "from tests.outbox.test_spool import _spool; _spool(Path(sys.argv[1]), 3)"
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code, str(ario_home)], check=True, cwd=root)
