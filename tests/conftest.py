@@ -20,6 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 IN_REPO_VECTORS = PROJECT_ROOT / "tests" / "vectors"
 VECTORS_DIR = Path(os.environ.get("ARIO_MLFLOW_VECTORS") or IN_REPO_VECTORS)
 
+#: Where a test that names no upload service or gateway sends its requests: the discard
+#: port on loopback, which nothing here listens on (never the public network).
+CLOSED_PORT_URL = "http://127.0.0.1:9"
 #: ``ARIO_MLFLOW_*`` variables that configure the test harness, not the product.
 _HARNESS_VARIABLES = frozenset(
     {"ARIO_MLFLOW_CHROMIUM", "ARIO_MLFLOW_VECTORS", "ARIO_MLFLOW_REPORT_SCREENSHOTS"}
@@ -53,6 +56,10 @@ def ario_home(
         if name.startswith("ARIO_MLFLOW_") and name not in _HARNESS_VARIABLES:
             monkeypatch.delenv(name)
     monkeypatch.setenv("ARIO_MLFLOW_HOME", str(home))
+    # the network defaults (Turbo mainnet, arweave.net) are never reached from a test: a
+    # test that names no service talks to a closed loopback port
+    for name in ("ARIO_MLFLOW_UPLOAD_URL", "ARIO_MLFLOW_GATEWAY_HOST", "ARIO_MLFLOW_GATEWAYS"):
+        monkeypatch.setenv(name, CLOSED_PORT_URL)
     # and its own working directory: a default store (./mlflow.db, ./mlruns) never lands
     # in the repository
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

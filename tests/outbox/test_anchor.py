@@ -238,6 +238,7 @@ def test_status_of_unknown_and_unreachable(local_gateway: Any, fast_network: Non
 
 
 def test_configured_gateways_and_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARIO_MLFLOW_GATEWAYS")  # the defaults that follow the host
     monkeypatch.setenv("ARIO_MLFLOW_GATEWAY_HOST", "gw.example")
     anchor = ArweaveAnchor()
     assert anchor.gateways == ["gw.example", "turbo-gateway.com", "ardrive.net"]

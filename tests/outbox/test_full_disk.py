@@ -70,7 +70,9 @@ def test_sync_on_a_full_disk_says_so_in_one_line(
     ario_home: Path, tmp_path: Path, held_journal: Journal
 ) -> None:
     result = run_cli(
-        "sync", env={**_full_disk_env(tmp_path), "ARIO_MLFLOW_UPLOAD_URL": "http://127.0.0.1:9"}
+        "sync",
+        env={**_full_disk_env(tmp_path), "ARIO_MLFLOW_UPLOAD_URL": "http://127.0.0.1:9"},
+        fresh_process=True,
     )
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
@@ -83,7 +85,7 @@ def test_sync_on_a_full_disk_says_so_in_one_line(
 
 def test_outbox_on_a_full_disk_still_lists(tmp_path: Path, held_journal: Journal) -> None:
     """Listing writes nothing, so a full disk does not stop it."""
-    result = run_cli("outbox", env=_full_disk_env(tmp_path))
+    result = run_cli("outbox", env=_full_disk_env(tmp_path), fresh_process=True)
     assert result.returncode == 0, result.stderr
     assert "1 pending" in result.stdout
     assert "f" * 43 in result.stdout
@@ -95,7 +97,7 @@ def test_a_journal_nobody_holds_cannot_even_be_opened_on_a_full_disk(
 ) -> None:
     """Opening a journal no process has open writes its shared-memory file first."""
     held_journal.close()
-    result = run_cli(command, env=_full_disk_env(tmp_path))
+    result = run_cli(command, env=_full_disk_env(tmp_path), fresh_process=True)
     assert result.returncode == EXIT_USAGE, result.stdout + result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: cannot open journal {ario_home / JOURNAL_FILE}: "), line
