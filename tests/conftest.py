@@ -29,6 +29,21 @@ _HARNESS_VARIABLES = frozenset(
 )
 
 
+#: Fixtures that make a test slow: a real MLflow store (MLflow, a trained model), an MLflow
+#: server process, Chromium, the demo. Such tests are marked ``slow`` automatically, so
+#: ``pytest -m "not slow"`` is the quick loop (the pure kernel, codecs, clients over the
+#: local gateway, the outbox).
+SLOW_FIXTURES = frozenset(
+    {"mlflow_store", "demo_dir", "browser", "open_page", "auth_server", "mlflow_server"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def vectors_dir() -> Path:
     """``tests/vectors`` (or ``$ARIO_MLFLOW_VECTORS``); a missing corpus is an error, not a skip."""
@@ -123,7 +138,7 @@ def _stop_upload_workers() -> Iterator[None]:
         companion.stop_companions()
     uploader = sys.modules.get("ario_mlflow.outbox.workers")
     if uploader is not None:
-        uploader.stop_all_workers()
+        uploader.stop_all_workers(timeout=1.0)  # a thread mid-attempt finishes on its own
 
 
 # --- a real MLflow store ----------------------------------------------------------------

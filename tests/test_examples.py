@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pytest
 
 from ario_mlflow.verify import verify_proof_by_tx
 from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow  # the examples, run as scripts
 
 EXAMPLES = PROJECT_ROOT / "examples"
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -81,7 +81,9 @@ def test_top_level_names_are_lazy_and_resolve_to_their_homes() -> None:
     assert ario_mlflow.VerifiedModel.__module__ == "ario_mlflow.lifecycle.serving"
     assert ario_mlflow.ArioMlflowClient.__module__ == "ario_mlflow.lifecycle.registry"
     assert ario_mlflow.anchor.__module__ == "ario_mlflow.lifecycle.training"
-    assert ario_mlflow.anchoring.ArtifactAccessError is errors.ArtifactAccessError
+    assert importlib.import_module("ario_mlflow.anchoring").ArtifactAccessError is (
+        errors.ArtifactAccessError
+    )
     assert sorted(dir(ario_mlflow)) == dir(ario_mlflow)
 
 

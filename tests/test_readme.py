@@ -16,11 +16,14 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 
-pytestmark = pytest.mark.skipif(
-    "name" not in inspect.signature(mlflow.sklearn.log_model).parameters,
-    reason="the README's quickstart is written for MLflow 3 (log_model(name=...)); "
-    "MLflow 2 has no name= parameter",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        "name" not in inspect.signature(mlflow.sklearn.log_model).parameters,
+        reason="the README's quickstart is written for MLflow 3 (log_model(name=...)); "
+        "MLflow 2 has no name= parameter",
+    ),
+]
 
 
 def _quickstart() -> str:

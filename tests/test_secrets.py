@@ -29,6 +29,8 @@ from ario_mlflow.redaction import public_uri, redacted_text
 from tests.support.lifecycle import journal_one_record, train
 from tests.support.mlflow_server import MlflowServer, free_port
 
+pytestmark = pytest.mark.slow  # an authenticated MLflow server, and processes
+
 PASSWORD = "Secr3t-pw-4-test"
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 

@@ -37,6 +37,8 @@ TAGS = (
     Tag("Ünïcödé ✓", "値 😀"),
 )
 
+pytestmark = pytest.mark.slow  # Node.js checks every item
+
 
 @pytest.fixture(scope="module")
 def node() -> str:

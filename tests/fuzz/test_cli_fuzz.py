@@ -36,6 +36,8 @@ from tests.fuzz.seeds import bundle_files, is_the_signed_record, records, write_
 from tests.fuzz.strategies import fuzz_settings, hex_of, mutated_bytes
 from tests.support.cli import invoke_cli, run_cli
 
+pytestmark = pytest.mark.slow  # many CLI examples
+
 DEAD = "http://127.0.0.1:9"
 #: TX ids the stub gateway serves: an honest agent record, junk, and a per-example slot.
 HONEST_TX, JUNK_TX, FUZZED_TX = "H" * 43, "J" * 43, "F" * 43

@@ -131,6 +131,7 @@ def test_blackholed_gateway_does_not_hold_the_caller(local_gateway: Any) -> None
     _wait_state(anchor, record.tx_id, UPLOADED, 15)
 
 
+@pytest.mark.slow  # real backoff between attempts
 @pytest.mark.parametrize("status", [500, 502, 503, 429])
 def test_transient_errors_are_retried_by_the_workers(local_gateway: Any, status: int) -> None:
     local_gateway.set_faults(upload={"fail_next": 2, "status": status})

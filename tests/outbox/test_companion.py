@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pytest
 
 from ario_mlflow.lifecycle.registry import ArioMlflowClient
 from ario_mlflow.lifecycle.serving import VerifiedModel
@@ -25,6 +26,8 @@ from ario_mlflow.outbox.spool_writer import spool_dir
 from tests.conftest import PROJECT_ROOT
 from tests.support.cli import run_cli
 from tests.support.lifecycle import FEATURES, train
+
+pytestmark = pytest.mark.slow  # companion processes
 
 ROOT = PROJECT_ROOT
 

@@ -10,8 +10,12 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.journal import Journal
+
+pytestmark = pytest.mark.slow  # processes killed and restarted
 
 _PRODUCER = textwrap.dedent(
     """

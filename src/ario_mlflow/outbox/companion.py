@@ -44,6 +44,8 @@ LOG_FILE = "companion.log"
 #: Upload / write-back threads: twice a serving process's, since they cost it nothing
 #: here (half favour uploads, so slow MLflow trace writes never hold the uploads back).
 WORKER_THREADS = 4
+#: How long a companion told to stop (SIGTERM) lets the attempts in progress finish.
+TERM_GRACE_SECONDS = 0.5
 #: The companion's scheduling priority relative to its parent (``nice``).
 NICENESS = 10
 
@@ -124,7 +126,8 @@ def run(home: Path, parent: int, wallet_path: str | None, installer: str) -> Non
             if _finished(journal, home) or time.monotonic() - orphaned_at > LINGER_SECONDS:
                 break
         stop.wait(BUSY_POLL_SECONDS if journaled else IDLE_POLL_SECONDS)
-    stop_all_workers()
+    # SIGTERM: leave now (the journal keeps the work); else let the last attempts finish
+    stop_all_workers(TERM_GRACE_SECONDS if stop.is_set() else 5.0)
 
 
 def _finished(journal: Journal, home: Path) -> bool:

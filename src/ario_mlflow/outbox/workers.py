@@ -260,12 +260,15 @@ class UploadWorkers:
             if self._workers:
                 return
             reclaim_dead_leases(self.journal)
+            # This generation's stop flag: a thread still finishing an attempt after a
+            # stop keeps seeing it set, whatever a later start does.
+            self._stop = threading.Event()
             # Half the threads favour uploads (proofs reach the chain first), half favour
             # MLflow write-backs (so they never starve under sustained load).
             for index in range(self.threads):
                 thread = threading.Thread(
                     target=self._run,
-                    args=(index % 2 == 0,),
+                    args=(index % 2 == 0, self._stop),
                     name=f"ario-upload-{index}",
                     daemon=True,
                 )
@@ -282,9 +285,9 @@ class UploadWorkers:
         """Ask idle workers to look at the journal now."""
         self._wake.set()
 
-    def _run(self, uploads_first: bool) -> None:
+    def _run(self, uploads_first: bool, stop: threading.Event) -> None:
         owner = lease_owner()
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 if uploads_first:
                     busy = self._uploads(owner) or self._writebacks(owner)
@@ -293,7 +296,7 @@ class UploadWorkers:
             except Exception:  # never let a worker die; the journal keeps the work
                 logger.exception("upload worker error; retrying shortly")
                 busy = False
-                self._stop.wait(1.0)
+                stop.wait(1.0)
             if not busy:
                 self._wake.wait(self.idle_poll)
                 self._wake.clear()
@@ -373,13 +376,15 @@ class UploadWorkers:
             return len(self._mine)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the threads (they finish the attempt in progress)."""
+        """Stop the threads, waiting up to ``timeout`` seconds in all for the attempts in
+        progress (a thread still busy after that finishes its attempt and exits; a lease
+        it held is released, or reclaimed once it expires)."""
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + timeout
         for thread in self._workers:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._workers.clear()
-        self._stop.clear()
 
 
 @dataclass
@@ -415,13 +420,15 @@ def workers_for(
     return pool
 
 
-def stop_all_workers() -> None:
-    """Stop every pool of this process (tests, and embedders that manage their own exit)."""
+def stop_all_workers(timeout: float = 5.0) -> None:
+    """Stop every pool of this process (tests, and embedders that manage their own exit),
+    waiting up to ``timeout`` seconds in all."""
     with _REGISTRY.lock:
         pools = list(_REGISTRY.pools.values())
         _REGISTRY.pools.clear()
+    deadline = time.monotonic() + timeout
     for pool in pools:
-        pool.stop()
+        pool.stop(max(0.0, deadline - time.monotonic()))
 
 
 #: Homes whose spool this process wrote decisions to (a companion uploads them).
