@@ -106,6 +106,31 @@ class Transport(Protocol):
         ...
 
 
+#: ``exchange(request, url, deadline) -> response``: one HTTP exchange with ``url``.
+Exchange = Callable[[Request, str, float], Response]
+
+
+def send_following_redirects(request: Request, exchange: Exchange) -> Response:
+    """``request`` through ``exchange``, following redirects (if the request asks for it)
+    only within its origin and at most :data:`MAX_REDIRECTS` times, all within the
+    request's one deadline. The rule every transport keeps."""
+    deadline = time.monotonic() + request.timeout
+    url = request.url
+    for _ in range(MAX_REDIRECTS + 1):
+        response = exchange(request, url, deadline)
+        location = response.header("Location")
+        if not (request.follow_redirects and response.status in _REDIRECTS and location):
+            return response
+        target = urllib.parse.urljoin(url, location)
+        if _parse(target)[0] != _parse(url)[0]:
+            raise TransportError(
+                f"{_origin_text(url)} redirected to another origin ({_origin_text(target)}); "
+                "not followed"
+            )
+        url = target
+    raise TransportError(f"{_origin_text(request.url)}: more than {MAX_REDIRECTS} redirects")
+
+
 class MockTransport:
     """A transport that answers with ``handler(request)`` (for tests and fault injection)."""
 
@@ -236,21 +261,7 @@ class HTTPTransport:
 
     def send(self, request: Request) -> Response:
         """Send ``request``; follow same-origin redirects if asked."""
-        deadline = time.monotonic() + request.timeout
-        url = request.url
-        for _ in range(MAX_REDIRECTS + 1):
-            response = self._exchange(request, url, deadline)
-            location = response.header("Location")
-            if not (request.follow_redirects and response.status in _REDIRECTS and location):
-                return response
-            target = urllib.parse.urljoin(url, location)
-            if _parse(target)[0] != _parse(url)[0]:
-                raise TransportError(
-                    f"{_origin_text(url)} redirected to another origin ({_origin_text(target)}); "
-                    "not followed"
-                )
-            url = target
-        raise TransportError(f"{_origin_text(request.url)}: more than {MAX_REDIRECTS} redirects")
+        return send_following_redirects(request, self._exchange)
 
     def _exchange(self, request: Request, url: str, deadline: float) -> Response:
         origin, target = _parse(url)

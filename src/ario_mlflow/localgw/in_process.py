@@ -21,7 +21,7 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from ario_mlflow.arweave.transport import MAX_REDIRECTS, Request, Response
+from ario_mlflow.arweave.transport import Request, Response, send_following_redirects
 from ario_mlflow.errors import DeadlineExceededError, ResponseTooLargeError, TransportError
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 #: Base URL the in-process gateway answers at (no name resolution ever happens).
 IN_PROCESS_URL = "http://localgw.in-process"
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: Room for the status line and headers beyond a body cap.
 _HEADER_ALLOWANCE = 64 * 1024
 
@@ -109,18 +108,7 @@ class InProcessTransport:
 
     def send(self, request: Request) -> Response:
         """One exchange (and same-origin redirects, if the request asks for them)."""
-        deadline = time.monotonic() + request.timeout
-        url = request.url
-        for _ in range(MAX_REDIRECTS + 1):
-            response = self._exchange(request, url, deadline)
-            location = response.header("Location")
-            if not (request.follow_redirects and response.status in _REDIRECTS and location):
-                return response
-            target = urllib.parse.urljoin(url, location)
-            if _origin(target) != _origin(url):
-                raise TransportError(f"{url} redirected to another origin ({target}); not followed")
-            url = target
-        raise TransportError(f"{request.url}: more than {MAX_REDIRECTS} redirects")
+        return send_following_redirects(request, self._exchange)
 
     def _exchange(self, request: Request, url: str, deadline: float) -> Response:
         if _origin(url) != _origin(self.base_url):
