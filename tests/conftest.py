@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +32,15 @@ _HARNESS_VARIABLES = frozenset(
 #: ``pytest -m "not slow"`` is the quick loop (the pure kernel, codecs, clients over the
 #: local gateway, the outbox).
 SLOW_FIXTURES = frozenset(
-    {"mlflow_store", "demo_dir", "browser", "open_page", "auth_server", "mlflow_server"}
+    {
+        "mlflow_store",
+        "demo_dir",
+        "browser",
+        "open_page",
+        "auth_server",
+        "mlflow_server",
+        "lifecycle",
+    }
 )
 
 
@@ -63,7 +69,7 @@ def arweave_jwk() -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def ario_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
+) -> Path:
     """Every test gets its own empty $ARIO_MLFLOW_HOME, none of the user's settings, and
     its own working directory."""
     home = tmp_path_factory.mktemp("ario-home")
@@ -99,8 +105,6 @@ def gateway_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def gateway_dir(tmp_path_factory: pytest.TempPathFactory, gateway_key_file: Path) -> Path:
     """A fresh gateway data directory holding the shared test key."""
-    import shutil
-
     directory = tmp_path_factory.mktemp("gateway")
     shutil.copy2(gateway_key_file, directory / GATEWAY_WALLET)
     return directory
@@ -145,9 +149,10 @@ def _stop_upload_workers() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def _store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty sqlite tracking store with MLflow's tables, made once: running MLflow's
-    migrations takes most of a second, copying the file a few milliseconds."""
+    migrations takes most of a second, copying the file a few milliseconds
+    (``tests.support.lifecycle.copy_store``)."""
     import mlflow
 
     directory = tmp_path_factory.mktemp("mlflow-template")
@@ -164,42 +169,47 @@ def _store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def mlflow_store(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, _store_template: Path
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, store_template: Path
 ) -> Iterator[str]:
     """A fresh sqlite tracking store (artifacts beside it); returns the tracking URI."""
     import mlflow
 
+    from tests.support.lifecycle import copy_store, release_store
+
     directory = tmp_path_factory.mktemp("mlflow")
     monkeypatch.chdir(directory)
-    database = directory / "mlflow.db"
-    shutil.copyfile(_store_template, database)
-    with contextlib.closing(sqlite3.connect(database)) as db, db:  # its own artifact root
-        db.execute(
-            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-            (str(directory / "mlruns" / "0"),),
-        )
-    uri = f"sqlite:///{database}"
+    uri = copy_store(store_template, directory)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     # a command run in this process may have set an experiment of an earlier store
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None, raising=False)
     yield uri
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
-    _dispose_engine(uri)
+    release_store(uri)
 
 
-def _dispose_engine(uri: str) -> None:
-    """Close the connections MLflow keeps to a test's store (it caches one engine per
-    URI for the life of the process: a file descriptor or more per test otherwise)."""
-    from mlflow.store.tracking import sqlalchemy_store
+# --- the repository stays clean -----------------------------------------------------
 
-    store = sqlalchemy_store.SqlAlchemyStore
-    engines = getattr(store, "_engine_map", None) or getattr(
-        store, "_db_uri_sql_alchemy_engine_map", None
-    )
-    if isinstance(engines, dict):
-        engine = engines.pop(uri, None)
-        if engine is not None:
-            engine.dispose()
+_STRAY = ("mlflow.db", "mlruns", "mlartifacts")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_stray_key] = {
+        name for name in _STRAY if (session.config.rootpath / name).exists()
+    }
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test left a default MLflow store in the repository (a trace
+    exported after its test, a command run in the wrong directory)."""
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller checks
+        return
+    before = session.config.stash.get(_stray_key, set())
+    left = [n for n in _STRAY if (session.config.rootpath / n).exists() and n not in before]
+    if left:
+        session.config.get_terminal_writer().line(
+            f"a test left {', '.join(left)} in {session.config.rootpath}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_stray_key = pytest.StashKey[set[str]]()

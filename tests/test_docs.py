@@ -14,10 +14,8 @@
 from __future__ import annotations
 
 import ast
-import base64
 import hashlib
 import json
-import os
 import re
 import shlex
 import shutil
@@ -25,9 +23,8 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pytest
@@ -39,7 +36,10 @@ from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import key_fingerprint, signing_key_from_seed
 from ario_mlflow.proof.envelope import envelope_for_signature, sign_envelope
 from ario_mlflow.verify import verify_record
-from tests.conftest import GATEWAY_WALLET, PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT
+
+if TYPE_CHECKING:  # imported where used: MLflow and sklearn take seconds to import
+    from tests.support.lifecycle import Sandbox
 
 DOCS = PROJECT_ROOT / "docs"
 SRC = PROJECT_ROOT / "src" / "ario_mlflow"
@@ -59,64 +59,30 @@ STAGES = {
 # --- a real lifecycle, and an evidence bundle built from it by hand ------------------------
 
 
-@dataclass(frozen=True)
-class Lifecycle:
-    workdir: Path
-    env: dict[str, str]
-    gateway_url: str
-
-    @property
-    def home(self) -> Path:
-        return self.workdir / "home"
-
-    def signing_key(self) -> Any:
-        document = json.loads((self.home / "keys" / "ed25519_private.json").read_text())
-        return signing_key_from_seed(base64.b64decode(document["seed"]))
-
-
 @pytest.fixture(scope="module")
 def lifecycle(
     tmp_path_factory: pytest.TempPathFactory, gateway_key_file: Path
-) -> Iterator[Lifecycle]:
+) -> Iterator[Sandbox]:
     """``examples/train_and_serve.py`` run once against its own store, home and gateway."""
-    from ario_mlflow.localgw import LocalGateway
+    from tests.support.lifecycle import sandbox
 
-    workdir = tmp_path_factory.mktemp("docs-lifecycle")
-    (workdir / "gateway").mkdir()
-    shutil.copy2(gateway_key_file, workdir / "gateway" / GATEWAY_WALLET)
-    gateway = LocalGateway(workdir / "gateway", key_bits=2048).start()
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ARIO_MLFLOW_") and k != "MLFLOW_TRACKING_URI"
-    }
-    env = {
-        **base,
-        "ARIO_MLFLOW_HOME": str(workdir / "home"),
-        "ARIO_MLFLOW_UPLOAD_URL": gateway.url,
-        "ARIO_MLFLOW_GATEWAY_HOST": gateway.url,
-        "ARIO_MLFLOW_GATEWAYS": gateway.url,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
-    }
-    try:
+    with sandbox(tmp_path_factory, "docs-lifecycle", gateway_key_file) as world:
         ran = subprocess.run(
             [sys.executable, str(EXAMPLE), "--decisions", "2"],
-            cwd=workdir,
-            env=env,
+            cwd=world.root,
+            env=world.process_env(),
             capture_output=True,
             text=True,
             check=False,
             timeout=300,
         )
         assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-3000:]
-        yield Lifecycle(workdir, env, gateway.url)
-    finally:
-        gateway.stop()
+        yield world
 
 
-def build_bundle(lifecycle: Lifecycle, output: Path) -> dict[str, Any]:
+def build_bundle(lifecycle: Sandbox, output: Path) -> dict[str, Any]:
     """An ``ario.mlflow.evidence/v1`` bundle from the journal and the MLflow witnesses."""
-    witnesses = {p.as_posix(): p for p in lifecycle.workdir.rglob("payload.json")}
+    witnesses = {p.as_posix(): p for p in lifecycle.root.rglob("payload.json")}
     with sqlite3.connect(lifecycle.home / "journal.sqlite3") as db:
         rows = db.execute(
             "SELECT tx_id, event_type, envelope, receipt FROM records ORDER BY id"
@@ -164,7 +130,7 @@ def build_bundle(lifecycle: Lifecycle, output: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def pristine(lifecycle: Lifecycle, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pristine(lifecycle: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
     bundle = tmp_path_factory.mktemp("pristine") / "bundle"
     manifest = build_bundle(lifecycle, bundle)
     stages = sorted({r["stage"] for r in manifest["records"]})
@@ -252,7 +218,7 @@ def test_standalone_script_needs_only_cryptography_and_rfc8785() -> None:
     assert third_party == {"cryptography", "rfc8785"}
 
 
-def test_hand_built_bundle_passes(lifecycle: Lifecycle, bundle: Path) -> None:
+def test_hand_built_bundle_passes(lifecycle: Sandbox, bundle: Path) -> None:
     records = manifest_of(bundle)["records"]
     ran = run_script(bundle)
     assert ran.returncode == 0, ran.stdout + ran.stderr
@@ -263,7 +229,7 @@ def test_hand_built_bundle_passes(lifecycle: Lifecycle, bundle: Path) -> None:
 
     key = lifecycle.signing_key()
     real = bytes(key.verify_key).hex()
-    pinned = run_script(bundle, "--trusted-key", real, "--gateway", lifecycle.gateway_url)
+    pinned = run_script(bundle, "--trusted-key", real, "--gateway", lifecycle.gateway.url)
     assert pinned.returncode == 0, pinned.stdout + pinned.stderr
     assert f"signer {real}: pinned" in pinned.stdout
 
@@ -286,7 +252,7 @@ def test_a_flipped_payload_byte_fails(bundle: Path) -> None:
 
 
 def test_a_record_resigned_by_another_key_fails_when_pinned(
-    lifecycle: Lifecycle, bundle: Path
+    lifecycle: Sandbox, bundle: Path
 ) -> None:
     """A forger edits a decision's payload and re-signs it with their own key."""
     entry = entry_of(bundle, "prediction")
@@ -305,12 +271,12 @@ def test_a_record_resigned_by_another_key_fails_when_pinned(
     pinned = run_script(bundle, "--trusted-key", real)
     assert pinned.returncode == 1
     assert f"issuer: signed by {attacker}, which is not a trusted key" in pinned.stdout
-    online = run_script(bundle, "--gateway", lifecycle.gateway_url)
+    online = run_script(bundle, "--gateway", lifecycle.gateway.url)
     assert online.returncode == 1
     assert f"/raw/{entry['tx_id']} serves other bytes" in online.stdout
 
 
-def test_chain_and_subject_tampering_fail(lifecycle: Lifecycle, bundle: Path) -> None:
+def test_chain_and_subject_tampering_fail(lifecycle: Sandbox, bundle: Path) -> None:
     key = lifecycle.signing_key()  # even with the real key, links and subjects must hold
     resign(bundle, "registration", key, previous_hash="GENESIS")
     ran = run_script(bundle)
@@ -382,7 +348,7 @@ def _agreement(bundle: Path, pins: tuple[str, ...]) -> list[bool]:
     return verdicts
 
 
-def test_standalone_agrees_with_verify_record(lifecycle: Lifecycle, pristine: Path) -> None:
+def test_standalone_agrees_with_verify_record(lifecycle: Sandbox, pristine: Path) -> None:
     key = lifecycle.signing_key()
     real = bytes(key.verify_key).hex()
 
@@ -428,7 +394,7 @@ def test_standalone_agrees_with_verify_record(lifecycle: Lifecycle, pristine: Pa
     assert "legacy envelope" in run_script(legacy).stdout
 
 
-def test_an_exported_bundle_verifies_standalone(lifecycle: Lifecycle, tmp_path: Path) -> None:
+def test_an_exported_bundle_verifies_standalone(lifecycle: Sandbox, tmp_path: Path) -> None:
     exported = tmp_path / "evidence"
     ran = subprocess.run(
         [
@@ -440,8 +406,8 @@ def test_an_exported_bundle_verifies_standalone(lifecycle: Lifecycle, tmp_path: 
             "--output",
             str(exported),
         ],
-        cwd=lifecycle.workdir,
-        env=lifecycle.env,
+        cwd=lifecycle.root,
+        env=lifecycle.process_env(),
         capture_output=True,
         text=True,
         check=False,
@@ -455,7 +421,7 @@ def test_an_exported_bundle_verifies_standalone(lifecycle: Lifecycle, tmp_path: 
     assert {"training", "registration"} <= set(stages)
     assert {r["tx_id"] for r in manifest["records"]} <= journaled
     real = bytes(lifecycle.signing_key().verify_key).hex()
-    checked = run_script(exported, "--trusted-key", real, "--gateway", lifecycle.gateway_url)
+    checked = run_script(exported, "--trusted-key", real, "--gateway", lifecycle.gateway.url)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 

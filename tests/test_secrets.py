@@ -26,7 +26,7 @@ from ario_mlflow.lifecycle.uris import recorded_uri, usable_uri
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.sync import sync_journal
 from ario_mlflow.redaction import public_uri, redacted_text
-from tests.support.lifecycle import journal_one_record, train
+from tests.support.lifecycle import journal_one_record, release_store, train
 from tests.support.mlflow_server import MlflowServer, free_port
 
 pytestmark = pytest.mark.slow  # an authenticated MLflow server, and processes
@@ -125,9 +125,7 @@ def secret_uri(auth_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     yield uri
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
+    release_store()
 
 
 def _files_holding(root: Path, needle: bytes) -> list[Path]:

@@ -18,10 +18,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,8 @@ from ario_mlflow.proof.envelope import parse_json_object
 from tests.fuzz.seeds import bundle_files, is_the_signed_record, records, write_bundle
 from tests.fuzz.strategies import fuzz_settings, hex_of, mutated_bytes
 from tests.support.cli import invoke_cli, run_cli
+from tests.support.lifecycle import copy_store
+from tests.support.loopback import Answer, Loopback, Reply, Seen
 
 pytestmark = pytest.mark.slow  # many CLI examples
 
@@ -57,23 +57,16 @@ def _agent_record() -> dict[str, Any]:
     return next(envelope for name, envelope, _ in records() if name == "agent")
 
 
-class _GatewayStub(BaseHTTPRequestHandler):
-    """``GET /raw/<tx>`` from ``server.served``; 404 for anything else (never retried)."""
+def _raw_from(served: dict[str, bytes]) -> Answer:
+    """The stub gateway: ``/raw/<tx>`` from ``served``; 404 for anything else, GraphQL
+    included (never retried)."""
 
-    def do_GET(self) -> None:
-        served: dict[str, bytes] = self.server.served  # type: ignore[attr-defined]
-        body = (
-            served.get(self.path.removeprefix("/raw/")) if self.path.startswith("/raw/") else None
-        )
-        self.send_response(404 if body is None else 200)
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
+    def answer(seen: Seen) -> Reply:
+        path = seen.path
+        body = served.get(path.removeprefix("/raw/")) if path.startswith("/raw/") else None
+        return Reply(404) if body is None else Reply(200, body)
 
-    do_POST = do_GET  # GraphQL: 404 as well
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the fuzzer makes thousands of requests."""
+    return answer
 
 
 @dataclass(frozen=True)
@@ -91,19 +84,15 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """Built once per module: creating an MLflow store costs seconds, examples reuse it."""
+def world(tmp_path_factory: pytest.TempPathFactory, store_template: Path) -> Iterator[World]:
+    """Built once per module: the examples only read it (``served`` aside)."""
     import mlflow
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _GatewayStub)
     served = {HONEST_TX: canonical_json(_agent_record()), JUNK_TX: b"\xff{"}
-    server.served = served  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     root = tmp_path_factory.mktemp("cli-fuzz")
     (root / "junk.zip").write_bytes(b"junk")
     (root / "dir.zip").mkdir()
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = copy_store(store_template, root)
     client = mlflow.MlflowClient(uri)
     run = client.create_run("0")
     client.set_terminated(run.info.run_id)
@@ -111,18 +100,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     client.create_model_version(
         "fuzz-model", f"{run.info.artifact_uri}/model", run_id=run.info.run_id
     )
-    yield World(
-        root=root,
-        tracking_uri=uri,
-        run_id=run.info.run_id,
-        bundle_dir=write_bundle(root / "good", bundle_files(), as_zip=False),
-        bundle_zip=write_bundle(root / "good", bundle_files(), as_zip=True),
-        gateway=f"http://127.0.0.1:{server.server_address[1]}",
-        served=served,
-    )
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with Loopback(fallback=_raw_from(served)) as gateway:
+        yield World(
+            root=root,
+            tracking_uri=uri,
+            run_id=run.info.run_id,
+            bundle_dir=write_bundle(root / "good", bundle_files(), as_zip=False),
+            bundle_zip=write_bundle(root / "good", bundle_files(), as_zip=True),
+            gateway=gateway.url,
+            served=served,
+        )
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from tests.support.lifecycle import (
     local_model_dir,
     log_sklearn_model,
     model_location,
+    release_store,
 )
 from tests.support.mlflow_server import MlflowServer
 
@@ -289,9 +290,7 @@ def _use_tracking_uri(uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     yield
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
+    release_store()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from ario_mlflow.lifecycle.writebacks import set_tags_writeback
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.sync import sync_journal
 from ario_mlflow.proof.commitment import verify_commitment
-from tests.support.lifecycle import log_sklearn_model
+from tests.support.lifecycle import log_sklearn_model, release_store
 from tests.support.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
@@ -39,9 +39,7 @@ def remote_store(server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     mlflow.set_tracking_uri(server.url)
     yield server.url
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
+    release_store()
 
 
 def _train() -> None:

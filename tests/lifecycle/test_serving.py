@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +34,21 @@ from tests.support.lifecycle import (
     Trained,
     local_model_dir,
     product_threads,
+    register,
     serialized_model,
+    set_alias,
+    sync,
     train,
 )
+from tests.support.loopback import Loopback, Reply, Seen
 
 ROW = FEATURES.iloc[[0]]
 
 
-def _register(trained: Trained, name: str = "credit") -> ArioMlflowClient:
-    client = ArioMlflowClient()
-    client.create_registered_model(name)
-    version = client.create_model_version(name, trained.model_uri, run_id=trained.run_id)
-    assert client.wait_for_anchor("registration", name, version.version, timeout=30)
-    client.set_registered_model_alias(name, "champion", version.version)
+def _register(trained: Trained) -> ArioMlflowClient:
+    """``credit/1`` from ``trained``, registration anchored, ``@champion`` pointed at it."""
+    client = register("credit", trained)
+    set_alias(client, "credit", "champion", "1", wait=False)
     return client
 
 
@@ -83,9 +85,7 @@ def test_load_predict_and_verify_a_decision(
     assert envelope["subject"]["decision_id"] == first.decision_id
     assert envelope["subject"]["model_run_id"] == trained.run_id
 
-    from ario_mlflow.outbox.sync import sync_journal
-
-    assert sync_journal(ArweaveAnchor().journal).complete  # witness + trace written back
+    assert sync()  # witness + trace written back
     payload_bytes = _witness(trained.run_id, f"ario/predictions/{first.decision_id}/payload.json")
     assert verify_commitment(envelope, payload_bytes)["overall"] is True
     (trace,) = [
@@ -256,9 +256,7 @@ def test_audit_counts_untraced_decisions_by_their_witnesses(
     model = VerifiedModel("models:/credit@champion", trace_predictions=False)
     decisions = [model.predict(ROW) for _ in range(2)]
     assert all(d.wait_for_anchor(30) for d in decisions)
-    from ario_mlflow.outbox.sync import sync_journal
-
-    assert sync_journal(ArweaveAnchor().journal).complete
+    assert sync()
     result = run_cli("audit", "credit/1", "--format", "json")
     onchain = json.loads(result.stdout)["decisions"]["onchain"]
     assert onchain["gateways"] == [local_gateway.url]  # searched, and it answered
@@ -321,49 +319,44 @@ def test_threads_stay_bounded_over_many_predictions(mlflow_store: str, local_gat
 # --- the agent verify-status gate (a real loopback server) ---------------------------------
 
 
-class _StatusServer:
-    def __init__(self) -> None:
-        self.outcome = "verified"
-        self.stale = False
-        self.requests = 0
-        outer = self
+@dataclass
+class _StatusAgent:
+    """An ar-io-agent on a loopback port answering every verify-status request of
+    ``models/credit`` with ``outcome``; ``requests`` counts them."""
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests += 1
-                body = json.dumps(
-                    {
-                        "asset_id": "models/credit",
-                        "tenant_id": "t",
-                        "agent_id": "a",
-                        "outcome": outer.outcome,
-                        "last_verified_at": "2026-11-26T00:00:00Z",
-                        "max_age": 300,
-                        "stale": outer.stale,
-                        "policy_hash": "p" * 64,
-                        "current_tx_id": None,
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    server: Loopback
+    outcome: str = "verified"
+    stale: bool = False
 
-            def log_message(self, *args: Any) -> None:
-                pass
+    @property
+    def url(self) -> str:
+        return self.server.url
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def requests(self) -> int:
+        return len(self.server.seen)
+
+    def answer(self, seen: Seen) -> Reply:
+        body = {
+            "asset_id": "models/credit",
+            "tenant_id": "t",
+            "agent_id": "a",
+            "outcome": self.outcome,
+            "last_verified_at": "2026-11-26T00:00:00Z",
+            "max_age": 300,
+            "stale": self.stale,
+            "policy_hash": "p" * 64,
+            "current_tx_id": None,
+        }
+        return Reply(200, body, {"Content-Type": "application/json"})
 
 
 @pytest.fixture
-def status_server() -> Iterator[_StatusServer]:
-    server = _StatusServer()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+def status_server() -> Iterator[_StatusAgent]:
+    with Loopback() as server:
+        agent = _StatusAgent(server)
+        server.fallback = agent.answer
+        yield agent
 
 
 def test_gate_arguments_are_validated() -> None:
@@ -378,7 +371,7 @@ def test_gate_arguments_are_validated() -> None:
 
 
 def test_tampered_outcome_blocks_the_load_before_mlflow(
-    status_server: _StatusServer, mlflow_store: str
+    status_server: _StatusAgent, mlflow_store: str
 ) -> None:
     status_server.outcome = "tampered"
     client = VerifyStatusClient(status_server.url, secret="s")
@@ -389,7 +382,7 @@ def test_tampered_outcome_blocks_the_load_before_mlflow(
 
 
 def test_fail_open_logs_and_rechecks_per_predict(
-    status_server: _StatusServer,
+    status_server: _StatusAgent,
     mlflow_store: str,
     local_gateway: Any,
     caplog: pytest.LogCaptureFixture,

@@ -1,13 +1,27 @@
-"""Real MLflow lifecycle steps shared by the registry, model and verification tests."""
+"""Real MLflow lifecycle steps shared by the registry, model and verification tests.
+
+The steps compose: :func:`train` a run (data, model, anchored), :func:`register` it with
+``ArioMlflowClient`` (waiting for the anchors), :func:`set_alias`, :func:`decide` with
+``VerifiedModel``, :func:`sync`. They work on whatever this process points at: a test's
+``mlflow_store`` and ``local_gateway``, or a :class:`Sandbox` (a world of its own, for a
+module to build once: :func:`sandbox`, :func:`copy_store`, :func:`inside`, and
+:func:`copy_sandbox` for each test that changes it).
+"""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import inspect
+import json
+import os
+import shutil
+import sqlite3
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -15,6 +29,13 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from ario_mlflow.lifecycle.training import anchor
+
+if TYPE_CHECKING:
+    import pytest
+
+    from ario_mlflow.lifecycle.registry import ArioMlflowClient
+    from ario_mlflow.lifecycle.serving import VerifiedPrediction
+    from ario_mlflow.localgw import LocalGateway
 
 FEATURES = pd.DataFrame(
     np.random.default_rng(11).random((40, 3)), columns=["income", "debt", "age"]
@@ -55,6 +76,234 @@ def train(*, anchored: bool = True, model_name: str = "model") -> Trained:
         info = log_sklearn_model(model, model_name, pip_requirements=["scikit-learn"])
         result = anchor() if anchored else None
     return Trained(run.info.run_id, info.model_uri, result)
+
+
+def register(name: str, *runs: Trained) -> ArioMlflowClient:
+    """Create the registered model ``name`` with ``ArioMlflowClient`` and one version per
+    run (1, 2, ...), then wait for each registration to be anchored; the client."""
+    from ario_mlflow.lifecycle.registry import ArioMlflowClient
+
+    client = ArioMlflowClient()
+    client.create_registered_model(name)
+    versions = [
+        client.create_model_version(name, trained.model_uri, run_id=trained.run_id).version
+        for trained in runs
+    ]
+    for version in versions:
+        assert client.wait_for_anchor("registration", name, version, timeout=30)
+    return client
+
+
+def set_alias(
+    client: ArioMlflowClient, name: str, alias: str, version: str, *, wait: bool = True
+) -> None:
+    """Point ``name@alias`` at ``version`` and (unless ``wait=False``) wait for the
+    alias record to be anchored."""
+    client.set_registered_model_alias(name, alias, version)
+    if wait:
+        assert client.wait_for_anchor("alias", name, alias, timeout=30)
+
+
+def decide(model_uri: str, count: int = 3, **options: Any) -> list[VerifiedPrediction]:
+    """``count`` decisions of ``VerifiedModel(model_uri, **options)``, one per row of
+    :data:`FEATURES` from the first, each waited for until anchored."""
+    from ario_mlflow.lifecycle.serving import VerifiedModel
+
+    model = VerifiedModel(model_uri, **options)
+    made = [model.predict(FEATURES.iloc[[row]]) for row in range(count)]
+    assert all(decision.wait_for_anchor(30) for decision in made)
+    return made
+
+
+def sync(*, attempts: int = 1) -> bool:
+    """Sync the journal (witnesses, trace mirrors, tags written back) until one pass is
+    complete, at most ``attempts`` passes; whether one was."""
+    from ario_mlflow.outbox.anchor import ArweaveAnchor
+    from ario_mlflow.outbox.sync import sync_journal
+
+    return any(sync_journal(ArweaveAnchor().journal).complete for _ in range(attempts))
+
+
+def stop_background() -> None:
+    """Stop this process's companions and upload workers (nothing writes afterwards)."""
+    from ario_mlflow.outbox import companion
+    from ario_mlflow.outbox import workers as uploader
+
+    companion.stop_companions()
+    uploader.stop_all_workers()
+
+
+# --- a world of its own: directory, store, home, gateway --------------------------------
+
+#: Short network timeouts and anchor deadline, so that fault tests finish quickly.
+FAST_NETWORK = {
+    "ARIO_MLFLOW_CONNECT_TIMEOUT": "1",
+    "ARIO_MLFLOW_READ_TIMEOUT": "2",
+    "ARIO_MLFLOW_ANCHOR_DEADLINE": "2",
+}
+
+
+def copy_store(template: Path, directory: Path) -> str:
+    """A sqlite tracking store at ``directory/mlflow.db``, a copy of ``template`` (an
+    empty store made once: MLflow's migrations take most of a second, a copy milliseconds)
+    whose default experiment keeps its artifacts beside it; its tracking URI."""
+    database = directory / "mlflow.db"
+    shutil.copyfile(template, database)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+            (str(directory / "mlruns" / "0"),),
+        )
+    return f"sqlite:///{database}"
+
+
+def release_store(uri: str | None = None) -> None:
+    """Let go of the tracking store this process points at: end its runs, wait for the
+    traces MLflow still exports in the background (else they land later in a default
+    store in whatever the working directory is then), forget the URI and close the
+    connections MLflow caches for ``uri`` (a file descriptor or more per store)."""
+    from mlflow.store.tracking import sqlalchemy_store
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    flush = getattr(mlflow, "flush_trace_async_logging", None)
+    if flush is not None:
+        flush()
+    mlflow.set_tracking_uri(None)
+    if uri is None:
+        return
+    store = sqlalchemy_store.SqlAlchemyStore
+    engines = getattr(store, "_engine_map", None) or getattr(
+        store, "_db_uri_sql_alchemy_engine_map", None
+    )
+    if isinstance(engines, dict):
+        engine = engines.pop(uri, None)
+        if engine is not None:
+            engine.dispose()
+
+
+def start_gateway(directory: Path, key_file: Path) -> LocalGateway:
+    """A running local gateway keeping its data in ``directory`` and signing with the
+    session's shared key (``key_file``: generating a key per gateway would be slow)."""
+    from ario_mlflow.localgw import LocalGateway
+
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(key_file, directory / key_file.name)
+    return LocalGateway(directory, key_bits=2048).start()
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A world of its own: ``root`` holds the tracking store (``mlflow.db``, artifacts
+    beside it) and ``$ARIO_MLFLOW_HOME`` (``home``); ``gateway`` (kept outside ``root``)
+    is its upload service and read gateway."""
+
+    root: Path
+    gateway: LocalGateway
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    def settings(self, *, fast: bool = True) -> dict[str, str]:
+        """The environment naming this world's home, store and gateway (with
+        :data:`FAST_NETWORK` unless ``fast=False``: the product's own timeouts)."""
+        url = self.gateway.url
+        return {
+            "ARIO_MLFLOW_HOME": str(self.home),
+            "ARIO_MLFLOW_UPLOAD_URL": url,
+            "ARIO_MLFLOW_GATEWAY_HOST": url,
+            "ARIO_MLFLOW_GATEWAYS": url,
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            **(FAST_NETWORK if fast else {}),
+        }
+
+    def process_env(self, *, fast: bool = False) -> dict[str, str]:
+        """The environment of a process run in this world: this one's without any
+        ``ARIO_MLFLOW_*`` setting or tracking URI, plus :meth:`settings`."""
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ARIO_MLFLOW_") and k != "MLFLOW_TRACKING_URI"
+        }
+        return {**base, **self.settings(fast=fast)}
+
+    def signing_key(self) -> Any:
+        """The Ed25519 key this world's records were signed with (from its home)."""
+        from ario_mlflow.proof.ed25519 import signing_key_from_seed
+
+        document = json.loads((self.home / "keys" / "ed25519_private.json").read_text())
+        return signing_key_from_seed(base64.b64decode(document["seed"]))
+
+
+@contextlib.contextmanager
+def sandbox(
+    tmp_path_factory: pytest.TempPathFactory, name: str, key_file: Path
+) -> Iterator[Sandbox]:
+    """A new, empty :class:`Sandbox` in temporary directories named after ``name``; its
+    gateway stops on exit."""
+    root = tmp_path_factory.mktemp(name)
+    gateway = start_gateway(tmp_path_factory.mktemp(f"{name}-gateway"), key_file)
+    try:
+        yield Sandbox(root, gateway)
+    finally:
+        gateway.stop()
+
+
+@contextlib.contextmanager
+def inside(world: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """This process pointed at ``world``: its root as the working directory, its
+    :meth:`~Sandbox.settings` (and no pinned keys) in the environment (``monkeypatch``
+    undoes both), MLflow's tracking URI (reset on exit); yields the tracking URI."""
+    monkeypatch.chdir(world.root)
+    monkeypatch.delenv("ARIO_MLFLOW_TRUSTED_KEYS", raising=False)
+    for name, value in world.settings().items():
+        monkeypatch.setenv(name, value)
+    mlflow.set_tracking_uri(world.tracking_uri)
+    try:
+        yield world.tracking_uri
+    finally:
+        release_store(world.tracking_uri)
+
+
+def copy_sandbox(world: Sandbox, root: Path) -> Sandbox:
+    """A private copy of ``world``'s directory at ``root``, sharing its gateway (``world``
+    must be at rest: no worker writing). The copy's store is pointed at its own files (the
+    store records absolute artifact paths), and MLflow forgets the artifact repositories it
+    cached for the original's runs."""
+    shutil.copytree(world.root, root)
+    _repoint_store(root / "mlflow.db", str(world.root), str(root))
+    _forget_artifact_repositories()
+    return Sandbox(root, world.gateway)
+
+
+def _repoint_store(database: Path, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in every text value of a sqlite database."""
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
+        tables = [
+            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        ]
+        for table in tables:
+            for column in [r[1] for r in connection.execute(f'PRAGMA table_info("{table}")')]:
+                connection.execute(
+                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                    f'WHERE typeof("{column}") = \'text\' AND instr("{column}", ?) > 0',
+                    (old, new, old),
+                )
+
+
+def _forget_artifact_repositories() -> None:
+    """MLflow 2 caches each run's artifact repository by run id, process-wide: a copy
+    holds the same runs elsewhere, so the cache would read the original's files."""
+    from mlflow.tracking._tracking_service import utils
+
+    cache = getattr(utils, "_artifact_repos_cache", None)
+    if cache is not None:
+        cache.clear()
 
 
 def product_threads(earlier: Collection[threading.Thread] = ()) -> int:

@@ -14,13 +14,17 @@ from typing import Any
 import mlflow
 import pytest
 
-from ario_mlflow.lifecycle.registry import ArioMlflowClient
-from ario_mlflow.lifecycle.serving import VerifiedModel
 from ario_mlflow.localgw import LocalGateway
-from ario_mlflow.outbox.anchor import ArweaveAnchor
-from ario_mlflow.outbox.sync import sync_journal
 from tests.support.cli import invoke_cli
-from tests.support.lifecycle import FEATURES, trace_id_of, train
+from tests.support.lifecycle import (
+    decide,
+    register,
+    set_alias,
+    start_gateway,
+    sync,
+    trace_id_of,
+    train,
+)
 
 
 def _audit(*args: str) -> tuple[int, dict[str, Any]]:
@@ -29,29 +33,15 @@ def _audit(*args: str) -> tuple[int, dict[str, Any]]:
     return code, json.loads(out)
 
 
-def _two_versions() -> ArioMlflowClient:
-    client = ArioMlflowClient()
-    client.create_registered_model("credit")
-    for trained in (train(), train()):
-        version = client.create_model_version("credit", trained.model_uri, run_id=trained.run_id)
-        assert client.wait_for_anchor("registration", "credit", version.version, timeout=30)
-    return client
-
-
-def _settle(client: ArioMlflowClient, event: str, name: str, version: str) -> None:
-    assert client.wait_for_anchor(event, name, version, timeout=30)
-    assert sync_journal(ArweaveAnchor().journal).complete
-
-
 # --- 7. an alias moved without a record ----------------------------------------------------
 
 
 def test_an_alias_moved_with_the_plain_client_fails_the_audit(
     mlflow_store: str, local_gateway: Any
 ) -> None:
-    client = _two_versions()
-    client.set_registered_model_alias("credit", "champion", "1")
-    _settle(client, "alias", "credit", "champion")
+    client = register("credit", train(), train())
+    set_alias(client, "credit", "champion", "1")
+    assert sync()
     code, bundle = _audit("credit@champion")
     assert code == 0, bundle
     mlflow.MlflowClient().set_registered_model_alias("credit", "champion", "2")
@@ -65,11 +55,11 @@ def test_an_alias_moved_with_the_plain_client_fails_the_audit(
 def test_an_alias_moved_back_behind_the_clients_back_fails_the_audit(
     mlflow_store: str, local_gateway: Any
 ) -> None:
-    client = _two_versions()
-    client.set_registered_model_alias("credit", "champion", "1")
-    _settle(client, "alias", "credit", "champion")
-    client.set_registered_model_alias("credit", "champion", "2")
-    _settle(client, "alias", "credit", "champion")
+    client = register("credit", train(), train())
+    set_alias(client, "credit", "champion", "1")
+    assert sync()
+    set_alias(client, "credit", "champion", "2")
+    assert sync()
     assert _audit("credit@champion")[0] == 0
     # v1 still carries its old (genuine) alias record: only the latest one counts.
     mlflow.MlflowClient().set_registered_model_alias("credit", "champion", "1")
@@ -85,16 +75,11 @@ def test_an_alias_moved_back_behind_the_clients_back_fails_the_audit(
 
 @pytest.fixture
 def decisions(mlflow_store: str, local_gateway: Any) -> list[Any]:
-    """A registered version with three anchored, traced, written-back decisions."""
-    trained = train()
-    client = ArioMlflowClient()
-    client.create_registered_model("credit")
-    client.create_model_version("credit", trained.model_uri, run_id=trained.run_id)
-    assert client.wait_for_anchor("registration", "credit", "1", timeout=30)
-    model = VerifiedModel("models:/credit/1")
-    made = [model.predict(FEATURES.iloc[[i]]) for i in range(3)]
-    assert all(d.wait_for_anchor(30) for d in made)
-    assert sync_journal(ArweaveAnchor().journal).complete
+    """A registered version with three anchored, traced, written-back decisions (built
+    per test: each test changes it)."""
+    register("credit", train())
+    made = decide("models:/credit/1")
+    assert sync()
     assert _audit("credit/1")[0] == 0
     return made
 
@@ -189,11 +174,7 @@ def test_an_empty_gateway_first_does_not_hide_deletions(
     tmp_path_factory: pytest.TempPathFactory,
     gateway_key_file: Any,
 ) -> None:
-    import shutil
-
-    directory = tmp_path_factory.mktemp("empty-gw")
-    shutil.copy2(gateway_key_file, directory / gateway_key_file.name)
-    empty = LocalGateway(directory, key_bits=2048).start()
+    empty = start_gateway(tmp_path_factory.mktemp("empty-gw"), gateway_key_file)
     try:
         monkeypatch.setenv("ARIO_MLFLOW_GATEWAYS", f"{empty.url},{local_gateway.url}")
         newest = decisions[-1]

@@ -21,11 +21,9 @@ import hashlib
 import json
 import shutil
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,23 @@ from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.ed25519 import public_key_hex, signing_key_from_seed
 from ario_mlflow.proof.envelope import sign_envelope
 from tests.support.cli import invoke_cli
-from tests.support.lifecycle import FEATURES, local_model_dir, serialized_model, trace_id_of, train
+from tests.support.lifecycle import (
+    Sandbox,
+    copy_sandbox,
+    copy_store,
+    decide,
+    inside,
+    local_model_dir,
+    register,
+    sandbox,
+    serialized_model,
+    set_alias,
+    stop_background,
+    sync,
+    trace_id_of,
+    train,
+)
+from tests.support.loopback import Loopback, Reply, relay
 
 #: Someone with write access to MLflow and the network, without the signing key.
 ATTACKER = signing_key_from_seed(bytes(range(1, 33)))
@@ -51,137 +65,85 @@ ATTACKER = signing_key_from_seed(bytes(range(1, 33)))
 class World:
     """The pristine environment every row copies; ``ids`` fill the table's templates."""
 
-    root: Path
-    gateway: LocalGateway
+    sandbox: Sandbox
     ids: dict[str, str]
     decisions: tuple[dict[str, str], ...]  # decision_id, tx_id, trace_id, sequence
 
-
-def _synced() -> bool:
-    """Sync until nothing is left: a write-back that fails once is retried, by design."""
-    from ario_mlflow.outbox.sync import sync_journal
-
-    return any(sync_journal(ArweaveAnchor().journal).complete for _ in range(3))
+    @property
+    def gateway(self) -> LocalGateway:
+        return self.sandbox.gateway
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, gateway_key_file: Path) -> Iterator[World]:
-    from ario_mlflow.lifecycle.registry import ArioMlflowClient
-    from ario_mlflow.lifecycle.serving import VerifiedModel
+def world(
+    tmp_path_factory: pytest.TempPathFactory, gateway_key_file: Path, store_template: Path
+) -> Iterator[World]:
     from ario_mlflow.lifecycle.traces import search_traces
-    from ario_mlflow.outbox import companion
-    from ario_mlflow.outbox import workers as uploader
 
-    root = tmp_path_factory.mktemp("tamper-world")
-    gateway_dir = tmp_path_factory.mktemp("tamper-gateway")
-    shutil.copy2(gateway_key_file, gateway_dir / gateway_key_file.name)
-    gateway = LocalGateway(gateway_dir, key_bits=2048).start()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        for name, value in _network_env(gateway.url).items():
-            patch.setenv(name, value)
-        patch.setenv("ARIO_MLFLOW_HOME", str(root / "home"))
-        patch.delenv("ARIO_MLFLOW_TRUSTED_KEYS", raising=False)
-        uri = f"sqlite:///{root / 'mlflow.db'}"
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        mlflow.MlflowClient(uri).search_experiments(max_results=1)
-        try:
-            run_a, run_b = train(), train()
-            assert run_a.anchored
-            assert run_b.anchored
-            client = ArioMlflowClient()
-            client.create_registered_model("credit")
-            client.create_model_version("credit", run_a.model_uri, run_id=run_a.run_id)
-            client.create_model_version("credit", run_b.model_uri, run_id=run_b.run_id)
-            for version in ("1", "2"):
-                assert client.wait_for_anchor("registration", "credit", version, timeout=30)
-            client.set_registered_model_alias("credit", "champion", "1")
-            model = VerifiedModel("models:/credit/1")
-            predictions = [model.predict(FEATURES.iloc[[row]]) for row in range(3)]
-            assert all(p.wait_for_anchor(30) for p in predictions)
-            assert _synced()  # witnesses, trace mirrors and tags written back
-            companion.stop_companions()  # nothing may write while rows copy the world
-            uploader.stop_all_workers()
-            tracking = mlflow.MlflowClient(uri)
-            traces = {
-                t.info.tags.get("ario.decision_id"): trace_id_of(t)
-                for t in search_traces(tracking, ["0"], "tags.`ario.model_name` = 'credit'")
-            }
-            decisions = tuple(
-                {
-                    "decision_id": p.decision_id,
-                    "tx_id": str(p.tx_id),
-                    "trace_id": traces[p.decision_id],
-                    "sequence": str(p.record["sequence"]),
+    with (
+        sandbox(tmp_path_factory, "tamper-world", gateway_key_file) as box,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        uri = copy_store(store_template, box.root)
+        with inside(box, patch):
+            try:
+                run_a, run_b = train(), train()
+                assert run_a.anchored
+                assert run_b.anchored
+                client = register("credit", run_a, run_b)
+                set_alias(client, "credit", "champion", "1", wait=False)
+                predictions = decide("models:/credit/1")
+                # a write-back that fails once is retried, by design
+                assert sync(attempts=3)  # witnesses, trace mirrors and tags written back
+                stop_background()  # nothing may write while rows copy the world
+                tracking = mlflow.MlflowClient(uri)
+                traces = {
+                    t.info.tags.get("ario.decision_id"): trace_id_of(t)
+                    for t in search_traces(tracking, ["0"], "tags.`ario.model_name` = 'credit'")
                 }
-                for p in predictions
-            )
-            versions = {v: tracking.get_model_version("credit", v).tags for v in ("1", "2")}
-            assert "ario.alias_tx.champion" in versions["1"]
-            ids = {
-                "run_a": run_a.run_id,
-                "run_b": run_b.run_id,
-                "model_a": run_a.model_uri,
-                "training_a": run_a.anchored["tx_id"],
-                "training_b": run_b.anchored["tx_id"],
-                "event_a": run_a.anchored["envelope"]["event_id"],
-                "registration_1": versions["1"]["ario.registration_tx"],
-                "registration_2": versions["2"]["ario.registration_tx"],
-                "signer": run_a.anchored["envelope"]["public_key"],
-                **{f"decision_{n}": d["decision_id"] for n, d in enumerate(decisions, 1)},
-                **{f"trace_{n}": d["trace_id"] for n, d in enumerate(decisions, 1)},
-                **{f"decision_tx_{n}": d["tx_id"] for n, d in enumerate(decisions, 1)},
-            }
-            assert [d["sequence"] for d in decisions] == ["1", "2", "3"]
-            yield World(root, gateway, ids, decisions)
-        finally:
-            companion.stop_companions()
-            uploader.stop_all_workers()
-            mlflow.set_tracking_uri(None)
-            gateway.stop()
-
-
-def _network_env(gateway_url: str) -> dict[str, str]:
-    return {
-        "ARIO_MLFLOW_UPLOAD_URL": gateway_url,
-        "ARIO_MLFLOW_GATEWAY_HOST": gateway_url,
-        "ARIO_MLFLOW_GATEWAYS": gateway_url,
-        "ARIO_MLFLOW_CONNECT_TIMEOUT": "1",
-        "ARIO_MLFLOW_READ_TIMEOUT": "2",
-        "ARIO_MLFLOW_ANCHOR_DEADLINE": "2",
-    }
+                decisions = tuple(
+                    {
+                        "decision_id": p.decision_id,
+                        "tx_id": str(p.tx_id),
+                        "trace_id": traces[p.decision_id],
+                        "sequence": str(p.record["sequence"]),
+                    }
+                    for p in predictions
+                )
+                versions = {v: tracking.get_model_version("credit", v).tags for v in ("1", "2")}
+                assert "ario.alias_tx.champion" in versions["1"]
+                ids = {
+                    "run_a": run_a.run_id,
+                    "run_b": run_b.run_id,
+                    "model_a": run_a.model_uri,
+                    "training_a": run_a.anchored["tx_id"],
+                    "training_b": run_b.anchored["tx_id"],
+                    "event_a": run_a.anchored["envelope"]["event_id"],
+                    "registration_1": versions["1"]["ario.registration_tx"],
+                    "registration_2": versions["2"]["ario.registration_tx"],
+                    "signer": run_a.anchored["envelope"]["public_key"],
+                    **{f"decision_{n}": d["decision_id"] for n, d in enumerate(decisions, 1)},
+                    **{f"trace_{n}": d["trace_id"] for n, d in enumerate(decisions, 1)},
+                    **{f"decision_tx_{n}": d["tx_id"] for n, d in enumerate(decisions, 1)},
+                }
+                assert [d["sequence"] for d in decisions] == ["1", "2", "3"]
+                yield World(box, ids, decisions)
+            finally:
+                stop_background()
 
 
 # --- one row's private copy of the world -------------------------------------------------
 
 
-class _HostileGateway(BaseHTTPRequestHandler):
-    """A gateway that answers chosen TX ids with bytes of its own (and a digest header that
-    matches them, as a lying gateway would) and relays everything else to the honest one."""
+def _from_x_ar_io(name: str) -> bool:
+    """The headers a gateway's reply keeps when the hostile gateway passes it on."""
+    return name.lower().startswith("x-ar-io-")
 
-    def do_GET(self) -> None:
-        server: Any = self.server
-        tx_id = self.path.removeprefix("/raw/") if self.path.startswith("/raw/") else None
-        if tx_id in server.forged:
-            body: bytes = server.forged[tx_id]
-            digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=")
-            headers = {"X-AR-IO-Digest": digest.decode()}
-            status = 200
-        else:
-            upstream = requests.get(server.upstream + self.path, timeout=5)
-            body, status = upstream.content, upstream.status_code
-            headers = {
-                k: v for k, v in upstream.headers.items() if k.lower().startswith("x-ar-io-")
-            }
-        self.send_response(status)
-        for name, value in {**headers, "Content-Length": str(len(body))}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
+def _forged(body: bytes) -> Reply:
+    """``body`` with a digest header that matches it, as a lying gateway would send it."""
+    digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=")
+    return Reply(200, body, {"X-AR-IO-Digest": digest.decode()})
 
 
 @dataclass
@@ -192,7 +154,7 @@ class Scene:
     root: Path
     monkeypatch: pytest.MonkeyPatch
     stack: ExitStack
-    hostile: ThreadingHTTPServer | None = field(default=None)
+    hostile: Loopback | None = field(default=None)
 
     @property
     def ids(self) -> dict[str, str]:
@@ -238,67 +200,25 @@ class Scene:
         return str(result["tx_id"])
 
     def serve_forged(self, tx_id: str, envelope: dict[str, Any]) -> None:
-        """From now on the (only) read gateway answers ``tx_id`` with ``envelope``."""
+        """From now on the (only) read gateway answers ``tx_id`` with ``envelope``: a
+        gateway that answers chosen TX ids with bytes of its own and relays everything else
+        to the honest one."""
         if self.hostile is None:
-            server = ThreadingHTTPServer(("127.0.0.1", 0), _HostileGateway)
-            server.forged = {}  # type: ignore[attr-defined]
-            server.upstream = self.world.gateway.url  # type: ignore[attr-defined]
-            thread = threading.Thread(target=server.serve_forever, daemon=True)
-            thread.start()
-            self.stack.callback(thread.join)
-            self.stack.callback(server.server_close)
-            self.stack.callback(server.shutdown)
-            url = f"http://127.0.0.1:{server.server_address[1]}"
-            self.monkeypatch.setenv("ARIO_MLFLOW_GATEWAYS", url)
-            self.monkeypatch.setenv("ARIO_MLFLOW_GATEWAY_HOST", url)
-            self.hostile = server
-        self.hostile.forged[tx_id] = canonical_json(envelope)  # type: ignore[attr-defined]
-
-
-def _repoint_store(database: Path, old: str, new: str) -> None:
-    """Replace ``old`` by ``new`` in every text value of a sqlite database."""
-    with sqlite3.connect(database) as connection:
-        tables = [
-            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        ]
-        for table in tables:
-            for column in [r[1] for r in connection.execute(f'PRAGMA table_info("{table}")')]:
-                connection.execute(
-                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
-                    f'WHERE typeof("{column}") = \'text\' AND instr("{column}", ?) > 0',
-                    (old, new, old),
-                )
-
-
-def _forget_artifact_repositories() -> None:
-    """MLflow 2 caches each run's artifact repository by run id, process-wide: every row
-    copies the same runs elsewhere, so the cache would read the previous row's files."""
-    from mlflow.tracking._tracking_service import utils
-
-    cache = getattr(utils, "_artifact_repos_cache", None)
-    if cache is not None:
-        cache.clear()
+            honest = relay(self.world.gateway.url, keep_header=_from_x_ar_io)
+            self.hostile = self.stack.enter_context(Loopback(fallback=honest))
+            self.monkeypatch.setenv("ARIO_MLFLOW_GATEWAYS", self.hostile.url)
+            self.monkeypatch.setenv("ARIO_MLFLOW_GATEWAY_HOST", self.hostile.url)
+        self.hostile.script("GET", f"/raw/{tx_id}", _forged(canonical_json(envelope)))
 
 
 @pytest.fixture
 def scene(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scene]:
-    root = tmp_path / "world"
-    shutil.copytree(world.root, root)
-    _repoint_store(root / "mlflow.db", str(world.root), str(root))
-    monkeypatch.chdir(root)
-    for name, value in _network_env(world.gateway.url).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("ARIO_MLFLOW_HOME", str(root / "home"))
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    _forget_artifact_repositories()
-    with ExitStack() as stack:
+    copy = copy_sandbox(world.sandbox, tmp_path / "world")
+    with inside(copy, monkeypatch), ExitStack() as stack:
         try:
-            yield Scene(world, root, monkeypatch, stack)
+            yield Scene(world, copy.root, monkeypatch, stack)
         finally:
             world.gateway.set_faults(None)
-            mlflow.set_tracking_uri(None)
 
 
 # --- the tampers ---------------------------------------------------------------------------
