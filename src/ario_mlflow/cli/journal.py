@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ario_mlflow.cli.output import EXIT_CHECK_FAILED, one_line
+from ario_mlflow.cli.tx_args import TxIdCommand
 
 if TYPE_CHECKING:
     from ario_mlflow.arweave.turbo import UploadOutcome
@@ -187,7 +188,7 @@ def _record_json(record: Record) -> dict[str, Any]:
     }
 
 
-@outbox.command("discard")
+@outbox.command("discard", cls=TxIdCommand)
 @click.argument("tx_ids", nargs=-1, metavar="[TX_ID]...")
 @click.option("--all", "everything", is_flag=True, help="Every record not uploaded yet.")
 @click.option(

@@ -18,6 +18,7 @@ from ario_mlflow.cli.output import (
     write_output,
 )
 from ario_mlflow.cli.panel import print_panel
+from ario_mlflow.cli.tx_args import TxIdCommand
 
 _COMMON = [
     click.option(
@@ -255,7 +256,7 @@ def _tx_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-@verify.command("tx")
+@verify.command("tx", cls=TxIdCommand)
 @click.argument("tx_id", callback=_tx_id)
 @_options
 def verify_tx(tx_id: str, **options: Any) -> None:
