@@ -27,6 +27,12 @@ DEFAULT_FALLBACK_GATEWAYS = ("turbo-gateway.com", "ardrive.net")
 
 #: ``ARIO_MLFLOW_BACKGROUND`` values (see ``Settings.background``).
 BACKGROUND_MODES = ("process", "thread")
+#: ``ARIO_MLFLOW_DECISIONS`` values: ``batch`` (a signed window of many decisions, each
+#: with an inclusion receipt) or ``each`` (one signed record per decision, 0.3.0's format).
+DECISION_MODES = ("batch", "each")
+#: A window closes at this many decisions, or ``DEFAULT_WINDOW_SECONDS`` after its first.
+DEFAULT_WINDOW_SIZE = 1000
+DEFAULT_WINDOW_SECONDS = 30.0
 _FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 _TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 _HEX_KEY = re.compile(r"[0-9a-f]{64}")
@@ -59,6 +65,12 @@ class Settings:
     background: str = "process"
     #: How long a process finishing uploads and write-backs waits at exit (seconds).
     exit_flush: float = 3.0
+    #: How decisions are recorded: ``batch`` (windows) or ``each`` (a record apiece).
+    decisions: str = "batch"
+    #: A window of batched decisions closes at this many decisions ...
+    window_size: int = DEFAULT_WINDOW_SIZE
+    #: ... or this many seconds after its first decision was journaled.
+    window_seconds: float = DEFAULT_WINDOW_SECONDS
 
     @property
     def keys_dir(self) -> Path:
@@ -222,6 +234,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             f"ARIO_MLFLOW_BACKGROUND={background!r} must be one of {', '.join(BACKGROUND_MODES)}"
         )
+    decisions = (_text(env, "ARIO_MLFLOW_DECISIONS") or "batch").lower()
+    if decisions not in DECISION_MODES:
+        raise ConfigError(
+            f"ARIO_MLFLOW_DECISIONS={decisions!r} must be one of {', '.join(DECISION_MODES)}"
+        )
     return Settings(
         home=home,
         signing_key=_text(env, "ARIO_MLFLOW_SIGNING_KEY"),
@@ -239,4 +256,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_attempts=_positive_int(env, "ARIO_MLFLOW_MAX_ATTEMPTS", 20),
         background=background,
         exit_flush=_seconds(env, "ARIO_MLFLOW_EXIT_FLUSH", 3.0, allow_zero=True),
+        decisions=decisions,
+        window_size=_positive_int(env, "ARIO_MLFLOW_WINDOW_SIZE", DEFAULT_WINDOW_SIZE),
+        window_seconds=_seconds(env, "ARIO_MLFLOW_WINDOW_SECONDS", DEFAULT_WINDOW_SECONDS),
     )

@@ -111,7 +111,7 @@ def test_the_usual_decision_takes_the_template_and_verifies() -> None:
     signed = signer.sign(
         decision_id="d-1", input_hash="a" * 64, output_hash="b" * 64, latency_ms=1.5, sequence=7
     )
-    assert signer._payload_text is not None  # the template is in use
+    assert signer._payload is not None  # the template is in use
     assert signed.payload["latency_ms"] == 1.5
     assert signed.envelope["subject"] == {
         "type": "mlflow_prediction",

@@ -48,8 +48,10 @@ def proof_tags(proof: Mapping[str, Any], extra_tags: Mapping[str, str] | None = 
         # What the record is about, so that it can be found with no MLflow tag at all
         # (a deleted tag must not make a proof disappear).
         about = [("Decision-Id", "decision_id"), ("Run-Id", "run_id")]
-        if subject["type"] == "mlflow_model_version":
+        if subject["type"] in ("mlflow_model_version", "mlflow_prediction_batch"):
             about += [("Model-Name", "name"), ("Model-Version", "version")]
+        if subject["type"] == "mlflow_prediction_batch":
+            about.append(("Stream-Id", "stream_id"))
         for name, key in about:
             value = subject.get(key)
             if isinstance(value, str) and value:

@@ -8,10 +8,14 @@ returned; it is uploaded and written back later, by somebody else):
   competes with ``predict`` for the GIL or for the journal's write lock.
 * ``JournalSink`` (``thread``): the ANS-104 item is signed and committed to the journal
   here; this process's worker threads upload it.
+
+Those two are for ``each`` decisions. A ``batch`` decision is one unsigned spool line
+(``LeafSink``); its window is signed later, off the hot path.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,9 +24,11 @@ from typing import Any
 
 from ario_mlflow.arweave.gateway_reader import gateway_base
 from ario_mlflow.lifecycle.handlers import INSTALLER
+from ario_mlflow.lifecycle.window_pump import window_pump
 from ario_mlflow.lifecycle.writebacks import DECISION_PAYLOAD
 from ario_mlflow.outbox.companion import ensure_companion
 from ario_mlflow.outbox.journal import REJECTED, UPLOADED, Writeback
+from ario_mlflow.outbox.leaves import CLOSE, STREAM, decision_window
 from ario_mlflow.outbox.spool_writer import EntryTemplate, SpoolWriter, entry_line
 from ario_mlflow.outbox.workers import report_at_exit
 
@@ -137,6 +143,74 @@ class SpoolSink:
                 time.sleep(WAIT_POLL_SECONDS)
 
         return wait
+
+
+class LeafSink:
+    """Where a ``batch`` stream's decisions go: one spool line each (a leaf), after the
+    stream's header line. Windows are closed by the companion (``process``), or by a
+    thread of this process (``thread``, or when this stream signs with a key other than
+    the installation's, which only this process holds)."""
+
+    def __init__(self, anchor: Any, header: dict[str, Any], *, pump_engine: Any = None) -> None:
+        self._anchor = anchor
+        self._home = Path(anchor.settings.home)
+        self._writer = _writer_for(self._home)
+        report_at_exit(self._home)
+        self._wallet_path = getattr(anchor, "_wallet_path", None)
+        self.stream_id = str(header["stream_id"])
+        self._writer.append(_line(STREAM, header))
+        self._pump_engine = pump_engine
+        self._next_check = 0.0
+        self._journal: Any = None
+        self._closed_through = 0
+
+    def append(self, payload_bytes: bytes) -> None:
+        """Spool one decision's payload (durable when this returns)."""
+        self._writer.append(b'{"leaf":' + payload_bytes + b"}\n")
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + COMPANION_CHECK_SECONDS
+            self._keep_going()
+
+    def _keep_going(self) -> None:
+        """Make sure somebody ingests the spool and closes this stream's windows."""
+        if self._pump_engine is not None:
+            window_pump(self._anchor, self._pump_engine).watch(self.stream_id)
+        else:
+            ensure_companion(self._home, self._wallet_path, installer=INSTALLER)
+        self._journal = self._anchor.journal
+
+    def waiter(self, decision_id: str, seq: int) -> Waiter:
+        """``wait(timeout)`` for the window of decision ``seq`` to be uploaded: asks for
+        the window to close now rather than when it is due."""
+
+        def wait(timeout: float) -> tuple[str | None, str | None]:
+            if seq > self._closed_through:
+                self._writer.append(_line(CLOSE, self.stream_id, through=seq))
+                self._closed_through = seq
+            self._keep_going()
+            journal = self._journal
+            until = time.monotonic() + timeout
+            while True:
+                found = decision_window(journal, decision_id)
+                record = journal.by_tx(found[0]) if found and found[0] else None
+                if record is not None and record.state == UPLOADED:
+                    return record.tx_id, None
+                if record is not None and record.state == REJECTED:
+                    return None, f"{record.last_error} (window {record.tx_id} kept in the journal)"
+                if time.monotonic() >= until:
+                    where = f"window {record.tx_id}" if record else "the decision (spooled)"
+                    return None, (
+                        f"upload not confirmed within {timeout:g}s; {where} will be retried "
+                        "(ar-io-mlflow sync)"
+                    )
+                time.sleep(WAIT_POLL_SECONDS)
+
+        return wait
+
+
+def _line(kind: str, value: Any, **more: Any) -> bytes:
+    return json.dumps({kind: value, **more}, separators=(",", ":")).encode() + b"\n"
 
 
 def decision_sink(anchor: Any, background: str, base: Writeback) -> JournalSink | SpoolSink:

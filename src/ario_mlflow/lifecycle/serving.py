@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import socket
 import time
 import uuid
 import weakref
@@ -25,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ario_mlflow.config import BACKGROUND_MODES, load_settings, pinned_keys
+from ario_mlflow.arweave.gateway_reader import gateway_base
+from ario_mlflow.config import BACKGROUND_MODES, DECISION_MODES, load_settings, pinned_keys
 from ario_mlflow.errors import (
     ArtifactAccessError,
     IntegrityError,
@@ -34,7 +37,7 @@ from ario_mlflow.errors import (
     exception_for_status,
 )
 from ario_mlflow.lifecycle.artifacts import private_directory, remove_tree
-from ario_mlflow.lifecycle.decision_sink import decision_sink
+from ario_mlflow.lifecycle.decision_sink import LeafSink, decision_sink
 from ario_mlflow.lifecycle.lineage import (
     ModelProof,
     find_run_proof,
@@ -52,18 +55,20 @@ from ario_mlflow.lifecycle.otel import capture_otel_context, no_span_can_be_acti
 from ario_mlflow.lifecycle.recorder import decision_key, default_components
 from ario_mlflow.lifecycle.traces import active_trace_id
 from ario_mlflow.lifecycle.uris import portable_uri
-from ario_mlflow.lifecycle.writebacks import decision_writeback
+from ario_mlflow.lifecycle.writebacks import decision_writeback, window_writeback
 from ario_mlflow.outbox.journal import Writeback
+from ario_mlflow.outbox.leaves import receipt_for
 from ario_mlflow.proof import chain, payloads
-from ario_mlflow.proof.decisions import DecisionSigner
+from ario_mlflow.proof.decisions import DecisionLeaves, DecisionSigner
 from ario_mlflow.proof.ed25519 import key_fingerprint
-from ario_mlflow.proof.envelope import random_uuid
+from ario_mlflow.proof.envelope import random_uuid, utc_now_iso
 from ario_mlflow.proof.fingerprint import (
     input_fingerprint,
     model_input,
     output_fingerprint,
     to_canonical,
 )
+from ario_mlflow.proof.windows import Receipt
 
 logger = logging.getLogger(__name__)
 
@@ -81,13 +86,27 @@ class VerifiedPrediction:
     record: dict[str, Any]
     tx_id: str | None = None
     anchor_error: str | None = None
+    #: ``batch`` decisions: the stream, the decision's sequence number in it, and the
+    #: RFC 9162 leaf hash of its payload (hex); ``tx_id`` is then its window's TX.
+    stream_id: str | None = None
+    seq: int | None = None
+    leaf_hash: str | None = None
     _wait: Any = field(default=None, repr=False, compare=False)
+    _journal: Any = field(default=None, repr=False, compare=False)
 
     def wait_for_anchor(self, timeout: float | None = None) -> bool:
-        """Wait until the decision is uploaded; True once it is (or anchoring is off)."""
+        """Wait until the decision is uploaded (a batched decision: its window, closed
+        now rather than when due); True once it is (or anchoring is off)."""
         if self._wait is None:
             return True
         return bool(self._wait(self, timeout))
+
+    def receipt(self) -> Receipt | None:
+        """A batched decision's inclusion receipt, once its window is closed (None
+        before, and for ``each`` decisions, whose record is their own proof)."""
+        if self._journal is None:
+            return None
+        return receipt_for(self._journal, self.decision_id)
 
 
 @dataclass(frozen=True)
@@ -174,6 +193,7 @@ class VerifiedModel:
         trace_predictions: bool = True,
         trace_raw_io: bool = False,
         background: str | None = None,
+        decisions: str | None = None,
     ) -> None:
         if on_failure not in ON_FAILURE_MODES:
             raise ValueError(f"on_failure must be one of {ON_FAILURE_MODES}, not {on_failure!r}")
@@ -183,6 +203,8 @@ class VerifiedModel:
             raise ValueError("recheck_per_predict needs a verify_status_client and asset_id")
         if background not in (None, *BACKGROUND_MODES):
             raise ValueError(f"background must be one of {BACKGROUND_MODES}, not {background!r}")
+        if decisions not in (None, *DECISION_MODES):
+            raise ValueError(f"decisions must be one of {DECISION_MODES}, not {decisions!r}")
         self.model_uri = model_uri
         self.asset_id = asset_id
         self.on_failure = on_failure
@@ -237,11 +259,9 @@ class VerifiedModel:
             stream_id=self.stream_id,
             previous_hash=self._previous_hash,
         )
-        self._sink = None
-        if getattr(self._anchor, "enabled", True) and hasattr(self._anchor, "journal_proof"):
-            self._sink = decision_sink(
-                self._anchor, background or settings.background, self._decision_writeback("")
-            )
+        self.decisions = decisions or settings.decisions
+        self._background = background or settings.background
+        self._open_sinks()
 
     # --- gates ------------------------------------------------------------------------------
 
@@ -356,10 +376,63 @@ class VerifiedModel:
             registration = version_registration_tx(
                 resolved.tags, journal, resolved.name, resolved.version
             )
+        self._registration_tx = registration
         return (
             chain.expected_previous(payloads.PREDICTION, registration_tx=registration)
             or payloads.GENESIS
         )
+
+    def _open_sinks(self) -> None:
+        self._sink = None
+        self._leaf_sink: LeafSink | None = None
+        self._anchoring = bool(
+            getattr(self._anchor, "enabled", True) and hasattr(self._anchor, "journal_proof")
+        )
+        if self.decisions == "batch":
+            self._open_stream()
+        elif self._anchoring:
+            self._sink = decision_sink(self._anchor, self._background, self._decision_writeback(""))
+
+    def _open_stream(self) -> None:
+        """A new ``batch`` stream: at load, and in a forked child (a stream is one
+        process's: two writers of one stream would collide on sequence numbers)."""
+        self.stream_id = uuid.uuid4().hex
+        self._sequence = itertools.count(1)
+        self._stream_pid = os.getpid()
+        self._leaves = DecisionLeaves(
+            model_name=self.model_name,
+            model_version=self.model_version,
+            run_id=self.run_id,
+            model_uri=self.model_uri,
+            artifact_verified=self._artifact_verified,
+            stream_id=self.stream_id,
+        )
+        if not self._anchoring:
+            return
+        anchor = self._anchor
+        run_id = self.run_id if self.run_id != UNKNOWN else None
+        header = {
+            "stream_id": self.stream_id,
+            "public_key": self._engine.public_key_hex,
+            "writer": f"{socket.gethostname()}~{self._stream_pid}",
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "model_uri": self.model_uri,
+            "run_id": self.run_id,
+            "registration_tx": self._registration_tx,
+            "upload_url": anchor.upload_url,
+            "gateway_base": gateway_base(anchor.gateway_host),
+            "writebacks": [
+                [w.kind, w.spec, w.after_upload]
+                for w in (
+                    [window_writeback(tracking_uri=self._tracking_uri, run_id=run_id)]
+                    if run_id
+                    else []
+                )
+            ],
+        }
+        in_process = self._background == "thread" or not _installation_key(self._engine)
+        self._leaf_sink = LeafSink(anchor, header, pump_engine=self._engine if in_process else None)
 
     def _experiment_of(self, run_id: str) -> str | None:
         if run_id == UNKNOWN:
@@ -389,9 +462,13 @@ class VerifiedModel:
         metadata: Mapping[str, Any] | None = None,
         capture_otel: bool = True,
     ) -> VerifiedPrediction:
-        """Run the model and sign the decision; never waits for the network."""
+        """Run the model and record the decision (a leaf of the stream's next window, or
+        with ``decisions="each"`` a signed record of its own); never waits for the
+        network."""
         if self.recheck_per_predict:
             self._gate("predict", self.recheck_max_cache_age)
+        if self.decisions == "batch":
+            return self._predict_batched(input_data, metadata, capture_otel)
         input_hash = input_fingerprint(input_data)  # unfingerprintable input: refuse first
         shaped = model_input(input_data)
         started = time.perf_counter()
@@ -430,6 +507,54 @@ class VerifiedModel:
             result._wait = _waiter(wait)
         return result
 
+    def _predict_batched(
+        self, input_data: Any, metadata: Mapping[str, Any] | None, capture_otel: bool
+    ) -> VerifiedPrediction:
+        """The ``batch`` hot path: model call, fingerprints, the payload's bytes and leaf
+        hash, one spool append. No signature, lock, SQLite, network or MLflow call."""
+        if os.getpid() != self._stream_pid:
+            self._open_stream()
+        input_hash = input_fingerprint(input_data)  # unfingerprintable input: refuse first
+        shaped = model_input(input_data)
+        started = time.perf_counter()
+        prediction = self._model.predict(shaped)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        decision_id = random_uuid()
+        extra = dict(metadata) if metadata else None
+        if not no_span_can_be_active():
+            trace_id = active_trace_id()
+            otel = capture_otel_context(capture_otel, configured=self._capture_otel)
+            traced = {"mlflow_trace_id": trace_id} if trace_id else {}
+            extra = {**traced, **otel, **(extra or {})}
+        if extra:
+            payloads.check_metadata(extra)
+        seq = next(self._sequence)
+        leaf = self._leaves.leaf(
+            decision_id=decision_id,
+            input_hash=input_hash,
+            output_hash=output_fingerprint(prediction),
+            latency_ms=latency_ms,
+            sequence=seq,
+            decided_at=utc_now_iso(),
+            extra=extra,
+        )
+        sink = self._leaf_sink
+        result = VerifiedPrediction(
+            prediction,
+            decision_id,
+            "disabled",
+            leaf.payload,
+            stream_id=self.stream_id,
+            seq=seq,
+            leaf_hash=leaf.leaf_hash.hex(),
+        )
+        if sink is not None:
+            sink.append(leaf.payload_bytes)
+            result.proof_status = "pending"
+            result._wait = _waiter(sink.waiter(decision_id, seq))
+            result._journal = self._anchor.journal
+        return result
+
     def _decision_writeback(
         self, payload_text: str, raw_input: Any = None, raw_output: Any = None
     ) -> Writeback:
@@ -442,6 +567,23 @@ class VerifiedModel:
             inputs=raw_input,
             outputs=raw_output,
         )
+
+
+def _installation_key(engine: Any) -> bool:
+    """Whether ``engine`` signs with the installation's key (the companion's and
+    ``sync``'s), so that they can close this process's windows."""
+    from ario_mlflow.engine import ProofEngine
+
+    if (
+        type(engine) is ProofEngine
+        and engine._private_key_path is None
+        and engine._identity is None
+    ):
+        return True
+    try:
+        return bool(engine.public_key_hex == ProofEngine().public_key_hex)
+    except Exception:  # no installation key can be loaded: close in this process
+        return False
 
 
 def _waiter(wait: Any) -> Any:

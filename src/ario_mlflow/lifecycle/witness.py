@@ -12,6 +12,10 @@ for tools that read them::
     ario/promotions/<event_id>/payload.json, proof.json   stage transitions
     ario/aliases/<event_id>/payload.json, proof.json      alias changes
     ario/predictions/<decision_id>/payload.json, …        decisions (their only folder)
+    ario/windows/<stream_id>/<first>-<last>/              a window of batched decisions:
+        decisions.jsonl, manifest.json, proof.json,       their payloads (one per line, in
+        record.json                                       sequence order), the signed
+                                                          manifest, its envelope, its TX
 
 Which run holds a record's witness is MLflow state (a version's run), resolved by the
 caller; :func:`payload_paths` says where in that run to look, in order.
@@ -59,6 +63,41 @@ def event_dir(event_id: str) -> str:
 def decision_dir(decision_id: str) -> str:
     """Artifact folder (under ``ario/``) of one decision's witness."""
     return f"predictions/{decision_id}"
+
+
+WINDOWS = "windows"
+WINDOW_DECISIONS, WINDOW_MANIFEST, WINDOW_PROOF, WINDOW_RECORD = (
+    "decisions.jsonl",
+    "manifest.json",
+    "proof.json",
+    "record.json",
+)
+
+
+def window_dir(stream_id: str, first_seq: int, last_seq: int) -> str:
+    """Artifact folder (under ``ario/``) of one window of batched decisions (sequence
+    numbers zero-padded, so that listing order is sequence order)."""
+    return f"{WINDOWS}/{stream_id}/{first_seq:012d}-{last_seq:012d}"
+
+
+def window_files(
+    *,
+    stream_id: str,
+    first_seq: int,
+    last_seq: int,
+    payloads: list[bytes],
+    manifest_bytes: bytes,
+    envelope: Mapping[str, Any],
+    tx_id: str,
+) -> dict[str, bytes]:
+    """``{path under ario/: bytes}`` of one window's witness."""
+    folder = window_dir(stream_id, first_seq, last_seq)
+    return {
+        f"{folder}/{WINDOW_DECISIONS}": b"".join(p + b"\n" for p in payloads),
+        f"{folder}/{WINDOW_MANIFEST}": manifest_bytes,
+        f"{folder}/{WINDOW_PROOF}": proof_json(envelope),
+        f"{folder}/{WINDOW_RECORD}": json.dumps({"tx_id": tx_id}).encode("utf-8"),
+    }
 
 
 def proof_json(envelope: Mapping[str, Any]) -> bytes:

@@ -14,9 +14,10 @@ import threading
 from typing import Any
 
 from ario_mlflow.lifecycle.uris import recorded_uri, usable_uri
-from ario_mlflow.lifecycle.witness import decision_files, log_witness_files
+from ario_mlflow.lifecycle.witness import decision_files, log_witness_files, window_files
 from ario_mlflow.outbox import handlers
 from ario_mlflow.outbox.journal import Journal, PendingWriteback, Record, Writeback
+from ario_mlflow.outbox.leaves import window_manifest_bytes, window_payloads
 from ario_mlflow.tags import (
     ARTIFACT_VERIFIED,
     ARWEAVE_URL,
@@ -308,10 +309,43 @@ def _tag_trace(spec: dict[str, Any], record: Record | None, journal: Journal) ->
         client.set_trace_tag(trace_id, key, render(str(value), record))
 
 
+# --- windows of batched decisions -------------------------------------------------------
+
+WINDOW = "mlflow.window"
+
+
+def window_writeback(*, tracking_uri: str | None, run_id: str) -> Writeback:
+    """The write-back every window of a stream gets: its witness on the model's run (the
+    window closer adds the stream and sequence range). It does not wait for the upload:
+    the decisions must reach MLflow even if the window is never uploaded from here."""
+    return Writeback(
+        WINDOW, {"tracking_uri": recorded_uri(tracking_uri), "run_id": run_id}, after_upload=False
+    )
+
+
+def _log_window(spec: dict[str, Any], record: Record | None, journal: Journal) -> None:
+    if record is None:
+        raise ValueError("a window witness belongs to a record")
+    manifest = window_manifest_bytes(journal, record.tx_id)
+    if manifest is None:
+        raise RuntimeError(f"window {record.tx_id} is not in this journal")
+    files = window_files(
+        stream_id=str(spec["stream_id"]),
+        first_seq=int(spec["first_seq"]),
+        last_seq=int(spec["last_seq"]),
+        payloads=window_payloads(journal, record.tx_id),
+        manifest_bytes=manifest,
+        envelope=json.loads(record.envelope),
+        tx_id=record.tx_id,
+    )
+    log_witness_files(_client(spec.get("tracking_uri"), None), spec["run_id"], files)
+
+
 def install_handlers() -> None:
     """Install this module's handlers (see :mod:`ario_mlflow.lifecycle.handlers`)."""
     handlers.install(SET_TAGS, _apply)
     handlers.install(TRACE_CREATE, _create_trace)
     handlers.install(TRACE_TAGS, _tag_trace)
     handlers.install(LOG_WITNESS, _log_witness)
+    handlers.install(WINDOW, _log_window)
     handlers.install_batch(DECISION, _write_decisions)

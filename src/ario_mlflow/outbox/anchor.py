@@ -158,6 +158,11 @@ class ArweaveAnchor:
         self._workers().track(record.id)
         return record
 
+    def wake_workers(self) -> None:
+        """Have this process's upload workers look at the journal now (records that
+        somebody else journaled here, e.g. windows of batched decisions)."""
+        self._workers().wake()
+
     def _workers(self) -> UploadWorkers:
         target = UploadTarget(self.upload_url, tuple(self.gateways), self.timeout, self.transport)
         return workers_for(self.journal, target=target, max_attempts=self.settings.max_attempts)

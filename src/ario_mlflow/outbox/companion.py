@@ -8,9 +8,10 @@ journals the decisions the process spools (see ``spool_writer.py``), uploads the
 performs their write-backs with the ordinary workers, with the handlers its parent names
 (``--handlers module:function``: the outbox itself knows no write-back target).
 
-The companion has nothing the journal does not have: kill it and ``sync`` (or the next
-companion) finishes its work. When its parent exits it finishes what is due, for at most
-``LINGER_SECONDS``, and exits; SIGTERM stops it at once.
+It also closes the windows of batched decisions (``windows.py``), signing them with the
+installation's key. The companion has nothing the journal does not have: kill it and
+``sync`` (or the next companion) finishes its work. When its parent exits it finishes
+what is due, for at most ``LINGER_SECONDS``, and exits; SIGTERM stops it at once.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ario_mlflow.config import load_settings
 from ario_mlflow.outbox import handlers
 from ario_mlflow.outbox.journal import Journal
 from ario_mlflow.outbox.spool_reader import WalletSigner, ingest_spool, spool_backlog
+from ario_mlflow.outbox.windows import InstallationCloser
 from ario_mlflow.outbox.workers import UploadTarget, stop_all_workers, workers_for
 
 logger = logging.getLogger(__name__)
@@ -111,10 +113,12 @@ def run(home: Path, parent: int, wallet_path: str | None, installer: str) -> Non
         threads=WORKER_THREADS,
     )
     sign = WalletSigner(home, wallet_path)
+    closer = InstallationCloser(journal, sign)
     orphaned_at: float | None = None
     while not stop.is_set() and home.is_dir():
         try:
             journaled = ingest_spool(journal, home, sign)
+            journaled += closer.close_due()
         except Exception:  # never die on one bad pass: the spool and journal keep the work
             logger.exception("companion: ingesting the spool failed; retrying")
             journaled = 0
@@ -132,7 +136,12 @@ def run(home: Path, parent: int, wallet_path: str | None, installer: str) -> Non
 
 def _finished(journal: Journal, home: Path) -> bool:
     counts = journal.counts()
-    return not (spool_backlog(home, journal) or counts["pending"] or counts["writebacks_pending"])
+    return not (
+        spool_backlog(home, journal)
+        or counts["pending"]
+        or counts["writebacks_pending"]
+        or counts["decisions_unwindowed"]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,6 +102,40 @@ CREATE TABLE IF NOT EXISTS spool_offsets (
     file TEXT PRIMARY KEY,
     offset INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS streams (
+    stream_id TEXT PRIMARY KEY,
+    header TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    writer TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    next_seq INTEGER NOT NULL DEFAULT 1,
+    close_through INTEGER NOT NULL DEFAULT 0,
+    last_window_tx TEXT,
+    last_window_hash TEXT,
+    windows INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS leaves (
+    stream_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    decision_id TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    decided_at TEXT NOT NULL,
+    ingested_at REAL NOT NULL,
+    window_tx TEXT,
+    leaf_index INTEGER,
+    PRIMARY KEY (stream_id, seq)
+);
+CREATE INDEX IF NOT EXISTS leaves_decision ON leaves (decision_id);
+CREATE INDEX IF NOT EXISTS leaves_window ON leaves (window_tx, leaf_index);
+CREATE TABLE IF NOT EXISTS windows (
+    tx_id TEXT PRIMARY KEY,
+    stream_id TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    tree_size INTEGER NOT NULL,
+    manifest BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS windows_stream ON windows (stream_id, first_seq);
 """
 
 
@@ -244,7 +278,7 @@ def _pending_writeback(row: sqlite3.Row) -> PendingWriteback:
     )
 
 
-def _insert(db: sqlite3.Connection, new: NewRecord, now: float) -> int:
+def insert_record(db: sqlite3.Connection, new: NewRecord, now: float) -> int:
     """Insert a record and its write-backs (inside the caller's transaction); its row id."""
     cursor = db.execute(
         "INSERT INTO records (tx_id, event_id, event_type, context_key, context, "
@@ -353,6 +387,14 @@ class Journal:
         except sqlite3.Error as exc:
             raise self._error("write", exc) from None
 
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One write transaction, for the outbox's other tables (``leaves.py``)."""
+        return self._transaction()
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, for reads of the outbox's other tables."""
+        return self._connection()
+
     def close(self) -> None:
         """Close this thread's connection (other threads keep theirs)."""
         db = getattr(self._local, "db", None)
@@ -372,7 +414,7 @@ class Journal:
             existing = db.execute("SELECT * FROM records WHERE tx_id = ?", (new.tx_id,)).fetchone()
             if existing is not None:
                 return _record(existing)
-            record_id = _insert(db, new, time.time())
+            record_id = insert_record(db, new, time.time())
             row = db.execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
         return _record(row)
 
@@ -387,9 +429,17 @@ class Journal:
         )
         return int(row[0]) if row else 0
 
-    def ingest(self, spool_file: str, start: int, end: int, records: Sequence[NewRecord]) -> bool:
-        """Journal ``records`` (the spool lines ``start:end``) and move the file's offset,
-        atomically — unless another ingester moved it first (then nothing is written)."""
+    def ingest(
+        self,
+        spool_file: str,
+        start: int,
+        end: int,
+        records: Sequence[NewRecord],
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> bool:
+        """Journal ``records`` (the spool lines ``start:end``; ``also`` writes the rest of
+        them, e.g. batched decisions) and move the file's offset, atomically — unless
+        another ingester moved it first (then nothing is written)."""
         now = time.time()
         with self._transaction() as db:
             row = db.execute(
@@ -399,7 +449,9 @@ class Journal:
                 return False
             for new in records:
                 if not db.execute("SELECT 1 FROM records WHERE tx_id = ?", (new.tx_id,)).fetchone():
-                    _insert(db, new, now)
+                    insert_record(db, new, now)
+            if also is not None:
+                also(db)
             db.execute(
                 "INSERT INTO spool_offsets (file, offset) VALUES (?, ?) "
                 "ON CONFLICT(file) DO UPDATE SET offset = excluded.offset",
@@ -830,6 +882,9 @@ class Journal:
             counts[key] = db.execute(
                 "SELECT COUNT(*) FROM writebacks WHERE state = ?", (state,)
             ).fetchone()[0]
+        counts["decisions_unwindowed"] = db.execute(
+            "SELECT COUNT(*) FROM leaves WHERE window_tx IS NULL"
+        ).fetchone()[0]
         return counts
 
     def outstanding_ids(self) -> list[int]:

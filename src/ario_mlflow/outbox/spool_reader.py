@@ -32,6 +32,7 @@ from ario_mlflow.arweave.dataitem import create_data_item
 from ario_mlflow.arweave.item_tags import proof_tags
 from ario_mlflow.arweave.wallet import LoadedWallet, load_wallet
 from ario_mlflow.outbox.journal import Journal, NewRecord, Writeback
+from ario_mlflow.outbox.leaves import Spooled, parse_line
 from ario_mlflow.outbox.spool_writer import SUFFIX, spool_dir
 from ario_mlflow.proof.canonical import canonical_json
 
@@ -99,7 +100,7 @@ def _complete_lines(data: bytes, start: int) -> Iterator[_Line]:
         position = newline + 1
         try:
             entry = json.loads(raw)
-            if not isinstance(entry, dict) or not isinstance(entry.get("envelope"), dict):
+            if not isinstance(entry, dict):
                 entry = None
         except ValueError:
             entry = None
@@ -150,8 +151,8 @@ def _unread_bytes(path: Path, start: int) -> bytes:
 
 
 def ingest_file(journal: Journal, path: Path, sign: Signer, *, batch: int = INGEST_BATCH) -> int:
-    """Journal every complete line of one spool file, ``batch`` records per transaction;
-    how many were journaled. The file is read once."""
+    """Journal every complete line of one spool file, ``batch`` records and decisions per
+    transaction; how many were journaled. The file is read once."""
     key = path.name
     start = journal.spool_offset(key)
     try:
@@ -160,22 +161,27 @@ def ingest_file(journal: Journal, path: Path, sign: Signer, *, batch: int = INGE
         return 0
     total = 0
     records: list[NewRecord] = []
+    batched = Spooled([], [], [])
     end = start
     for line in _complete_lines(data, start):
         if line.entry is None:
             _keep_aside(path.parent, line.raw, "not JSON")
         else:
             try:
-                records.append(_new_record(line.entry, sign))
+                if isinstance(line.entry.get("envelope"), dict):
+                    records.append(_new_record(line.entry, sign))
+                elif not parse_line(line.entry, batched):
+                    _keep_aside(path.parent, line.raw, "not a spool entry")
             except Exception as exc:  # a malformed entry must not block the ones after it
                 _keep_aside(path.parent, line.raw, f"{type(exc).__name__}: {exc}")
         end = line.end
-        if len(records) >= batch:
-            if not journal.ingest(key, start, end, records):
+        if len(records) + len(batched.leaves) >= batch:
+            if not journal.ingest(key, start, end, records, batched.write):
                 return total  # another ingester took these lines first
-            total, start, records = total + len(records), end, []
-    if end != start and journal.ingest(key, start, end, records):
-        total += len(records)
+            total += len(records) + len(batched.leaves)
+            start, records, batched = end, [], Spooled([], [], [])
+    if end != start and journal.ingest(key, start, end, records, batched.write):
+        total += len(records) + len(batched.leaves)
     return total
 
 

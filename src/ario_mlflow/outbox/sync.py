@@ -1,6 +1,7 @@
 """``ar-io-mlflow sync``: one attempt at everything outstanding, now.
 
-Spooled decisions are journaled first; then every outstanding record gets one upload
+Spooled decisions are journaled first and every open window of batched decisions is
+closed (signed with the installation's key); then every outstanding record gets one upload
 attempt (to the configured service, whatever it was journaled for), then every pending
 write-back one attempt. A write-back whose kind has no handler installed in this process
 is counted as such (:attr:`SyncReport.unhandled`), never silently left pending.
@@ -16,6 +17,7 @@ from ario_mlflow.arweave.turbo import UploadOutcome
 from ario_mlflow.outbox import handlers
 from ario_mlflow.outbox.journal import OUTSTANDING, Journal, Record
 from ario_mlflow.outbox.spool_reader import WalletSigner, ingest_spool
+from ario_mlflow.outbox.windows import InstallationCloser
 from ario_mlflow.outbox.workers import (
     LEASE_SECONDS,
     UploadTarget,
@@ -45,6 +47,7 @@ class SyncReport:
         return not (
             any(self.remaining.get(state) for state in OUTSTANDING)
             or self.remaining.get("writebacks_pending")
+            or self.remaining.get("decisions_unwindowed")
         )
 
 
@@ -151,7 +154,9 @@ def sync_journal(
     owner = lease_owner()
     reclaim_dead_leases(journal)
     home = journal.path.parent
-    ingest_spool(journal, home, WalletSigner(home))  # decisions not journaled yet
+    sign = WalletSigner(home)
+    ingest_spool(journal, home, sign)  # decisions not journaled yet
+    InstallationCloser(journal, sign).close_due(force=True)  # every open window, now
     uploaded, failed = _sync_records(
         journal, owner, target, progress=progress, give_up_after=give_up_after
     )

@@ -4,6 +4,10 @@ stage each event type is in a model version's lineage.
 ::
 
     dataset (GENESIS)     training ◄── registration ◄── promotion / alias / prediction
+                                                     ┆
+                          window 1 (GENESIS) ◄── window 2 ◄── …   (one chain per stream;
+                                                 each window's manifest names the
+                                                 registration TX)
 
 A registration follows its run's training record (the TX, uploaded or still queued);
 promotions, alias changes and decisions follow the version's registration; a record
@@ -19,6 +23,7 @@ from ario_mlflow.proof.payloads import (
     DATASET,
     GENESIS,
     PREDICTION,
+    PREDICTION_BATCH,
     PROMOTION,
     REGISTRATION,
     TRAINING,
@@ -42,11 +47,18 @@ _FOLLOWS_REGISTRATION = frozenset({PROMOTION, ALIAS, PREDICTION})
 
 
 def expected_previous(
-    event_type: str, *, training_tx: str | None = None, registration_tx: str | None = None
+    event_type: str,
+    *,
+    training_tx: str | None = None,
+    registration_tx: str | None = None,
+    previous_window_tx: str | None = None,
 ) -> str | None:
     """The ``previous_hash`` a record of ``event_type`` must carry, given the TX ids of the
-    version's training record (uploaded or queued) and registration record, or ``None``
-    when the link is not checked (training records, unknown event types)."""
+    version's training record (uploaded or queued) and registration record (or, for a
+    window of batched decisions, its stream's previous window), or ``None`` when the link
+    is not checked (training records, unknown event types)."""
+    if event_type == PREDICTION_BATCH:
+        return previous_window_tx or GENESIS
     if event_type == DATASET:
         return GENESIS
     if event_type == REGISTRATION:

@@ -10,6 +10,10 @@ exactly those of :func:`~ario_mlflow.proof.payloads.prediction_payload` +
 :func:`~ario_mlflow.proof.envelope.build_mlflow_envelope_json` (property tests hold them
 equal); a decision with anything more (a trace id, OpenTelemetry ids, caller metadata) or
 a field the template cannot spell is built by those generic functions.
+
+A *batched* decision (:class:`DecisionLeaves`) is not signed at all: its payload — the same
+fields plus ``decided_at`` — is a leaf of its window's Merkle tree, and the window's one
+signed record commits to every leaf (:mod:`ario_mlflow.proof.windows`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from ario_mlflow.proof.canonical import canonical_json, encode_string, format_number
 from ario_mlflow.proof.ed25519 import PreparedKey
 from ario_mlflow.proof.envelope import build_mlflow_envelope_json, random_uuid, utc_now_iso
+from ario_mlflow.proof.merkle import leaf_hash
 from ario_mlflow.proof.payloads import (
     LATENCY_PRECISION,
     PREDICTION,
@@ -41,6 +46,89 @@ class SignedDecision:
     envelope_json: bytes
 
 
+def _fixed_fields(
+    model_name: str, model_version: str, run_id: str, model_uri: str, stream_id: str
+) -> dict[str, Any]:
+    return {
+        "model_name": model_name,
+        "model_version": model_version,
+        "run_id": run_id,
+        "model_uri": model_uri,
+        "stream_id": stream_id,
+    }
+
+
+def _encoded(fixed: dict[str, Any]) -> dict[str, str]:
+    """The JCS strings of ``fixed``; ``TypeError`` / ``UnicodeEncodeError`` when a value
+    is not a string the template can spell."""
+    enc: dict[str, str] = {}
+    for name, value in fixed.items():
+        if type(value) is not str:
+            raise TypeError(name)
+        enc[name] = encode_string(value)
+        enc[name].encode("utf-8")  # a lone surrogate raises here
+    return enc
+
+
+class _PayloadTemplate:
+    """The JCS text of a model's decision payloads around their holes (``decided_at``
+    first when ``batched``: JCS sorts it before ``decision_id``)."""
+
+    def __init__(self, fixed: dict[str, Any], verified: bool | None, *, batched: bool) -> None:
+        enc = _encoded(fixed)
+        flag = "true" if verified else "null"
+        head = f'{{"artifact_verified":{flag},'
+        self.batched = batched
+        self.segments = (
+            f'{head}"decided_at":' if batched else head,
+            ',"decision_id":' if batched else '"decision_id":',
+            f',"event_type":"{PREDICTION}","input_hash":',
+            ',"latency_ms":',
+            f',"model_name":{enc["model_name"]},"model_uri":{enc["model_uri"]},'
+            f'"model_version":{enc["model_version"]},"output_hash":',
+            f',"run_id":{enc["run_id"]},"sequence":',
+            f',"stream_id":{enc["stream_id"]}}}',
+        )
+
+    def text(  # noqa: PLR0917 - called per decision: positional is cheaper
+        self,
+        decision: str,
+        input_hash: str,
+        latency: float,
+        output_hash: str,
+        sequence: int,
+        decided_at: str = "",
+    ) -> bytes:
+        """The payload's bytes (``decision``, ``decided_at``: already JCS strings)."""
+        s = self.segments
+        return (
+            f"{s[0]}{decided_at}{s[1]}{decision}{s[2]}{encode_string(input_hash)}{s[3]}"
+            f"{format_number(latency)}{s[4]}{encode_string(output_hash)}"
+            f"{s[5]}{sequence}{s[6]}"
+        ).encode()
+
+
+def _plain(
+    decision_id: Any,
+    input_hash: Any,
+    output_hash: Any,
+    latency_ms: Any,
+    sequence: Any,
+    *texts: Any,
+) -> bool:
+    """Whether the template can spell this decision (else the generic functions do)."""
+    return (
+        type(latency_ms) is float
+        and latency_ms - latency_ms == 0.0
+        and type(sequence) is int
+        and type(decision_id) is str
+        and type(input_hash) is str
+        and type(output_hash) is str
+        and (decision_id + input_hash + output_hash).isascii()
+        and all(t is None or (type(t) is str and t.isascii()) for t in texts)
+    )
+
+
 class DecisionSigner:
     """Signs the ``prediction`` records of one served model (see the module docstring)."""
 
@@ -57,41 +145,22 @@ class DecisionSigner:
         previous_hash: str,
     ) -> None:
         self._key = key
-        self._fixed: dict[str, Any] = {
-            "model_name": model_name,
-            "model_version": model_version,
-            "run_id": run_id,
-            "model_uri": model_uri,
-            "stream_id": stream_id,
+        self._fixed = {
+            **_fixed_fields(model_name, model_version, run_id, model_uri, stream_id),
             "previous_hash": previous_hash,
         }
         self._verified = True if artifact_verified else None
-        self._payload_text: tuple[str, ...] | None = None
+        self._payload: _PayloadTemplate | None = None
         self._envelope_text: tuple[str, ...] = ()
         # A fixed field the template cannot spell: every decision goes the generic way.
         with contextlib.suppress(TypeError, UnicodeEncodeError):
-            self._payload_text, self._envelope_text = self._templates()
+            self._payload = _PayloadTemplate(self._fixed, self._verified, batched=False)
+            self._envelope_text = self._envelope_template()
 
-    def _templates(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The JCS text around the holes of the payload and of the envelope (keys in JCS
-        order; the envelope's split where ``signature`` goes in its full form)."""
-        enc: dict[str, str] = {}
-        for name, value in self._fixed.items():
-            if type(value) is not str:
-                raise TypeError(name)
-            enc[name] = encode_string(value)
-            enc[name].encode("utf-8")  # a lone surrogate raises here
-        verified = "true" if self._verified else "null"
-        payload = (
-            f'{{"artifact_verified":{verified},"decision_id":',
-            f',"event_type":"{PREDICTION}","input_hash":',
-            ',"latency_ms":',
-            f',"model_name":{enc["model_name"]},"model_uri":{enc["model_uri"]},'
-            f'"model_version":{enc["model_version"]},"output_hash":',
-            f',"run_id":{enc["run_id"]},"sequence":',
-            f',"stream_id":{enc["stream_id"]}}}',
-        )
-        envelope = (
+    def _envelope_template(self) -> tuple[str, ...]:
+        """The JCS text around the envelope's holes (split where ``signature`` goes)."""
+        enc = _encoded(self._fixed)
+        return (
             '{"event_id":',
             f',"event_type":"{PREDICTION}","payload_hash":"',
             f'","previous_hash":{enc["previous_hash"]},"public_key":"{self._key.public_key_hex}"',
@@ -99,7 +168,6 @@ class DecisionSigner:
             f',"spec_version":"{SPEC_VERSION}","subject":{{"decision_id":',
             f',"model_run_id":{enc["run_id"]},"type":"mlflow_prediction"}}}}',
         )
-        return payload, envelope
 
     def sign(
         self,
@@ -117,20 +185,14 @@ class DecisionSigner:
         """The signed record of one decision (``extra``: snapshot fields such as the
         trace and OpenTelemetry ids and caller metadata; ``event_id`` / ``signed_at``
         default to a new UUID and now)."""
-        fixed, segments = self._fixed, self._payload_text
+        fixed, template = self._fixed, self._payload
         if (
-            segments is None
+            template is None
             or extra
             or trace_id
-            or type(latency_ms) is not float
-            or latency_ms - latency_ms != 0.0
-            or type(sequence) is not int
-            or type(decision_id) is not str
-            or type(input_hash) is not str
-            or type(output_hash) is not str
-            or not (decision_id + input_hash + output_hash).isascii()
-            or (event_id is not None and (type(event_id) is not str or not event_id.isascii()))
-            or (signed_at is not None and (type(signed_at) is not str or not signed_at.isascii()))
+            or not _plain(
+                decision_id, input_hash, output_hash, latency_ms, sequence, event_id, signed_at
+            )
         ):
             return self._sign_generic(
                 {
@@ -162,11 +224,7 @@ class DecisionSigner:
         }
         enc = encode_string
         decision = enc(decision_id)
-        payload_bytes = (
-            f"{segments[0]}{decision}{segments[1]}{enc(input_hash)}{segments[2]}"
-            f"{format_number(latency)}{segments[3]}{enc(output_hash)}"
-            f"{segments[4]}{sequence}{segments[5]}"
-        ).encode()
+        payload_bytes = template.text(decision, input_hash, latency, output_hash, sequence)
         payload_hash = hashlib.sha256(payload_bytes).hexdigest()
         event_id = event_id or random_uuid()
         signed_at = signed_at or utc_now_iso()
@@ -222,3 +280,97 @@ class DecisionSigner:
             signed_at=arguments["signed_at"],
         )
         return SignedDecision(payload, payload_bytes, envelope, envelope_json)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One batched decision: its payload, the payload's exact bytes and their RFC 9162
+    leaf hash."""
+
+    payload: dict[str, Any]
+    payload_bytes: bytes
+    leaf_hash: bytes
+
+
+class DecisionLeaves:
+    """The payloads of one served model's batched decisions (one stream): prepared once,
+    filled in per decision. Nothing is signed here (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        model_version: str,
+        run_id: str,
+        model_uri: str,
+        artifact_verified: bool | None,
+        stream_id: str,
+    ) -> None:
+        self._fixed = _fixed_fields(model_name, model_version, run_id, model_uri, stream_id)
+        self._verified = True if artifact_verified else None
+        self._template: _PayloadTemplate | None = None
+        with contextlib.suppress(TypeError, UnicodeEncodeError):
+            self._template = _PayloadTemplate(self._fixed, self._verified, batched=True)
+
+    def leaf(
+        self,
+        *,
+        decision_id: str,
+        input_hash: str,
+        output_hash: str,
+        latency_ms: float,
+        sequence: int,
+        decided_at: str,
+        extra: dict[str, Any] | None = None,
+    ) -> Leaf:
+        """The leaf of one decision (``extra``: trace / OpenTelemetry ids, metadata)."""
+        fixed, template = self._fixed, self._template
+        if (
+            template is None
+            or extra
+            or not _plain(decision_id, input_hash, output_hash, latency_ms, sequence, decided_at)
+        ):
+            payload = prediction_payload(
+                decision_id=decision_id,
+                model_name=fixed["model_name"],
+                model_version=fixed["model_version"],
+                run_id=fixed["run_id"],
+                model_uri=fixed["model_uri"],
+                input_hash=input_hash,
+                output_hash=output_hash,
+                latency_ms=latency_ms,
+                artifact_verified=self._verified,
+                snapshot={
+                    "sequence": sequence,
+                    "stream_id": fixed["stream_id"],
+                    "decided_at": decided_at,
+                    **(extra or {}),
+                },
+            )
+            data = canonical_json(payload)
+            return Leaf(payload, data, leaf_hash(data))
+        latency = round(latency_ms, LATENCY_PRECISION)
+        payload = {
+            "event_type": PREDICTION,
+            "decision_id": decision_id,
+            "model_name": fixed["model_name"],
+            "model_version": fixed["model_version"],
+            "run_id": fixed["run_id"],
+            "model_uri": fixed["model_uri"],
+            "input_hash": input_hash,
+            "output_hash": output_hash,
+            "latency_ms": latency,
+            "artifact_verified": self._verified,
+            "sequence": sequence,
+            "stream_id": fixed["stream_id"],
+            "decided_at": decided_at,
+        }
+        data = template.text(
+            encode_string(decision_id),
+            input_hash,
+            latency,
+            output_hash,
+            sequence,
+            encode_string(decided_at),
+        )
+        return Leaf(payload, data, leaf_hash(data))

@@ -34,6 +34,8 @@ REGISTRATION = "model_registered"
 PROMOTION = "stage_transition"
 ALIAS = "alias_changed"
 PREDICTION = "prediction"
+#: One signed window of batched decisions (its payload is the window manifest).
+PREDICTION_BATCH = "prediction_batch"
 
 METRIC_PRECISION = 6
 LATENCY_PRECISION = 2

@@ -1,0 +1,237 @@
+"""Closing windows of batched decisions: one signed, journaled record per window.
+
+A stream's open decisions become a window when there are ``size`` of them, when the
+oldest has waited ``seconds``, when a caller asked (``wait_for_anchor``), when the
+process that wrote them is gone, or when ``sync`` says so. The window's record is
+signed with the stream's key (a closer holding another key leaves the stream alone),
+journaled with the write-backs the stream's header names, and uploaded like any other
+record. Two closers never close the same decisions twice: the stream's window count is
+checked in the transaction that journals the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ario_mlflow._process import local_process_gone
+from ario_mlflow.outbox.journal import Journal, NewRecord, Writeback, insert_record
+from ario_mlflow.outbox.leaves import (
+    Stream,
+    get_stream,
+    open_streams,
+    pending,
+    seal_window,
+    unwindowed,
+)
+from ario_mlflow.proof import chain
+from ario_mlflow.proof.canonical import canonical_json
+from ario_mlflow.proof.hashing import sha256_hex
+from ario_mlflow.proof.payloads import PREDICTION_BATCH
+from ario_mlflow.proof.windows import window_manifest, window_subject
+
+logger = logging.getLogger(__name__)
+
+#: Why a window was closed (the manifest's ``closed_by``).
+BY_SIZE, BY_TIME, BY_REQUEST, BY_WRITER_GONE, BY_SYNC = (
+    "size",
+    "time",
+    "request",
+    "writer_gone",
+    "sync",
+)
+
+#: ``sign(event_type, subject, payload bytes, previous hash) -> envelope``.
+EnvelopeSigner = Callable[[str, dict[str, Any], bytes, str], dict[str, Any]]
+#: ``sign(envelope, canonical bytes) -> (tx_id, item bytes, token)`` (the funding wallet).
+ItemSigner = Callable[[Mapping[str, Any], bytes], tuple[str, bytes, str]]
+
+
+def window_key(stream_id: str, first_seq: int) -> str:
+    """The journal context key of a window's record."""
+    return f"window:{stream_id}:{first_seq}"
+
+
+def _writer_gone(writer: str) -> bool:
+    host, _, pid = writer.partition("~")
+    return local_process_gone(host, pid)
+
+
+class WindowCloser:
+    """Closes the due windows of the streams signed with ``public_key``."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        public_key: str,
+        sign_envelope: EnvelopeSigner,
+        sign_item: ItemSigner,
+        size: int,
+        seconds: float,
+    ) -> None:
+        self.journal = journal
+        self.public_key = public_key
+        self._sign_envelope = sign_envelope
+        self._sign_item = sign_item
+        self.size = size
+        self.seconds = seconds
+
+    def close_due(self, *, force: bool = False, streams: set[str] | None = None) -> int:
+        """Close every window that is due (all open decisions with ``force``), of the
+        ``streams`` named or of all; how many windows were closed."""
+        closed = 0
+        for stream in open_streams(self.journal):
+            if stream.public_key != self.public_key:
+                continue
+            if streams is not None and stream.stream_id not in streams:
+                continue
+            closed += self._close_stream(stream, force)
+        return closed
+
+    def _due(self, stream: Stream, force: bool) -> str | None:
+        waiting = pending(self.journal, stream.stream_id)
+        if waiting.count == 0:
+            return None
+        if waiting.count >= self.size:
+            return BY_SIZE
+        if stream.close_through >= stream.next_seq:
+            return BY_REQUEST
+        if time.time() - waiting.oldest >= self.seconds:
+            return BY_TIME
+        if _writer_gone(stream.writer):
+            return BY_WRITER_GONE
+        return BY_SYNC if force else None
+
+    def _close_stream(self, stream: Stream, force: bool) -> int:
+        closed = 0
+        current: Stream | None = stream
+        while current is not None:
+            reason = self._due(current, force)
+            if reason is None:
+                break
+            if not self._close_one(current, reason):
+                break  # another closer took it: it carries on from there
+            closed += 1
+            current = get_stream(self.journal, stream.stream_id)
+        return closed
+
+    def _close_one(self, stream: Stream, reason: str) -> bool:
+        leaves = unwindowed(self.journal, stream.stream_id, self.size)
+        header = stream.header
+        manifest = window_manifest(
+            stream=header,
+            leaves=[(seq, payload) for seq, payload, _ in leaves],
+            first_decided_at=leaves[0][2],
+            last_decided_at=leaves[-1][2],
+            previous_window_hash=stream.last_window_hash,
+            closed_by=reason,
+        )
+        manifest_bytes = canonical_json(manifest)
+        previous = chain.expected_previous(
+            PREDICTION_BATCH, previous_window_tx=stream.last_window_tx
+        )
+        assert previous is not None
+        envelope = self._sign_envelope(
+            PREDICTION_BATCH,
+            window_subject(header["model_name"], header["model_version"], stream.stream_id),
+            manifest_bytes,
+            previous,
+        )
+        data = canonical_json(envelope)
+        tx_id, item, token = self._sign_item(envelope, data)
+        seqs = [seq for seq, _, _ in leaves]
+        window = {"stream_id": stream.stream_id, "first_seq": seqs[0], "last_seq": seqs[-1]}
+        record = NewRecord(
+            tx_id=tx_id,
+            envelope=data,
+            item=item,
+            upload_url=str(header["upload_url"]),
+            token=token,
+            gateway_base=str(header["gateway_base"]),
+            event_id=str(envelope["event_id"]),
+            event_type=PREDICTION_BATCH,
+            context_key=window_key(stream.stream_id, seqs[0]),
+            writebacks=[
+                Writeback(kind, {**spec, **window}, bool(after))
+                for kind, spec, after in header.get("writebacks", [])
+            ],
+        )
+        digest = sha256_hex(manifest_bytes)
+        try:
+            with self.journal.transaction() as db:
+                if not seal_window(
+                    db,
+                    stream,
+                    seqs,
+                    tx_id=tx_id,
+                    manifest_bytes=manifest_bytes,
+                    manifest_hash=digest,
+                ):
+                    raise _TakenByAnother
+                insert_record(db, record, time.time())
+        except _TakenByAnother:
+            return False
+        return True
+
+
+class _TakenByAnother(Exception):
+    """Another closer sealed the window first (its transaction was rolled back)."""
+
+
+def closer_for_engine(
+    journal: Journal, engine: Any, sign_item: ItemSigner, *, size: int, seconds: float
+) -> WindowCloser:
+    """A closer signing with ``engine`` (a ``ProofEngine``)."""
+
+    def sign_envelope(
+        event_type: str, subject: dict[str, Any], payload: bytes, previous: str
+    ) -> dict[str, Any]:
+        return dict(
+            engine.create_commitment(
+                event_type=event_type,
+                subject=subject,
+                payload_bytes=payload,
+                previous_hash=previous,
+            )
+        )
+
+    return WindowCloser(
+        journal,
+        public_key=engine.public_key_hex,
+        sign_envelope=sign_envelope,
+        sign_item=sign_item,
+        size=size,
+        seconds=seconds,
+    )
+
+
+class InstallationCloser:
+    """The window closer of a process that holds the installation's signing key (the
+    companion, ``sync``): made on first need, so that a process with no batched decision
+    to close never loads (or creates) a signing key."""
+
+    def __init__(self, journal: Journal, sign_item: ItemSigner) -> None:
+        self.journal = journal
+        self._sign_item = sign_item
+        self._closer: WindowCloser | None = None
+
+    def close_due(self, *, force: bool = False) -> int:
+        """Close the due windows (every open one with ``force``); how many."""
+        if not open_streams(self.journal):
+            return 0
+        if self._closer is None:
+            from ario_mlflow.config import load_settings
+            from ario_mlflow.engine import ProofEngine
+
+            settings = load_settings()
+            self._closer = closer_for_engine(
+                self.journal,
+                ProofEngine(),
+                self._sign_item,
+                size=settings.window_size,
+                seconds=settings.window_seconds,
+            )
+        return self._closer.close_due(force=force)
