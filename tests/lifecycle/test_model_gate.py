@@ -270,7 +270,7 @@ def test_verify_and_audit_work_for_a_bare_runs_uri_version(
     code, out, _ = invoke_cli(["audit", "credit-scorer@champion", "--format", "json"])
     assert code == 0, out
     assert "chain_link_broken" not in out
-    model = VerifiedModel("models:/credit-scorer@champion")
+    model = VerifiedModel("models:/credit-scorer@champion", decisions="each")
     result = model.predict(ROWS.head(1))
     assert result.wait_for_anchor(30)
     assert sync_journal(ArweaveAnchor().journal).complete  # witness and trace written back

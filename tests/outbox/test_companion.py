@@ -22,7 +22,9 @@ from ario_mlflow.lifecycle.serving import VerifiedModel
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.outbox.companion import LOG_FILE, _running
 from ario_mlflow.outbox.journal import Journal
+from ario_mlflow.outbox.leaves import receipt_for
 from ario_mlflow.outbox.spool_writer import spool_dir
+from ario_mlflow.proof.windows import receipt_problem
 from tests.conftest import PROJECT_ROOT
 from tests.support.cli import run_cli
 from tests.support.lifecycle import FEATURES, train
@@ -57,15 +59,16 @@ _SERVER = textwrap.dedent(
 
 
 def _serve(
-    model_uri: str, count: int, then: str, run_id: str = ""
+    model_uri: str, count: int, then: str, run_id: str = "", *, decisions: str = "each"
 ) -> tuple[subprocess.Popen[str], list[str], int, str | None]:
+    """A serving process predicting ``count`` times (``decisions``: its decision mode)."""
     server = subprocess.Popen(
         [sys.executable, "-c", _SERVER, model_uri, str(count), then, run_id],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env=dict(os.environ),
+        env={**os.environ, "ARIO_MLFLOW_DECISIONS": decisions},
     )
     assert server.stdout is not None
     version = server.stdout.readline().strip() if then == "wait" else None
@@ -102,7 +105,7 @@ def test_the_companion_anchors_and_writes_back_while_the_process_only_predicts(
     mlflow_store: str, local_gateway: Any, ario_home: Path
 ) -> None:
     trained = train()
-    model = VerifiedModel(trained.model_uri)
+    model = VerifiedModel(trained.model_uri, decisions="each")
     before = set(threading.enumerate())
     decisions = [model.predict(FEATURES.iloc[[i]]) for i in range(6)]
     assert all(d.wait_for_anchor(30) for d in decisions)
@@ -177,6 +180,67 @@ def test_sigkill_of_server_and_companion_loses_no_returned_decision(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_batch_stream_is_closed_by_the_companion_after_its_parent_exits(
+    mlflow_store: str, local_gateway: Any, ario_home: Path
+) -> None:
+    trained = train()
+    server, decisions, companion, _ = _serve(trained.model_uri, 8, "exit", decisions="batch")
+    assert server.wait(timeout=60) == 0
+    journal = Journal.at_home(ario_home)
+
+    def done() -> bool:
+        receipts = [receipt_for(journal, d) for d in decisions]
+        if not all(receipts):
+            return False
+        windows = {r.tx_id for r in receipts if r is not None}
+        states = [journal.by_tx(tx) for tx in windows]
+        return (
+            all(s is not None and s.state == "uploaded" for s in states)
+            and not (journal.counts()["writebacks_pending"])
+        )
+
+    assert _wait_until(done, 60), journal.counts()
+    receipts = [receipt_for(journal, d) for d in decisions]
+    assert all(r is not None and receipt_problem(r) is None for r in receipts)
+    closed_by = {r.manifest["closed_by"] for r in receipts if r is not None}
+    assert closed_by == {"writer_gone"}, closed_by  # 8 < the window size: nobody asked
+    assert _wait_until(lambda: not _alive(companion), 30)
+
+
+def test_sigkill_of_a_batch_server_and_its_companion_loses_no_returned_decision(
+    mlflow_store: str, local_gateway: Any, ario_home: Path
+) -> None:
+    """Every decision ``predict`` returned is in a window, anchored and verifiable after
+    ``sync``, although the serving process and its companion were killed mid-stream."""
+    trained = train()
+    local_gateway.set_faults(upload={"blackhole": True})
+    server, decisions, companion, version = _serve(
+        trained.model_uri, 25, "wait", trained.run_id, decisions="batch"
+    )
+    for pid in (server.pid, companion):
+        os.kill(pid, signal.SIGKILL)
+    server.wait(timeout=30)
+    assert _wait_until(lambda: not _alive(companion), 10)
+
+    local_gateway.set_faults()
+    result = run_cli("sync", "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["remaining"]["decisions_unwindowed"] == 0
+    journal, anchor = Journal.at_home(ario_home), ArweaveAnchor()
+    counted = 0
+    for decision_id in decisions:
+        receipt = receipt_for(journal, decision_id)
+        assert receipt is not None, decision_id
+        assert receipt_problem(receipt) is None
+        record = journal.by_tx(receipt.tx_id)
+        assert record is not None and record.state == "uploaded"
+        assert anchor.fetch_envelope_bytes(record.tx_id) == record.envelope
+        counted += 1
+    assert counted == len(decisions) == 25
+    result = run_cli("verify", "decision", decisions[-1], "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 _ONLY_PREDICT = textwrap.dedent(
     """
     import sys
@@ -203,7 +267,7 @@ def test_a_process_that_only_predicts_says_at_exit_what_the_companion_still_hold
             text=True,
             check=False,
             timeout=120,
-            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "ARIO_MLFLOW_DECISIONS": "each"},
         )
     finally:
         local_gateway.set_faults()  # let the lingering companion finish and leave

@@ -106,9 +106,12 @@ def set_alias(
 
 def decide(model_uri: str, count: int = 3, **options: Any) -> list[VerifiedPrediction]:
     """``count`` decisions of ``VerifiedModel(model_uri, **options)``, one per row of
-    :data:`FEATURES` from the first, each waited for until anchored."""
+    :data:`FEATURES` from the first, each waited for until anchored. A record apiece
+    (``decisions="each"``) unless ``options`` say ``decisions="batch"``: the callers are
+    the attack suites written for per-decision records and their traces."""
     from ario_mlflow.lifecycle.serving import VerifiedModel
 
+    options.setdefault("decisions", "each")
     model = VerifiedModel(model_uri, **options)
     made = [model.predict(FEATURES.iloc[[row]]) for row in range(count)]
     assert all(decision.wait_for_anchor(30) for decision in made)

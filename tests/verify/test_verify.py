@@ -290,7 +290,7 @@ def _synced(rounds: int = 3) -> bool:
 
 def test_edited_trace_mirror_fails(mlflow_store: str, local_gateway: Any) -> None:
     trained = train()
-    model = VerifiedModel(trained.model_uri)
+    model = VerifiedModel(trained.model_uri, decisions="each")
     decision = model.predict(FEATURES.iloc[[1]])
     assert decision.wait_for_anchor(15)
     assert _synced()

@@ -108,16 +108,28 @@ def _run(
         else:
             click.echo(str(exc))
         raise SystemExit(EXIT_CHECK_FAILED) from None
-    result = verify_proof_by_tx(
-        target.tx_id,
-        anchor=anchor,
-        mlflow_client=client,
-        ario_client=context.ario_client,
-        min_attestation_level=min_level,
-        trusted_keys=context.trusted_keys,
-        expected_subject=target.expected_subject,
-        expected_previous=target.expected_previous,
-    )
+    if target.receipt is not None:
+        from ario_mlflow.verify.receipts import verify_receipt
+
+        result = verify_receipt(
+            target.receipt,
+            anchor=anchor,
+            mlflow_client=client,
+            ario_client=context.ario_client,
+            min_attestation_level=min_level,
+            trusted_keys=context.trusted_keys,
+        )
+    else:
+        result = verify_proof_by_tx(
+            target.tx_id,
+            anchor=anchor,
+            mlflow_client=client,
+            ario_client=context.ario_client,
+            min_attestation_level=min_level,
+            trusted_keys=context.trusted_keys,
+            expected_subject=target.expected_subject,
+            expected_previous=target.expected_previous,
+        )
     envelope = result.pop("envelope", None)
     report = {
         "kind": kind,
@@ -127,7 +139,12 @@ def _run(
         "event_type": envelope.get("event_type") if envelope else None,
         "subject": envelope.get("subject") if envelope else None,
         "envelope": envelope,
-        "checks": {k: _jsonable(v) for k, v in result.items() if isinstance(v, dict)},
+        "checks": {
+            k: _jsonable(v)
+            for k, v in result.items()
+            if isinstance(v, dict) and k not in ("receipt", "decision")
+        },
+        **({"receipt": result["receipt"]} if "receipt" in result else {}),
         "overall": result["overall"],
         "proof_found": result["proof_found"],
         # why no gateway gave a usable record (None when one did): the text panel prints it
@@ -232,7 +249,7 @@ def verify_decision(decision_id: str, **options: Any) -> None:
 
     _run(
         "decision",
-        lambda client, anchor: decision_target(client, decision_id, anchor.journal),
+        lambda client, anchor: decision_target(client, decision_id, anchor.journal, anchor),
         **options,
     )
 

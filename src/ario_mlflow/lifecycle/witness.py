@@ -27,6 +27,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,58 @@ def window_files(
         f"{folder}/{WINDOW_PROOF}": proof_json(envelope),
         f"{folder}/{WINDOW_RECORD}": json.dumps({"tx_id": tx_id}).encode("utf-8"),
     }
+
+
+@dataclass(frozen=True)
+class WindowWitness:
+    """What MLflow holds of one window (a hint: checked against the anchored record)."""
+
+    run_id: str
+    folder: str
+    stream_id: str
+    first_seq: int
+    last_seq: int
+    payloads: list[bytes]
+    manifest_bytes: bytes
+    tx_id: str | None
+
+
+def window_folders(client: Any, run_id: str) -> list[tuple[str, int, int]]:
+    """``(stream id, first, last)`` of every window witness on a run, in stream and
+    sequence order (an unlisted or malformed folder is skipped)."""
+    found: list[tuple[str, int, int]] = []
+    try:
+        streams = client.list_artifacts(run_id, f"{WITNESS_ROOT}/{WINDOWS}")
+    except Exception:  # no windows folder (or an unreadable store): none
+        return found
+    for stream in streams:
+        if not stream.is_dir:
+            continue
+        stream_id = stream.path.rsplit("/", 1)[-1]
+        for window in client.list_artifacts(run_id, stream.path):
+            first, _, last = window.path.rsplit("/", 1)[-1].partition("-")
+            if window.is_dir and first.isdigit() and last.isdigit():
+                found.append((stream_id, int(first), int(last)))
+    return sorted(found)
+
+
+def read_window(client: Any, run_id: str, stream_id: str, first: int, last: int) -> WindowWitness:
+    """One window's witness; :class:`ProofUnavailableError` naming what is missing."""
+    folder = f"{WITNESS_ROOT}/{window_dir(stream_id, first, last)}"
+    try:
+        decisions = read_artifact(client, run_id, f"{folder}/{WINDOW_DECISIONS}")
+        manifest = read_artifact(client, run_id, f"{folder}/{WINDOW_MANIFEST}")
+    except Exception as exc:
+        raise ProofUnavailableError(f"window witness {folder} of run {run_id}: {exc}") from None
+    try:
+        record = json.loads(read_artifact(client, run_id, f"{folder}/{WINDOW_RECORD}"))
+        tx_id = str(record["tx_id"])
+    except Exception:  # the TX id is a hint; without it the window cannot be fetched
+        tx_id = None
+    lines = decisions.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the last line's newline
+    return WindowWitness(run_id, folder, stream_id, first, last, lines, manifest, tx_id)
 
 
 def proof_json(envelope: Mapping[str, Any]) -> bytes:

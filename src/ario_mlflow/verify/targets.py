@@ -29,6 +29,8 @@ class Target:
     expected_subject: dict[str, str] | None = None
     expected_previous: str | None = None
     writeback: dict[str, Any] = field(default_factory=dict)
+    #: A batched decision: its inclusion receipt (``tx_id`` is its window's record).
+    receipt: Any = None
 
 
 def _missing(exc: Exception) -> bool:
@@ -177,8 +179,18 @@ def _bound_decision(trace_id: str, tags: dict[str, str]) -> str:
     return str(decision)
 
 
-def decision_target(client: Any, decision_id: str, journal: Any = None) -> Target:
-    """A decision by id: from this installation's journal, else from its MLflow trace."""
+def decision_target(
+    client: Any, decision_id: str, journal: Any = None, anchor: Any = None
+) -> Target:
+    """A decision by id: a batched one by its receipt (from this installation's journal,
+    else from its window's witness in MLflow); one with a record of its own from the
+    journal, else from its MLflow trace."""
+    from ario_mlflow.verify.receipts import find_receipt
+
+    if anchor is not None:
+        found = find_receipt(decision_id, journal=journal, client=None, anchor=anchor)
+        if found is not None:
+            return _batched(decision_id, *found)
     tx_id = None
     if journal is not None:
         record = journal.latest_for(f"prediction:{decision_id}")
@@ -193,6 +205,10 @@ def decision_target(client: Any, decision_id: str, journal: Any = None) -> Targe
             f"tags.`ario.decision_id` = '{decision_id}'",
             max_results=1,
         )
+        if not found and anchor is not None:
+            batched = find_receipt(decision_id, journal=None, client=client, anchor=anchor)
+            if batched is not None:
+                return _batched(decision_id, *batched)
         if not found:
             raise TargetNotFoundError(f"decision {decision_id} not found")
         tags = found[0].info.tags or {}
@@ -204,6 +220,15 @@ def decision_target(client: Any, decision_id: str, journal: Any = None) -> Targe
         f"decision {decision_id}",
         tx_id,
         {"type": "mlflow_prediction", "decision_id": decision_id},
+    )
+
+
+def _batched(decision_id: str, receipt: Any, where: str) -> Target:
+    return Target(
+        "decision",
+        f"decision {decision_id} (batched; receipt from {where})",
+        receipt.tx_id,
+        receipt=receipt,
     )
 
 
