@@ -923,7 +923,32 @@ def _decisions(section: Mapping[str, Any]) -> str:
                 "uploaded yet; run <code>ar-io-mlflow sync</code>.",
             )
         )
+    parts.append(_batched(_map(section.get("batched"))))
     return "".join(parts)
+
+
+def _batched(batched: Mapping[str, Any]) -> str:
+    """Streams of batched decisions: windows, counts and every completeness finding."""
+    rows = []
+    for stream in (_map(s) for s in _list(batched.get("streams"))):
+        problems = [_map(p) for p in _list(stream.get("problems"))]
+        state = _chip("fail", "✗", "Incomplete") if problems else _chip("pass", "✓", "Complete")
+        found = "".join(
+            f"<li>{_mono(p.get('reason'))}: {_e(p.get('detail'))}</li>" for p in problems
+        )
+        rows.append(
+            f"<tr><td>{_mono(stream.get('stream_id'))}</td><td>{_text(stream.get('windows'))}"
+            f"</td><td>{_text(stream.get('decisions'))}</td><td>{_text(stream.get('verified'))}"
+            f"</td><td>{state}{f'<ul class=paths>{found}</ul>' if found else ''}</td></tr>"
+        )
+    if not rows:
+        return ""
+    return (
+        "<h3>Batched decisions</h3><table><thead><tr><th>Stream</th><th>Windows</th>"
+        "<th>Decisions</th><th>Verified</th><th>Completeness</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _issuers_table(issuers: Sequence[Any] | None) -> str:

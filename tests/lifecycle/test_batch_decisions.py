@@ -50,14 +50,16 @@ def test_a_batched_decision_is_in_a_signed_anchored_window(
     manifest = receipt.manifest
     assert manifest["registration_tx"] == registration
     assert (manifest["model_name"], manifest["model_version"]) == ("credit", "1")
-    assert manifest["first_seq"] == 1 and manifest["last_seq"] == 2
+    assert manifest["first_seq"] == 1
+    assert manifest["last_seq"] == 2
     assert manifest["closed_by"] == "request"
     assert receipt.envelope["previous_hash"] == "GENESIS"  # the stream's first window
     # the window's record on the gateway is the one the receipt holds
     assert ArweaveAnchor().fetch_proof(receipt.tx_id) == receipt.envelope
     # both decisions are in it; the first one's receipt verifies too
     first_receipt = first.receipt()
-    assert first_receipt is not None and receipt_problem(first_receipt) is None
+    assert first_receipt is not None
+    assert receipt_problem(first_receipt) is None
     assert first_receipt.leaf_index == 0
 
     assert sync()  # the window's witness reaches MLflow

@@ -214,7 +214,7 @@ def test_sigkill_of_a_batch_server_and_its_companion_loses_no_returned_decision(
     ``sync``, although the serving process and its companion were killed mid-stream."""
     trained = train()
     local_gateway.set_faults(upload={"blackhole": True})
-    server, decisions, companion, version = _serve(
+    server, decisions, companion, _version = _serve(
         trained.model_uri, 25, "wait", trained.run_id, decisions="batch"
     )
     for pid in (server.pid, companion):
@@ -233,7 +233,8 @@ def test_sigkill_of_a_batch_server_and_its_companion_loses_no_returned_decision(
         assert receipt is not None, decision_id
         assert receipt_problem(receipt) is None
         record = journal.by_tx(receipt.tx_id)
-        assert record is not None and record.state == "uploaded"
+        assert record is not None
+        assert record.state == "uploaded"
         assert anchor.fetch_envelope_bytes(record.tx_id) == record.envelope
         counted += 1
     assert counted == len(decisions) == 25

@@ -122,6 +122,15 @@ def _print(bundle: dict[str, Any]) -> None:
         click.echo(
             f"  {glyph(False)} stream {gap['stream_id']}: missing sequence numbers {gap['missing']}"
         )
+    batched = decisions.get("batched") or {}
+    for stream in batched.get("streams", []):
+        click.echo(
+            f"  {glyph(not stream['problems'])} stream {stream['stream_id']}: "
+            f"{stream['decisions']} batched decision(s) in {stream['windows']} window(s), "
+            f"{stream['verified']} verified against the signed roots"
+        )
+        for problem in stream["problems"]:
+            click.echo(f"      {problem['reason']}: {problem['detail']}")
     onchain = decisions.get("onchain") or {}
     if onchain.get("onchain") is not None:
         missing = ", ".join(onchain["missing"])

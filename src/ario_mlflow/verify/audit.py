@@ -39,6 +39,7 @@ from ario_mlflow.tags import (
 from ario_mlflow.verify.core import verify_proof_by_tx
 from ario_mlflow.verify.stages import find_lineage, lineage_stages
 from ario_mlflow.verify.targets import model_version, parse_model_ref
+from ario_mlflow.verify.window_audit import audit_windows
 
 SCHEMA = "ario.mlflow.audit/v1"
 _CHECKS = (
@@ -501,7 +502,21 @@ def audit_model(
         run_id=run_id,
         chain={"registration_tx": registration_tx, "issuers": keys},
     )
-    completeness_unchecked = decisions["onchain"]["ok"] is None
+    batched = audit_windows(
+        client,
+        anchor,
+        name=name,
+        version=version,
+        run_id=run_id,
+        registration_tx=registration_tx,
+        issuers=keys,
+        journal=journal,
+    )
+    decisions["batched"] = batched
+    decisions["verified"] += batched["verified"]
+    completeness_unchecked = decisions["onchain"]["ok"] is None or (
+        bool(batched["windows"]) and batched["ok"] is None
+    )
     issuers = [
         {"public_key": k, "fingerprint": key_fingerprint(k), "pinned": k in set(trusted_keys)}
         for k in sorted(keys)
@@ -515,6 +530,7 @@ def audit_model(
         and decisions["onchain"]["ok"] is not False
         and (accept_unchecked_completeness or not completeness_unchecked)
         and not decisions["unverified"]
+        and batched["ok"] is not False
     )
     decisions["completeness"] = (
         "checked"
