@@ -28,7 +28,13 @@ from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LogisticRegression
 
 import ario_mlflow
-from ario_mlflow import ArioMlflowClient, VerifiedModel, verify_proof_by_tx, verify_record
+from ario_mlflow import (
+    ArioMlflowClient,
+    VerifiedModel,
+    verify_proof_by_tx,
+    verify_receipt,
+    verify_record,
+)
 from ario_mlflow.arweave import ArweaveAnchor
 from ario_mlflow.outbox.sync import sync_journal
 from ario_mlflow.proof import canonical_json
@@ -109,14 +115,14 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. serving: the artifacts are re-hashed against the anchored training record first
     scorer = VerifiedModel(f"models:/{args.model_name}@{args.alias}")
-    decisions = []
-    for index in range(args.decisions):
-        decision = scorer.predict(features.iloc[[index]])
+    decisions = [scorer.predict(features.iloc[[index]]) for index in range(args.decisions)]
+    # Decisions are leaves of a signed window; waiting for one closes its window now.
+    decisions[-1].wait_for_anchor(timeout=30)
+    for decision in decisions:
         decision.wait_for_anchor(timeout=30)
-        decisions.append(decision)
         print(
             f"decision {decision.decision_id}: approved={bool(decision.prediction[0])} "
-            f"{decision.proof_status} {decision.tx_id}"
+            f"{decision.proof_status} {'in window ' if decision.seq else ''}{decision.tx_id}"
         )
     if args.write_csv:
         features.iloc[args.decisions : args.decisions + 5].to_csv(args.write_csv, index=False)
@@ -147,14 +153,22 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     first = decisions[0]
-    if first.tx_id:
+    receipt = first.receipt()  # batch mode: its payload, audit path, the window's record
+    if first.tx_id and receipt is not None:
+        results["decision"] = verify_receipt(
+            receipt, mlflow_client=tracking, expected_model=(args.model_name, version)
+        )
+        # An auditor without MLflow or a network: the receipt alone.
+        offline = verify_record(receipt.to_json(), None)
+        print(f"verify_record (offline) decision: overall={offline['overall']}")
+        results["decision (offline)"] = offline
+    elif first.tx_id:  # ARIO_MLFLOW_DECISIONS=each: a signed record per decision
         results["decision"] = verify_proof_by_tx(
             first.tx_id,
             mlflow_client=tracking,
             expected_subject={"type": "mlflow_prediction", "decision_id": first.decision_id},
             expected_previous=registration_tx,
         )
-        # An auditor without MLflow: the anchored envelope plus the exact payload bytes.
         envelope = results["decision"]["envelope"]
         offline = verify_record(envelope, canonical_json(first.record))
         print(f"verify_record (offline) decision: overall={offline['overall']}")

@@ -67,9 +67,7 @@ def arweave_jwk() -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def ario_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+def ario_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own empty $ARIO_MLFLOW_HOME, none of the user's settings, and
     its own working directory."""
     home = tmp_path_factory.mktemp("ario-home")

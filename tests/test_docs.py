@@ -63,14 +63,16 @@ STAGES = {
 def lifecycle(
     tmp_path_factory: pytest.TempPathFactory, gateway_key_file: Path
 ) -> Iterator[Sandbox]:
-    """``examples/train_and_serve.py`` run once against its own store, home and gateway."""
+    """``examples/train_and_serve.py`` run once against its own store, home and gateway,
+    with a signed record per decision (``each``): the hand-built bundle and the recipe
+    below are about such records (batched decisions: ``test_standalone_receipt.py``)."""
     from tests.support.lifecycle import sandbox
 
     with sandbox(tmp_path_factory, "docs-lifecycle", gateway_key_file) as world:
         ran = subprocess.run(
             [sys.executable, str(EXAMPLE), "--decisions", "2"],
             cwd=world.root,
-            env=world.process_env(),
+            env={**world.process_env(), "ARIO_MLFLOW_DECISIONS": "each"},
             capture_output=True,
             text=True,
             check=False,

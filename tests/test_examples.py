@@ -12,7 +12,7 @@ from typing import Any
 import mlflow
 import pytest
 
-from ario_mlflow.verify import verify_proof_by_tx
+from ario_mlflow.verify import verify_receipt
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow  # the examples, run as scripts
@@ -41,7 +41,9 @@ def test_train_and_serve_then_serve_and_verify(mlflow_store: str, local_gateway:
     assert re.search(rf"^run [0-9a-f]{{32}}: training record {TX}$", out, re.M), out
     assert re.search(rf"^  dataset applicants: record {TX}$", out, re.M), out
     assert re.search(rf"^model credit-scorer/1: registration anchored {TX}$", out, re.M), out
-    assert len(re.findall(rf"^decision {UUID}: approved=\w+ anchored {TX}$", out, re.M)) == 3
+    assert (
+        len(re.findall(rf"^decision {UUID}: approved=\w+ anchored in window {TX}$", out, re.M)) == 3
+    )
     for what in ("training", "registration", "decision", "decision (offline)"):
         assert f"verify {what}: overall=True" in out, out
     assert out.rstrip().endswith("OK")
@@ -61,17 +63,21 @@ def test_train_and_serve_then_serve_and_verify(mlflow_store: str, local_gateway:
     import ario_mlflow.lifecycle.registry
     import ario_mlflow.lifecycle.writebacks  # noqa: F401  (write-back handlers, as the CLI's sync has)
     from ario_mlflow.outbox.anchor import ArweaveAnchor
+    from ario_mlflow.outbox.leaves import receipt_for
     from ario_mlflow.outbox.sync import sync_journal
 
-    assert sync_journal(ArweaveAnchor().journal).complete
-    for _, _, decision_id, tx_id in rows:
-        result = verify_proof_by_tx(
-            tx_id,
-            mlflow_client=mlflow.MlflowClient(),
-            expected_subject={"type": "mlflow_prediction", "decision_id": decision_id},
+    journal = ArweaveAnchor().journal
+    assert sync_journal(journal).complete
+    for _, _, decision_id, tx_id in rows:  # each waited for: a window of its own
+        receipt = receipt_for(journal, decision_id)
+        assert receipt is not None
+        assert receipt.tx_id == tx_id
+        result = verify_receipt(
+            receipt, mlflow_client=mlflow.MlflowClient(), expected_model=("credit-scorer", "1")
         )
         assert result["overall"] is True, result
         assert result["source_of_truth"]["ok"] is True
+        assert result["decision"]["decision_id"] == decision_id
 
     # a swapped model file: the serving example refuses to serve it
     (model_file,) = [p for name in ("model.skops", "model.pkl") for p in Path.cwd().rglob(name)]

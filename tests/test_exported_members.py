@@ -28,6 +28,7 @@ SURFACE: dict[str, set[str]] = {
         "VerifiedPrediction", "VerifyStatus", "VerifyStatusClient", "anchor", "full_verify",
         "register_model", "verify_anchored_bytes", "verify_ario_attestation",
         "verify_proof_by_tx", "verify_record", "verify_signature", "verify_source_of_truth",
+        "Receipt", "verify_receipt",
         *_ERRORS_AT_TOP,
     },
     "ario_mlflow.proof": {
@@ -48,7 +49,7 @@ SURFACE: dict[str, set[str]] = {
         "DEFAULT_MIN_ATTESTATION_LEVEL", "LiveRefetchError", "check_chain", "check_issuer",
         "check_subject", "full_verify", "overall_ok", "verify_anchored_bytes",
         "verify_ario_attestation", "verify_proof_by_tx", "verify_record", "verify_signature",
-        "verify_source_of_truth",
+        "verify_source_of_truth", "verify_receipt",
     },
     "ario_mlflow.report": {
         "DEFAULT_GATEWAY_URL", "generate_verification_html", "render_audit_report",

@@ -26,6 +26,8 @@ _LAZY: dict[str, str] = {
     "full_verify": "ario_mlflow.verify",
     "verify_record": "ario_mlflow.verify",
     "verify_proof_by_tx": "ario_mlflow.verify",
+    "verify_receipt": "ario_mlflow.verify",
+    "Receipt": "ario_mlflow.proof.windows",
     "ArioVerifyClient": "ario_mlflow.arweave.ario_verify",
     "VerifyStatusClient": "ario_mlflow.arweave.agent_status",
     "VerifyStatus": "ario_mlflow.arweave.agent_status",

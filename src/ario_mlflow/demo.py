@@ -214,14 +214,15 @@ def _lifecycle(result: DemoResult, root: Path, say: Callable[[str], None]) -> No
 
     say("3. Serving verified decisions")
     scorer = VerifiedModel(f"models:/{result.model}@champion")
-    for index in range(5):
-        decision = scorer.predict(features.iloc[[index]])
-        decision.wait_for_anchor(10)
+    made = [scorer.predict(features.iloc[[index]]) for index in range(5)]
+    made[-1].wait_for_anchor(10)  # closes the window of all five now, not when it is due
+    for index, decision in enumerate(made):
         result.decisions.append(decision.decision_id)
         say(
             f"   applicant {index}: approved={bool(decision.prediction[0])} "
-            f"decision {decision.decision_id} {decision.proof_status}"
+            f"decision {decision.decision_id} (#{decision.seq} of stream {decision.stream_id})"
         )
+    say(f"   one signed window for all five: {made[-1].tx_id} ({made[-1].proof_status})")
     sync_journal(ArweaveAnchor().journal)  # witnesses and traces written back now
 
     say("4. Verifying and auditing")
@@ -261,7 +262,6 @@ def _audit(result: DemoResult, root: Path) -> None:
 def _verify_all(result: DemoResult, anchor: Any) -> dict[str, dict[str, Any]]:
     import mlflow
 
-    from ario_mlflow.verify import verify_proof_by_tx
     from ario_mlflow.verify.context import VerifyContext
     from ario_mlflow.verify.targets import decision_target, model_target, run_target
 
@@ -271,16 +271,6 @@ def _verify_all(result: DemoResult, anchor: Any) -> dict[str, dict[str, Any]]:
     targets = {
         "run": run_target(client, result.run_id),
         "model": model_target(client, f"{result.model}/{result.version}"),
-        "decision": decision_target(client, result.decisions[0], anchor.journal),
+        "decision": decision_target(client, result.decisions[0], anchor.journal, anchor),
     }
-    return {
-        kind: verify_proof_by_tx(
-            target.tx_id,
-            anchor=anchor,
-            mlflow_client=client,
-            trusted_keys=context.trusted_keys,
-            expected_subject=target.expected_subject,
-            expected_previous=target.expected_previous,
-        )
-        for kind, target in targets.items()
-    }
+    return {kind: context.verify(target, client) for kind, target in targets.items()}

@@ -204,7 +204,9 @@ def test_export_and_verify_bundle_offline(demo_dir: Path, tmp_path: Path) -> Non
     manifest = json.loads((bundle / "manifest.json").read_text())
     stages = [record["stage"] for record in manifest["records"]]
     assert stages[:4] == ["training", "datasets", "registration", "alias"]
-    assert stages.count("prediction") == 5
+    assert stages.count("window") == 1  # the demo's five decisions, one signed window
+    (window,) = [r for r in manifest["records"] if r["stage"] == "window"]
+    assert len((bundle / window["decisions"]).read_bytes().splitlines()) == 5
     signer = json.loads((bundle / manifest["records"][0]["envelope"]).read_bytes())["public_key"]
 
     # offline: no MLflow, no gateway, a fresh home

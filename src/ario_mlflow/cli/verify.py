@@ -87,7 +87,6 @@ def _run(
 ) -> None:
     from ario_mlflow.cli.store import not_found, open_client
     from ario_mlflow.errors import NotAnchoredError, TargetNotFoundError
-    from ario_mlflow.verify import verify_proof_by_tx
     from ario_mlflow.verify.context import VerifyContext
 
     context = VerifyContext.configured(trusted_keys)
@@ -108,28 +107,7 @@ def _run(
         else:
             click.echo(str(exc))
         raise SystemExit(EXIT_CHECK_FAILED) from None
-    if target.receipt is not None:
-        from ario_mlflow.verify.receipts import verify_receipt
-
-        result = verify_receipt(
-            target.receipt,
-            anchor=anchor,
-            mlflow_client=client,
-            ario_client=context.ario_client,
-            min_attestation_level=min_level,
-            trusted_keys=context.trusted_keys,
-        )
-    else:
-        result = verify_proof_by_tx(
-            target.tx_id,
-            anchor=anchor,
-            mlflow_client=client,
-            ario_client=context.ario_client,
-            min_attestation_level=min_level,
-            trusted_keys=context.trusted_keys,
-            expected_subject=target.expected_subject,
-            expected_previous=target.expected_previous,
-        )
+    result = context.verify(target, client, min_attestation_level=min_level)
     envelope = result.pop("envelope", None)
     report = {
         "kind": kind,

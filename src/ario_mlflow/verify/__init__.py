@@ -15,6 +15,7 @@ from ario_mlflow.verify.checks import (
     verify_source_of_truth,
 )
 from ario_mlflow.verify.core import full_verify, overall_ok, verify_proof_by_tx, verify_record
+from ario_mlflow.verify.receipts import verify_receipt
 
 __all__ = [
     "DEFAULT_MIN_ATTESTATION_LEVEL",
@@ -27,6 +28,7 @@ __all__ = [
     "verify_anchored_bytes",
     "verify_ario_attestation",
     "verify_proof_by_tx",
+    "verify_receipt",
     "verify_record",
     "verify_signature",
     "verify_source_of_truth",

@@ -514,6 +514,8 @@ def audit_model(
     )
     decisions["batched"] = batched
     decisions["verified"] += batched["verified"]
+    decisions["count"] += batched["decisions"]  # in windows, so anchored (or flagged)
+    decisions["anchored"] += batched["decisions"]
     completeness_unchecked = decisions["onchain"]["ok"] is None or (
         bool(batched["windows"]) and batched["ok"] is None
     )

@@ -12,6 +12,8 @@ Layout::
     records/<tx_id>/envelope.json     the exact JCS bytes anchored (= GET /raw/<tx_id>)
     records/<tx_id>/payload.bin       the exact canonical payload bytes
     records/<tx_id>/receipt.json      the upload receipt, when this installation has it
+    records/<tx_id>/decisions.jsonl   a window's batched decisions (its payload.bin is the
+                                      window manifest; see ``bundle_windows.py``)
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from ario_mlflow.tags import (
     REGISTRATION_TX,
     TRAINING_TX,
 )
+from ario_mlflow.verify.bundle_windows import STAGE as WINDOW_STAGE
+from ario_mlflow.verify.bundle_windows import check_links, check_window, export_windows
 from ario_mlflow.verify.checks import check_issuer
 from ario_mlflow.verify.core import verify_record
 from ario_mlflow.verify.stages import find_lineage, lineage_stages
@@ -141,6 +145,10 @@ def export_bundle(
             records.append(
                 _export_record(staging, entry, client=client, anchor=anchor, run_id=run_id)
             )
+        windows, truncated = export_windows(
+            staging, client=client, anchor=anchor, run_id=run_id, limit=decisions
+        )
+        records += windows
         manifest = {
             "schema": SCHEMA,
             "generated_by": f"ar-io-mlflow {__version__}",
@@ -150,6 +158,7 @@ def export_bundle(
             "run_id": run_id or None,
             "live_check": {k: live.get(k) for k in ("ok", "reason", "changed", "missing", "added")},
             "records": records,
+            "windows_truncated": truncated,
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         _publish(staging, output)
@@ -350,26 +359,10 @@ def verify_bundle(
         )
     training_record = by_stage.get("training", [{}])[0]
     registration_record = by_stage.get("registration", [{}])[0]
-    training = training_record.get("tx_id")
-    registration = registration_record.get("tx_id")
     reader: GatewayReader | None = None
     down: dict[str, str] = {}  # gateways that gave no answer, and why
     for result in results:
-        envelope = result.get("envelope_obj") or {}
-        event_type = chain.STAGE_EVENTS.get(result["stage"])
-        expected = event_type and chain.expected_previous(
-            event_type, training_tx=training, registration_tx=registration
-        )
-        if expected and envelope.get("previous_hash") != expected:
-            result["ok"] = False
-            result["problems"].append(
-                f"chain_link_broken: previous_hash {envelope.get('previous_hash')!r}, "
-                f"expected {expected!r}"
-            )
-        problem = _subject_problem(result, manifest, training_record, registration_record)
-        if problem:
-            result["ok"] = False
-            result["problems"].append(problem)
+        _check_links(result, manifest, training_record, registration_record, bundle.read)
         if online:
             if reader is None:
                 if anchor is None:
@@ -378,6 +371,10 @@ def verify_bundle(
                     anchor = ArweaveAnchor()
                 reader = anchor.reader()
             _check_online(result, bundle.read(result["envelope"]), reader, down)
+    check_links(
+        [r for r in results if r["stage"] == WINDOW_STAGE and "envelope_obj" in r],
+        bool(manifest.get("windows_truncated")),
+    )
     keys = sorted(
         {r["issuer"]["public_key"] for r in results if r.get("issuer", {}).get("public_key")}
     )
@@ -401,6 +398,42 @@ def verify_bundle(
         "ok": verdict == "pass",
         "online": _online_summary(results) if online else None,
     }
+
+
+def _check_links(
+    result: dict[str, Any],
+    manifest: dict[str, Any],
+    training_record: dict[str, Any],
+    registration_record: dict[str, Any],
+    read: Any,
+) -> None:
+    """What binds ``result`` to the rest of the bundle: its chain link, its subject and,
+    for a window, its decisions, model version and registration (flags ``result``)."""
+    envelope = result.get("envelope_obj") or {}
+    training, registration = training_record.get("tx_id"), registration_record.get("tx_id")
+    problems = []
+    event_type = chain.STAGE_EVENTS.get(result["stage"])
+    expected = event_type and chain.expected_previous(
+        event_type, training_tx=training, registration_tx=registration
+    )
+    if expected and envelope.get("previous_hash") != expected:
+        problems.append(
+            f"chain_link_broken: previous_hash {envelope.get('previous_hash')!r}, "
+            f"expected {expected!r}"
+        )
+    problem = _subject_problem(result, manifest, training_record, registration_record)
+    if problem:
+        problems.append(problem)
+    if result["stage"] == WINDOW_STAGE and "envelope_obj" in result:
+        problems += check_window(
+            result,
+            read,
+            model=(str(manifest.get("model")), str(manifest.get("version"))),
+            registration_tx=registration,
+        )
+    if problems:
+        result["ok"] = False
+        result["problems"] += problems
 
 
 def _online_summary(results: Sequence[dict[str, Any]]) -> dict[str, Any]:

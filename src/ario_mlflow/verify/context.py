@@ -52,3 +52,30 @@ class VerifyContext:
         from ario_mlflow.arweave.ario_verify import ArioVerifyClient
 
         return ArioVerifyClient()
+
+    def verify(self, target: Any, client: Any, *, min_attestation_level: int = 2) -> dict[str, Any]:
+        """Every check of a resolved target (``verify.targets``): a batched decision by
+        its inclusion receipt, any other record by its TX."""
+        if target.receipt is not None:
+            from ario_mlflow.verify.receipts import verify_receipt
+
+            return verify_receipt(
+                target.receipt,
+                anchor=self.anchor,
+                mlflow_client=client,
+                ario_client=self.ario_client,
+                min_attestation_level=min_attestation_level,
+                trusted_keys=self.trusted_keys,
+            )
+        from ario_mlflow.verify.core import verify_proof_by_tx
+
+        return verify_proof_by_tx(
+            target.tx_id,
+            anchor=self.anchor,
+            mlflow_client=client,
+            ario_client=self.ario_client,
+            min_attestation_level=min_attestation_level,
+            trusted_keys=self.trusted_keys,
+            expected_subject=target.expected_subject,
+            expected_previous=target.expected_previous,
+        )

@@ -9,6 +9,7 @@ from ario_mlflow.config import trusted_keys_from_env
 from ario_mlflow.errors import EnvelopeParseError
 from ario_mlflow.proof.envelope import parse_json_object
 from ario_mlflow.proof.hashing import sha256_hex
+from ario_mlflow.proof.windows import RECEIPT_FORMAT, Receipt
 from ario_mlflow.verify.checks import (
     DEFAULT_MIN_ATTESTATION_LEVEL,
     check_chain,
@@ -99,7 +100,14 @@ def verify_record(
     trusted_keys: Sequence[str] | None = None,
     expected_subject: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An auditor's check without MLflow: the envelope and the exact payload bytes."""
+    """An auditor's check without MLflow: the envelope and the exact payload bytes — or,
+    for a batched decision, its inclusion receipt alone (a ``Receipt`` or its JSON form;
+    ``canonical_bytes`` is then unused)."""
+    receipt = _as_receipt(envelope)
+    if receipt is not None:
+        from ario_mlflow.verify.receipts import verify_receipt_offline
+
+        return verify_receipt_offline(receipt, trusted_keys=_trusted(trusted_keys))
     stored = envelope.get("payload_hash") if isinstance(envelope, dict) else None
     if not canonical_bytes:
         anchored = {
@@ -134,6 +142,14 @@ def verify_record(
     else:
         result["overall"] = None
     return result
+
+
+def _as_receipt(value: Any) -> Receipt | None:
+    if isinstance(value, Receipt):
+        return value
+    if isinstance(value, dict) and value.get("format") == RECEIPT_FORMAT:
+        return Receipt.from_json(value)
+    return None
 
 
 _NOT_FOUND = {"ok": None, "reason": "no_envelope"}

@@ -144,10 +144,60 @@ def _registration_link(receipt: Receipt, client: Any) -> dict[str, Any]:
     return {"ok": True, "registration_tx": named}
 
 
+def _offline_checks(
+    anchored: dict[str, Any],
+    receipt: Receipt,
+    trusted_keys: Sequence[str],
+    expected_model: tuple[str, str] | None,
+) -> tuple[dict[str, Any], str | None]:
+    """The checks that need no network and no MLflow, of ``receipt`` read against the
+    window record ``anchored``; and the inclusion problem (None: included)."""
+    same = anchored == receipt.envelope
+    on_record = Receipt(**{**receipt.__dict__, "envelope": anchored})
+    problem = receipt_problem(on_record)
+    manifest = on_record.manifest
+    stream = str(manifest.get("stream_id"))
+    expected = window_subject(*expected_model, stream) if expected_model else None
+    hashed = sha256_hex(receipt.manifest_bytes) == anchored.get("payload_hash")
+    bytes_check: dict[str, Any] = {"ok": same and hashed}
+    if not same:
+        bytes_check["reason"] = "receipt_envelope_differs_from_the_anchored_record"
+    elif not hashed:
+        bytes_check["reason"] = "payload_hash_mismatch"
+    first_window = manifest.get("previous_window_hash") is None
+    return {
+        "signature": verify_signature(anchored),
+        "anchored_bytes": bytes_check,
+        "inclusion": {"ok": problem is None, **({"reason": problem} if problem else {})},
+        "subject": check_subject(anchored, expected),
+        "chain": check_chain(anchored, "GENESIS" if first_window else None),
+        "issuer": check_issuer(anchored, tuple(trusted_keys)),
+    }, problem
+
+
+def _overall(result: dict[str, Any]) -> bool | None:
+    oks = [check.get("ok") for check in result.values() if isinstance(check, dict)]
+    if any(ok is False for ok in oks):
+        return False
+    return all(result[name]["ok"] is True for name in _NEEDED) or None
+
+
+def verify_receipt_offline(
+    receipt: Receipt,
+    *,
+    trusted_keys: Sequence[str] = (),
+    expected_model: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """A batched decision checked with nothing but its receipt: signature, manifest hash,
+    inclusion, subject, first-window link, issuer (``verify_record`` with a receipt)."""
+    result, _ = _offline_checks(receipt.envelope, receipt, trusted_keys, expected_model)
+    return {**result, "overall": _overall(result)}
+
+
 def verify_receipt(
     receipt: Receipt,
     *,
-    anchor: Any,
+    anchor: Any = None,
     mlflow_client: Any = None,
     ario_client: Any = None,
     min_attestation_level: int = DEFAULT_MIN_ATTESTATION_LEVEL,
@@ -155,7 +205,12 @@ def verify_receipt(
     expected_model: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Every check of a batched decision (see the module docstring); the same result
-    shape as ``verify_proof_by_tx``."""
+    shape as ``verify_proof_by_tx``. ``anchor`` reads the gateways (default: the
+    configured ones)."""
+    if anchor is None:
+        from ario_mlflow.outbox.anchor import ArweaveAnchor
+
+        anchor = ArweaveAnchor()
     data = anchor.fetch_envelope_bytes(receipt.tx_id)
     try:
         anchored = parse_json_object(data) if data is not None else None
@@ -170,44 +225,20 @@ def verify_receipt(
             "overall": None,
             "fetch_error": getattr(anchor, "last_error", None),
         }
-    same = anchored == receipt.envelope
-    on_chain = Receipt(**{**receipt.__dict__, "envelope": anchored})
-    problem = receipt_problem(on_chain)
-    manifest = on_chain.manifest
-    expected = (
-        window_subject(*expected_model, str(manifest.get("stream_id"))) if expected_model else None
+    result, problem = _offline_checks(anchored, receipt, trusted_keys, expected_model)
+    on_record = Receipt(**{**receipt.__dict__, "envelope": anchored})
+    result["source_of_truth"] = _source_of_truth(on_record, mlflow_client)
+    result["registration"] = _registration_link(on_record, mlflow_client)
+    result["ario_attestation"] = (
+        {"ok": None, "reason": "no_ario_client"}
+        if ario_client is None
+        else verify_ario_attestation(
+            anchored,
+            ario_client,
+            min_attestation_level=min_attestation_level,
+            tx_id=receipt.tx_id,
+        )
     )
-    first_window = manifest.get("previous_window_hash") is None
-    result: dict[str, Any] = {
-        "signature": verify_signature(anchored),
-        "anchored_bytes": {
-            "ok": same and sha256_hex(receipt.manifest_bytes) == anchored.get("payload_hash"),
-            **({} if same else {"reason": "receipt_envelope_differs_from_the_anchored_record"}),
-        },
-        "inclusion": {"ok": problem is None, **({"reason": problem} if problem else {})},
-        "source_of_truth": _source_of_truth(on_chain, mlflow_client),
-        "subject": check_subject(anchored, expected),
-        "chain": check_chain(anchored, "GENESIS" if first_window else None),
-        "registration": _registration_link(on_chain, mlflow_client),
-        "issuer": check_issuer(anchored, tuple(trusted_keys)),
-        "ario_attestation": (
-            {"ok": None, "reason": "no_ario_client"}
-            if ario_client is None
-            else verify_ario_attestation(
-                anchored,
-                ario_client,
-                min_attestation_level=min_attestation_level,
-                tx_id=receipt.tx_id,
-            )
-        ),
-    }
-    if result["anchored_bytes"]["ok"] is False and "reason" not in result["anchored_bytes"]:
-        result["anchored_bytes"]["reason"] = "payload_hash_mismatch"
-    oks = [check.get("ok") for check in result.values()]
-    if any(ok is False for ok in oks):
-        overall: bool | None = False
-    else:
-        overall = all(result[name]["ok"] is True for name in _NEEDED) or None
     return {
         "proof_found": True,
         "tx_id": receipt.tx_id,
@@ -215,5 +246,5 @@ def verify_receipt(
         "receipt": receipt.to_json(),
         "decision": json.loads(receipt.payload_bytes) if problem is None else None,
         **result,
-        "overall": overall,
+        "overall": _overall(result),
     }
