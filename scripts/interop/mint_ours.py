@@ -3,7 +3,7 @@
 Runs a real lifecycle in a scratch directory: a sqlite MLflow store, our local gateway on
 loopback (the caller starts it and passes its URL), a fresh ``$ARIO_MLFLOW_HOME`` (so a
 fresh signing key). Training (with its implicit dataset record), a standalone dataset,
-registration, a stage promotion and two predictions are anchored, then exported with
+registration, a stage promotion and two ``each`` predictions are anchored, then exported with
 ``export_bundle`` — the product's own evidence path — so the records handed over are
 exactly the bytes stored on the gateway and the payload bytes stored in MLflow.
 
@@ -93,7 +93,9 @@ def _lifecycle(workdir: Path) -> dict[str, Any]:
     client.transition_model_version_stage(MODEL, version, "Staging")
     client.wait_for_anchor("promotion", MODEL, version, timeout=60)
 
-    scorer = VerifiedModel(f"models:/{MODEL}/{version}")
+    # One signed record per decision: the 0.3.0 wire format, the one the reference reads
+    # (a batched decision is a leaf of a prediction_batch window, which 0.3.0 predates).
+    scorer = VerifiedModel(f"models:/{MODEL}/{version}", decisions="each")
     for index in range(2):
         decision = scorer.predict(features.iloc[[index]])
         decision.wait_for_anchor(30)

@@ -23,9 +23,11 @@ from ario_mlflow.errors import (
 )
 from ario_mlflow.lifecycle.registry import ArioMlflowClient
 from ario_mlflow.lifecycle.serving import VerifiedModel, VerifiedPrediction
+from ario_mlflow.lifecycle.traces import all_experiment_ids, preset_trace_ids, search_traces
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.proof.commitment import verify_commitment
 from ario_mlflow.proof.fingerprint import FingerprintError, input_fingerprint
+from ario_mlflow.verify.core import verify_proof_by_tx
 from tests.support.cli import run_cli
 from tests.support.lifecycle import (
     FEATURES,
@@ -43,6 +45,9 @@ from tests.support.lifecycle import (
 from tests.support.loopback import Loopback, Reply, Seen
 
 ROW = FEATURES.iloc[[0]]
+#: MLflow 3 stores a trace under an id chosen beforehand; MLflow 2's store names it itself.
+PRESET_TRACES = preset_trace_ids()
+NEEDS_PRESET_TRACES = "MLflow 2's tracking store names a trace only when the trace starts"
 
 
 def _register(trained: Trained) -> ArioMlflowClient:
@@ -62,7 +67,7 @@ def test_load_predict_and_verify_a_decision(
 ) -> None:
     trained = train()
     client = _register(trained)
-    model = VerifiedModel("models:/credit@champion", background=background)
+    model = VerifiedModel("models:/credit@champion", background=background, decisions="each")
     assert model.artifact_verified is True
     assert (model.model_name, model.model_version, model.run_id) == ("credit", "1", trained.run_id)
 
@@ -253,8 +258,9 @@ def test_audit_counts_untraced_decisions_by_their_witnesses(
     """Decisions anchored on Arweave are matched to MLflow by trace *or* witness: serving
     with ``trace_predictions=False`` must not look like deleted decisions."""
     _register(train())
-    model = VerifiedModel("models:/credit@champion", trace_predictions=False)
+    model = VerifiedModel("models:/credit@champion", trace_predictions=False, decisions="each")
     decisions = [model.predict(ROW) for _ in range(2)]
+    assert all("mlflow_trace_id" not in d.record for d in decisions)  # no trace, no id
     assert all(d.wait_for_anchor(30) for d in decisions)
     assert sync()
     result = run_cli("audit", "credit/1", "--format", "json")
@@ -268,16 +274,82 @@ def test_audit_counts_untraced_decisions_by_their_witnesses(
 
 
 def test_a_decision_inside_an_mlflow_trace_names_it(mlflow_store: str, local_gateway: Any) -> None:
-    model = VerifiedModel(train().model_uri)
+    model = VerifiedModel(train().model_uri, decisions="each")
     outside = model.predict(ROW)
     with mlflow.start_span("serve") as span:
         inside = model.predict(ROW)
     trace_id = getattr(span, "trace_id", None) or span.request_id
     assert inside.record["mlflow_trace_id"] == trace_id
-    assert "mlflow_trace_id" not in outside.record
+    # outside the caller's trace a decision names its own (MLflow 3), never the caller's
+    assert outside.record.get("mlflow_trace_id") != trace_id
+    assert ("mlflow_trace_id" in outside.record) is PRESET_TRACES
     assert inside.wait_for_anchor(30)
     envelope = ArweaveAnchor().fetch_proof(inside.tx_id)
     assert envelope["subject"]["trace_id"] == trace_id
+    assert sync()  # the caller's trace is left alone: the decision gets a trace of its own
+    client = mlflow.MlflowClient()
+    (carrier,) = search_traces(
+        client, all_experiment_ids(client), f"tags.`ario.decision_id` = '{inside.decision_id}'"
+    )
+    assert (getattr(carrier.info, "trace_id", None) or carrier.info.request_id) != trace_id
+
+
+@pytest.mark.skipif(not PRESET_TRACES, reason=NEEDS_PRESET_TRACES)
+@pytest.mark.parametrize("background", ["process", "thread"])
+def test_an_each_decision_is_signed_with_the_id_of_its_trace(
+    mlflow_store: str, local_gateway: Any, background: str
+) -> None:
+    """The signed payload names the MLflow trace that the write-back creates, as the
+    reference's verifier requires: the id is chosen at predict time, the trace made later."""
+    _register(train())
+    model = VerifiedModel("models:/credit@champion", decisions="each", background=background)
+    decision = model.predict(ROW)
+    trace_id = decision.record["mlflow_trace_id"]
+    assert re.fullmatch(r"tr-[0-9a-f]{32}", trace_id)
+    assert model.predict(ROW).record["mlflow_trace_id"] != trace_id  # one trace per decision
+    assert decision.wait_for_anchor(30)
+    envelope = ArweaveAnchor().fetch_proof(decision.tx_id)
+    assert envelope["subject"]["trace_id"] == trace_id  # signed, in the envelope too
+
+    assert sync()  # witness + trace written back
+    client = mlflow.MlflowClient()
+    (carrier,) = search_traces(
+        client,
+        all_experiment_ids(client),
+        f"tags.`ario.decision_id` = '{decision.decision_id}'",
+    )
+    assert carrier.info.trace_id == trace_id  # the trace carrying the decision is that one
+    trace = client.get_trace(trace_id)
+    tags = trace.info.tags
+    assert tags["ario.prediction_tx"] == decision.tx_id
+    assert tags["ario.proof_status"] == "anchored"
+    payload_bytes = _witness(
+        decision.record["run_id"], f"ario/predictions/{decision.decision_id}/payload.json"
+    )
+    assert tags["ario.payload_json"].encode() == payload_bytes
+    assert json.loads(payload_bytes)["mlflow_trace_id"] == trace_id
+    (span,) = trace.data.spans
+    assert span.name == "VerifiedModel.predict"
+    assert span.inputs is None  # hashes only, no raw input
+
+    result = verify_proof_by_tx(decision.tx_id, mlflow_client=client)
+    assert result["overall"] is True, result
+    assert result["source_of_truth"]["ok"] is True
+
+
+@pytest.mark.skipif(not PRESET_TRACES, reason=NEEDS_PRESET_TRACES)
+def test_a_decision_traced_with_its_raw_io_keeps_the_id_it_was_signed_with(
+    mlflow_store: str, local_gateway: Any
+) -> None:
+    model = VerifiedModel(
+        train().model_uri, decisions="each", background="thread", trace_raw_io=True
+    )
+    decision = model.predict(ROW)
+    assert decision.wait_for_anchor(30)
+    assert sync()
+    (span,) = mlflow.MlflowClient().get_trace(decision.record["mlflow_trace_id"]).data.spans
+    assert span.inputs is not None  # the opt-in raw input, on the trace the record names
+    assert span.outputs == list(decision.prediction)
 
 
 def test_a_decision_inside_an_opentelemetry_span_records_its_ids(
@@ -424,7 +496,7 @@ def test_wait_for_anchor_is_true_only_once_the_decision_is_uploaded(
     mlflow_store: str, local_gateway: Any, monkeypatch: pytest.MonkeyPatch, background: str
 ) -> None:
     monkeypatch.setenv("ARIO_MLFLOW_BACKGROUND", background)
-    model = VerifiedModel(train().model_uri)
+    model = VerifiedModel(train().model_uri, decisions="each")
     local_gateway.set_faults(upload={"forge_receipt": True})  # a service that lies
     decision = model.predict(ROW)
     assert decision.wait_for_anchor(1.5) is False

@@ -129,3 +129,57 @@ def test_a_lone_surrogate_in_a_fixed_field_is_a_typed_error_not_a_crash() -> Non
     signer = _signer(model_name="\ud800")
     with pytest.raises(LoneSurrogateError):
         signer.sign(decision_id="d", input_hash="a", output_hash="b", latency_ms=1.0, sequence=1)
+
+
+@settings(max_examples=200)
+@given(
+    trace_id=st.one_of(_ascii, _text).filter(bool),
+    latency_ms=st.floats(min_value=0, max_value=1e300),
+    extra=st.one_of(st.none(), st.dictionaries(_text, st.integers(), max_size=2)),
+)
+def test_a_decision_naming_its_own_trace_is_the_generic_record(
+    trace_id: str, latency_ms: float, extra: dict[str, Any] | None
+) -> None:
+    """``mlflow_trace_id=`` is the payload field plus the subject's ``trace_id``, spelled by
+    the template when it can (a served model's traced decisions cost no generic build)."""
+    decision: dict[str, Any] = {
+        "decision_id": "d-1",
+        "input_hash": "a" * 64,
+        "output_hash": "b" * 64,
+        "latency_ms": latency_ms,
+        "sequence": 3,
+        "event_id": "e-1",
+        "signed_at": "2026-12-05T00:00:00+00:00",
+    }
+    signer = _signer()
+    named = signer.sign(**decision, extra=extra, mlflow_trace_id=trace_id)
+    generic = signer._sign_generic(
+        {**decision, "extra": {"mlflow_trace_id": trace_id, **(extra or {})}, "trace_id": trace_id}
+    )
+    assert named == generic
+    assert named.payload["mlflow_trace_id"] == trace_id
+    assert named.envelope["subject"]["trace_id"] == trace_id
+    assert verify_envelope_bytes(named.envelope_json, payload_bytes=named.payload_bytes).ok
+
+
+def test_a_decision_naming_its_own_trace_takes_the_template(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signer = _signer()
+
+    def generic(arguments: dict[str, Any]) -> None:
+        raise AssertionError(f"built generically: {arguments}")
+
+    monkeypatch.setattr(signer, "_sign_generic", generic)
+    signed = signer.sign(
+        decision_id="d-1",
+        input_hash="a" * 64,
+        output_hash="b" * 64,
+        latency_ms=1.5,
+        sequence=7,
+        mlflow_trace_id="tr-" + "c" * 32,
+    )
+    assert signed.payload_bytes.index(b'"latency_ms"') < signed.payload_bytes.index(
+        b'"mlflow_trace_id":"tr-' + b"c" * 32 + b'"'
+    )
+    assert signed.envelope["subject"]["trace_id"] == "tr-" + "c" * 32

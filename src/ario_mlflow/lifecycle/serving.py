@@ -53,7 +53,7 @@ from ario_mlflow.lifecycle.model_location import (
 )
 from ario_mlflow.lifecycle.otel import capture_otel_context, no_span_can_be_active
 from ario_mlflow.lifecycle.recorder import decision_key, default_components
-from ario_mlflow.lifecycle.traces import active_trace_id
+from ario_mlflow.lifecycle.traces import active_trace_id, new_trace_id, preset_trace_ids
 from ario_mlflow.lifecycle.uris import portable_uri
 from ario_mlflow.lifecycle.writebacks import decision_writeback, window_writeback
 from ario_mlflow.outbox.journal import Writeback
@@ -213,6 +213,9 @@ class VerifiedModel:
         self.recheck_max_cache_age = recheck_max_cache_age
         self.trace_predictions = trace_predictions
         self.trace_raw_io = trace_raw_io
+        #: ``each`` decisions name their trace when they are made (MLflow 3): the id is in
+        #: the signed payload, and the write-back creates the trace under it.
+        self._preset_traces = trace_predictions and preset_trace_ids()
         self._gate("load", None)  # before any MLflow access
 
         import mlflow
@@ -475,15 +478,23 @@ class VerifiedModel:
         prediction = self._model.predict(shaped)
         latency_ms = (time.perf_counter() - started) * 1000.0
         decision_id = random_uuid()
-        trace_id = None
+        trace_id = own_trace = None
         extra = dict(metadata) if metadata else None
         if not no_span_can_be_active():
-            trace_id = active_trace_id()
+            trace_id = active_trace_id()  # the caller's trace: recorded, not created
             otel = capture_otel_context(capture_otel, configured=self._capture_otel)
             traced = {"mlflow_trace_id": trace_id} if trace_id else {}
             extra = {**traced, **otel, **(extra or {})}
         if extra:
             payloads.check_metadata(extra)
+        sink = self._sink
+        if (
+            trace_id is None
+            and sink is not None
+            and self._preset_traces
+            and not (extra and "mlflow_trace_id" in extra)
+        ):
+            own_trace = new_trace_id()  # its trace is created under it, after the upload
         signed = self._decisions.sign(
             decision_id=decision_id,
             input_hash=input_hash,
@@ -492,15 +503,19 @@ class VerifiedModel:
             sequence=next(self._sequence),
             extra=extra,
             trace_id=trace_id,
+            mlflow_trace_id=own_trace,
         )
         result = VerifiedPrediction(prediction, decision_id, "disabled", signed.payload)
-        if self._sink is not None:
+        if sink is not None:
             payload_text = signed.payload_bytes.decode("utf-8")
-            writeback: Writeback | str = payload_text
-            if self.trace_predictions and self.trace_raw_io:
-                raw = to_canonical(input_data), to_canonical(prediction)
-                writeback = self._decision_writeback(payload_text, *raw)
-            wait = self._sink.commit(
+            writeback: Writeback | str = payload_text  # the sink's base write-back
+            raw_io = self.trace_predictions and self.trace_raw_io
+            if raw_io or (own_trace is None and self._preset_traces):
+                raw = (to_canonical(input_data), to_canonical(prediction)) if raw_io else ()
+                writeback = self._decision_writeback(
+                    payload_text, *raw, preset_trace=own_trace is not None
+                )
+            wait = sink.commit(
                 signed.envelope, signed.envelope_json, decision_key(decision_id), writeback
             )
             result.proof_status = "anchoring"
@@ -556,8 +571,15 @@ class VerifiedModel:
         return result
 
     def _decision_writeback(
-        self, payload_text: str, raw_input: Any = None, raw_output: Any = None
+        self,
+        payload_text: str,
+        raw_input: Any = None,
+        raw_output: Any = None,
+        *,
+        preset_trace: bool | None = None,
     ) -> Writeback:
+        """A decision's write-back (``preset_trace``: whether its trace is created under
+        the payload's ``mlflow_trace_id``; by default, as this model's decisions are)."""
         return decision_writeback(
             tracking_uri=self._tracking_uri,
             run_id=self.run_id if self.run_id != UNKNOWN else None,
@@ -566,6 +588,7 @@ class VerifiedModel:
             trace=self.trace_predictions,
             inputs=raw_input,
             outputs=raw_output,
+            preset_trace=self._preset_traces if preset_trace is None else preset_trace,
         )
 
 

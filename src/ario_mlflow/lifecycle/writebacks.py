@@ -13,6 +13,7 @@ import json
 import threading
 from typing import Any
 
+from ario_mlflow.lifecycle.traces import create_trace, decision_time_ns
 from ario_mlflow.lifecycle.uris import recorded_uri, usable_uri
 from ario_mlflow.lifecycle.witness import decision_files, log_witness_files, window_files
 from ario_mlflow.outbox import handlers
@@ -153,6 +154,10 @@ DECISION = "mlflow.decision"
 #: Spec key of a decision write-back that holds the decision's payload text (the one
 #: field a served model's decision write-backs differ in: the spool's template slot).
 DECISION_PAYLOAD = "payload"
+#: Spec key: the decision's trace is created under the payload's ``mlflow_trace_id``,
+#: which ``predict`` chose for it (absent: a new trace, the payload naming none or the
+#: caller's own).
+PRESET_TRACE = "preset_trace"
 
 
 def decision_writeback(
@@ -164,13 +169,16 @@ def decision_writeback(
     trace: bool,
     inputs: Any = None,
     outputs: Any = None,
+    preset_trace: bool = False,
 ) -> Writeback:
     """Once a decision is uploaded: its witness files on the run, and its MLflow trace.
 
     Everything else (the trace's tags, ``proof.json``) is derived from ``payload`` and the
     record when the write-back runs, so the hot path journals as little as possible. The
     trace holds hashes and ids; raw ``inputs``/``outputs`` only if the caller passes them
-    (an explicit opt-in, since they are journaled too).
+    (an explicit opt-in, since they are journaled too). With ``preset_trace`` the trace is
+    created under the id the payload names (``mlflow_trace_id``), so the signed record
+    points at it.
     """
     spec: dict[str, Any] = {
         "tracking_uri": recorded_uri(tracking_uri),
@@ -179,6 +187,8 @@ def decision_writeback(
         DECISION_PAYLOAD: payload,
         "trace": trace,
     }
+    if preset_trace:
+        spec[PRESET_TRACE] = True
     if inputs is not None:
         spec["inputs"] = inputs
     if outputs is not None:
@@ -242,6 +252,7 @@ def _write_decision_window(
             for index in indexes:
                 errors[index] = exc
     traced: dict[int, dict[str, Any]] = {}
+    started = False
     for index, item in enumerate(items):
         if errors[index] is not None or not item.spec.get("trace"):
             continue
@@ -250,14 +261,46 @@ def _write_decision_window(
             continue  # created by an earlier attempt
         try:
             text = item.spec[DECISION_PAYLOAD]
-            tags = _decision_trace_tags(json.loads(text), text, item.record)
-            traced[item.record.id] = {"trace_id": _start_trace(item.spec, tags)}
+            payload = json.loads(text)
+            tags = _decision_trace_tags(payload, text, item.record)
+            preset = payload.get("mlflow_trace_id") if item.spec.get(PRESET_TRACE) else None
+            if preset:
+                _create_preset_trace(item.spec, str(preset), tags, payload, item.record)
+                traced[item.record.id] = {"trace_id": str(preset)}
+            else:
+                traced[item.record.id] = {"trace_id": _start_trace(item.spec, tags)}
+                started = True
         except Exception as exc:
             errors[index] = exc
-    if traced:
+    if started:
         _flush_traces()  # a decision is done once its trace is really stored
+    if traced:
         journal.update_contexts(traced)
     return errors
+
+
+def _create_preset_trace(
+    spec: dict[str, Any],
+    trace_id: str,
+    tags: dict[str, str],
+    payload: dict[str, Any],
+    record: Record,
+) -> None:
+    """The decision's trace under the id its signed payload names, stored before this
+    returns (no flush needed), timed as the decision was."""
+    start_ns, duration_ns = decision_time_ns(
+        json.loads(record.envelope).get("signed_at"), payload.get("latency_ms")
+    )
+    create_trace(
+        usable_uri(spec.get("tracking_uri")),
+        trace_id,
+        experiment_id=spec.get("experiment_id"),
+        tags=tags,
+        start_ns=start_ns,
+        duration_ns=duration_ns,
+        inputs=spec.get("inputs"),
+        outputs=spec.get("outputs"),
+    )
 
 
 def _start_trace(spec: dict[str, Any], tags: dict[str, str]) -> str:

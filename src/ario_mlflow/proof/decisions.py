@@ -8,8 +8,9 @@ them in — the predict hot path then runs no generic serializer at all. The byt
 exactly those of :func:`~ario_mlflow.proof.payloads.prediction_payload` +
 :func:`~ario_mlflow.proof.canonical.canonical_json` and
 :func:`~ario_mlflow.proof.envelope.build_mlflow_envelope_json` (property tests hold them
-equal); a decision with anything more (a trace id, OpenTelemetry ids, caller metadata) or
-a field the template cannot spell is built by those generic functions.
+equal). The template also spells the decision's own MLflow trace id (every traced decision
+has one); a decision with anything more (a caller's trace, OpenTelemetry ids, caller
+metadata) or a field the template cannot spell is built by those generic functions.
 
 A *batched* decision (:class:`DecisionLeaves`) is not signed at all: its payload — the same
 fields plus ``decided_at`` — is a leaf of its window's Merkle tree, and the window's one
@@ -98,12 +99,15 @@ class _PayloadTemplate:
         output_hash: str,
         sequence: int,
         decided_at: str = "",
+        traced: str = "",
     ) -> bytes:
-        """The payload's bytes (``decision``, ``decided_at``: already JCS strings)."""
+        """The payload's bytes (``decision``, ``decided_at``: already JCS strings;
+        ``traced``: the ``,"mlflow_trace_id":…`` member, which JCS sorts right after
+        ``latency_ms``, or nothing)."""
         s = self.segments
         return (
             f"{s[0]}{decided_at}{s[1]}{decision}{s[2]}{encode_string(input_hash)}{s[3]}"
-            f"{format_number(latency)}{s[4]}{encode_string(output_hash)}"
+            f"{format_number(latency)}{traced}{s[4]}{encode_string(output_hash)}"
             f"{s[5]}{sequence}{s[6]}"
         ).encode()
 
@@ -166,7 +170,8 @@ class DecisionSigner:
             f'","previous_hash":{enc["previous_hash"]},"public_key":"{self._key.public_key_hex}"',
             ',"signed_at":',
             f',"spec_version":"{SPEC_VERSION}","subject":{{"decision_id":',
-            f',"model_run_id":{enc["run_id"]},"type":"mlflow_prediction"}}}}',
+            f',"model_run_id":{enc["run_id"]}',
+            ',"type":"mlflow_prediction"}}',  # the subject's trace_id goes before this
         )
 
     def sign(
@@ -179,21 +184,34 @@ class DecisionSigner:
         sequence: int,
         extra: dict[str, Any] | None = None,
         trace_id: str | None = None,
+        mlflow_trace_id: str | None = None,
         event_id: str | None = None,
         signed_at: str | None = None,
     ) -> SignedDecision:
         """The signed record of one decision (``extra``: snapshot fields such as the
-        trace and OpenTelemetry ids and caller metadata; ``event_id`` / ``signed_at``
-        default to a new UUID and now)."""
+        trace and OpenTelemetry ids and caller metadata; ``trace_id``: the subject's;
+        ``mlflow_trace_id``: the decision's own MLflow trace, both the payload field and
+        the subject's ``trace_id``, which the template spells so that a traced decision
+        costs no more than an untraced one; ``event_id`` / ``signed_at`` default to a
+        new UUID and now)."""
         fixed, template = self._fixed, self._payload
         if (
             template is None
             or extra
             or trace_id
             or not _plain(
-                decision_id, input_hash, output_hash, latency_ms, sequence, event_id, signed_at
+                decision_id,
+                input_hash,
+                output_hash,
+                latency_ms,
+                sequence,
+                event_id,
+                signed_at,
+                mlflow_trace_id,
             )
         ):
+            if mlflow_trace_id:
+                extra = {"mlflow_trace_id": mlflow_trace_id, **(extra or {})}
             return self._sign_generic(
                 {
                     "decision_id": decision_id,
@@ -202,7 +220,7 @@ class DecisionSigner:
                     "latency_ms": latency_ms,
                     "sequence": sequence,
                     "extra": extra,
-                    "trace_id": trace_id,
+                    "trace_id": trace_id or mlflow_trace_id,
                     "event_id": event_id,
                     "signed_at": signed_at,
                 }
@@ -222,24 +240,32 @@ class DecisionSigner:
             "sequence": sequence,
             "stream_id": fixed["stream_id"],
         }
+        subject = {
+            "type": "mlflow_prediction",
+            "decision_id": decision_id,
+            "model_run_id": fixed["run_id"],
+        }
         enc = encode_string
         decision = enc(decision_id)
-        payload_bytes = template.text(decision, input_hash, latency, output_hash, sequence)
+        traced = subject_trace = ""
+        if mlflow_trace_id:
+            payload["mlflow_trace_id"] = subject["trace_id"] = mlflow_trace_id
+            trace = enc(mlflow_trace_id)
+            traced, subject_trace = f',"mlflow_trace_id":{trace}', f',"trace_id":{trace}'
+        payload_bytes = template.text(
+            decision, input_hash, latency, output_hash, sequence, "", traced
+        )
         payload_hash = hashlib.sha256(payload_bytes).hexdigest()
         event_id = event_id or random_uuid()
         signed_at = signed_at or utc_now_iso()
         parts = self._envelope_text
         head = f"{parts[0]}{enc(event_id)}{parts[1]}{payload_hash}{parts[2]}"
-        tail = f"{parts[3]}{enc(signed_at)}{parts[4]}{decision}{parts[5]}"
+        tail = f"{parts[3]}{enc(signed_at)}{parts[4]}{decision}{parts[5]}{subject_trace}{parts[6]}"
         signature = self._key.sign(f"{head}{tail}".encode()).hex()
         envelope = {
             "event_id": event_id,
             "event_type": PREDICTION,
-            "subject": {
-                "type": "mlflow_prediction",
-                "decision_id": decision_id,
-                "model_run_id": fixed["run_id"],
-            },
+            "subject": subject,
             "payload_hash": payload_hash,
             "previous_hash": fixed["previous_hash"],
             "signed_at": signed_at,
