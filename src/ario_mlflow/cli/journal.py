@@ -166,6 +166,11 @@ def outbox(ctx: click.Context, fmt: str, limit: int) -> None:
             f"decision spool: {counts['spooled_bytes']} bytes not journaled yet "
             "(a companion process or 'ar-io-mlflow sync' takes them)"
         )
+    if counts.get("decisions_unwindowed"):
+        click.echo(
+            f"batched decisions: {counts['decisions_unwindowed']} not in a signed window yet "
+            "(their window closes when due, or now with 'ar-io-mlflow sync')"
+        )
     for r in records:
         click.echo(
             f"  {r.state:<11} {r.tx_id}  {r.event_type or '-':<18} attempts={r.attempts}"

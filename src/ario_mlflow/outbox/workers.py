@@ -490,9 +490,12 @@ def unfinished_notice(journal: Journal, mine: int) -> str | None:
     outstanding = sum(counts.get(state, 0) for state in OUTSTANDING)
     spooled = spooled_entries(journal.path.parent, journal)
     others = max(0, outstanding + spooled - mine)
-    if not mine and not others:
+    waiting = counts.get("decisions_unwindowed", 0)
+    if not mine and not others and not waiting:
         return None
     parts = [f"{mine + others} signed record(s) not uploaded yet"]
+    if waiting:
+        parts.append(f"{waiting} batched decision(s) not in a signed window yet")
     if mine and others:
         parts.append(f"{mine} from this process, {others} more in the journal or spool")
     elif others:
