@@ -181,18 +181,50 @@ _PREDICT_ON_A_FULL_DISK = """
 import json, resource, signal, sys
 from ario_mlflow.lifecycle.serving import VerifiedModel
 
-model = VerifiedModel(sys.argv[1])
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+def full() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
 outcomes = []
+if sys.argv[3] == "before-load":
+    full()
+try:
+    model = VerifiedModel(sys.argv[1], decisions=sys.argv[4])
+except Exception as exc:
+    print(json.dumps([[type(exc).__name__, str(exc)]]))
+    sys.exit(0)
+if sys.argv[3] == "after-load":
+    full()
 for _ in range(3):
     try:
-        model.predict(json.loads(sys.argv[2]))
-        outcomes.append(["returned", ""])
+        decision = model.predict(json.loads(sys.argv[2]))
+        outcomes.append(["returned", decision.decision_id])
     except Exception as exc:
         outcomes.append([type(exc).__name__, str(exc)])
 print(json.dumps(outcomes))
 """
+
+
+def _predict_on_a_full_disk(model_uri: str, when: str, decisions: str) -> list[list[str]]:
+    row = {name: float(value) for name, value in FEATURES.iloc[0].items()}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _PREDICT_ON_A_FULL_DISK,
+            model_uri,
+            json.dumps(row),
+            when,
+            decisions,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    outcomes: list[list[str]] = json.loads(result.stdout.strip().splitlines()[-1])
+    return outcomes
 
 
 def test_a_refused_prediction_leaves_no_spool_file_behind(
@@ -201,18 +233,40 @@ def test_a_refused_prediction_leaves_no_spool_file_behind(
     """Each refused decision used to leave an empty spool file: thousands of them after
     a night of traffic on a full disk."""
     trained = train()
-    row = {name: float(value) for name, value in FEATURES.iloc[0].items()}
-    result = subprocess.run(
-        [sys.executable, "-c", _PREDICT_ON_A_FULL_DISK, trained.model_uri, json.dumps(row)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    outcomes = _predict_on_a_full_disk(trained.model_uri, "after-load", "each")
     assert [kind for kind, _ in outcomes] == ["JournalError"] * 3  # never returned unrecorded
     assert all("cannot write the decision spool" in message for _, message in outcomes)
     directory = spool_dir(ario_home)
     left = sorted(p.name for p in directory.iterdir()) if directory.exists() else []
     assert left == []
+
+
+def test_a_batch_stream_cannot_open_on_a_full_disk_and_leaves_nothing(
+    ario_home: Path, mlflow_store: str, local_gateway: Any
+) -> None:
+    """Nothing can be written: the model does not load (a typed error: its private copy
+    cannot be made, or its stream's header cannot be spooled), rather than serve decisions
+    that could not be kept."""
+    outcomes = _predict_on_a_full_disk(train().model_uri, "before-load", "batch")
+    assert [kind for kind, _ in outcomes] in (["ProofUnavailableError"], ["JournalError"])
+    directory = spool_dir(ario_home)
+    assert (sorted(p.name for p in directory.iterdir()) if directory.exists() else []) == []
+
+
+def test_batch_decisions_made_in_reserved_spool_space_are_kept_when_the_disk_fills(
+    ario_home: Path, mlflow_store: str, local_gateway: Any
+) -> None:
+    """The spool file's blocks were reserved when the stream opened (posix_fallocate), so
+    decisions made after the disk filled still land in it, and none is lost."""
+    from ario_mlflow.outbox.leaves import receipt_for
+    from ario_mlflow.outbox.spool_writer import MAPPABLE_FILE_SYSTEMS, file_system_type
+
+    outcomes = _predict_on_a_full_disk(train().model_uri, "after-load", "batch")
+    if file_system_type(ario_home) not in MAPPABLE_FILE_SYSTEMS:
+        # no reservations here: each decision is refused, never kept falsely
+        assert [kind for kind, _ in outcomes] == ["JournalError"] * 3
+        return
+    assert [kind for kind, _ in outcomes] == ["returned"] * 3
+    assert run_cli("sync").returncode == 0
+    journal = Journal.at_home(ario_home)
+    assert all(receipt_for(journal, decision) is not None for _, decision in outcomes)
