@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,8 +172,9 @@ def test_an_unclosed_tail_is_reported_until_sync_closes_it(
 
 
 def _journal_leaves(journal: Journal, template: dict[str, Any], seqs: list[int]) -> str:
-    """A stream whose spool lost lines: its header and the leaves ``seqs`` only."""
-    header = {**template, "stream_id": "gappy", "writer": "elsewhere~1"}
+    """A stream whose spool lost lines: its header and the leaves ``seqs`` only, written
+    by a process that is gone (so the closer does not wait for the missing ones)."""
+    header = {**template, "stream_id": "gappy", "writer": f"{socket.gethostname()}~{_dead_pid()}"}
     spooled = Spooled([header], [], [])
     for seq in seqs:
         payload = {
@@ -225,6 +229,13 @@ def test_lost_decisions_show_as_gaps(
     report = _audit()
     assert report["overall_ok"] is False
     assert reason in _reasons(report), report["decisions"]["batched"]
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def _late_leaves(template: dict[str, Any]) -> Any:

@@ -43,6 +43,9 @@ BY_SIZE, BY_TIME, BY_REQUEST, BY_WRITER_GONE, BY_SYNC = (
     "sync",
 )
 
+#: How long a missing sequence number is waited for before a window closes over it.
+GAP_PATIENCE = 2.0
+
 #: ``sign(event_type, subject, payload bytes, previous hash) -> envelope``.
 EnvelopeSigner = Callable[[str, dict[str, Any], bytes, str], dict[str, Any]]
 #: ``sign(envelope, canonical bytes) -> (tx_id, item bytes, token)`` (the funding wallet).
@@ -113,13 +116,36 @@ class WindowCloser:
             if reason is None:
                 break
             if not self._close_one(current, reason):
-                break  # another closer took it: it carries on from there
+                break  # another closer took it, or its next decision is still on its way
             closed += 1
             current = get_stream(self.journal, stream.stream_id)
         return closed
 
+    def _settled(
+        self, stream: Stream, leaves: list[tuple[int, bytes, str]]
+    ) -> list[tuple[int, bytes, str]]:
+        """The decisions a window may take now: those that follow the stream's last
+        window with no number missing. A missing number is usually a decision another
+        thread of the writer has numbered but not spooled yet (microseconds): the window
+        stops before it. Once it has been missing for ``GAP_PATIENCE`` seconds, or its
+        writer is gone, it is lost, and the window is closed over the gap (which the
+        audit then names), so the decisions after it are anchored all the same."""
+        run: list[tuple[int, bytes, str]] = []
+        for leaf in leaves:
+            if leaf[0] != stream.next_seq + len(run):
+                break
+            run.append(leaf)
+        if len(run) == len(leaves):
+            return leaves
+        waited = time.time() - pending(self.journal, stream.stream_id).oldest
+        if waited >= GAP_PATIENCE or _writer_gone(stream.writer):
+            return leaves
+        return run
+
     def _close_one(self, stream: Stream, reason: str) -> bool:
-        leaves = unwindowed(self.journal, stream.stream_id, self.size)
+        leaves = self._settled(stream, unwindowed(self.journal, stream.stream_id, self.size))
+        if not leaves:
+            return False  # the next decision is still on its way
         header = stream.header
         manifest = window_manifest(
             stream=header,
