@@ -13,6 +13,7 @@ from ario_mlflow.lifecycle.serving import VerifiedModel
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.proof.merkle import leaf_hash
 from ario_mlflow.proof.windows import Receipt, receipt_problem
+from tests.support.cli import invoke_cli
 from tests.support.lifecycle import FEATURES, Trained, register, set_alias, sync, train
 
 ROW = FEATURES.iloc[[0]]
@@ -82,3 +83,86 @@ def test_a_tampered_receipt_fails_with_its_reason(mlflow_store: str, local_gatew
     assert "not in the signed window" in str(receipt_problem(forged))
     again = Receipt.from_json(json.loads(json.dumps(receipt.to_json())))
     assert receipt_problem(again) is None
+
+
+def test_a_batched_decision_inside_a_callers_trace_names_it_and_verifies_by_it(
+    mlflow_store: str, local_gateway: Any
+) -> None:
+    model, _ = _serve(train())
+    with mlflow.start_span("score-applicant") as span:
+        inside = model.predict(ROW)
+        trace_id = span.trace_id if hasattr(span, "trace_id") else span.request_id
+    outside = model.predict(ROW)
+    assert inside.record["mlflow_trace_id"] == trace_id
+    assert "mlflow_trace_id" not in outside.record
+    assert outside.wait_for_anchor(20), outside.anchor_error
+    receipt = inside.receipt()
+    assert receipt is not None
+    assert receipt_problem(receipt) is None
+    assert sync()
+    flush = getattr(mlflow, "flush_trace_async_logging", None)
+    if flush is not None:
+        flush()  # the caller's trace, exported in the background
+    code, out, err = invoke_cli(["verify", "trace", trace_id, "--format", "json"])
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert inside.decision_id in report["target"]
+    assert report["checks"]["inclusion"]["ok"] is True
+
+
+_FORKED = """
+import json, os, sys
+from ario_mlflow.lifecycle.serving import VerifiedModel
+from tests.support.lifecycle import FEATURES
+
+model = VerifiedModel("models:/credit@champion")
+parent = model.predict(FEATURES.iloc[[0]])
+read, write = os.pipe()
+child = os.fork()
+if child == 0:
+    decided = model.predict(FEATURES.iloc[[1]])
+    os.write(write, json.dumps([decided.stream_id, decided.seq, decided.decision_id]).encode())
+    os._exit(0)
+os.waitpid(child, 0)
+other = json.loads(os.read(read, 4096))
+last = model.predict(FEATURES.iloc[[2]])
+print(json.dumps({"parent": [parent.stream_id, parent.seq, parent.decision_id],
+                  "child": other, "last": [last.stream_id, last.seq, last.decision_id]}))
+"""
+
+
+def test_a_forked_child_decides_in_a_stream_of_its_own(
+    mlflow_store: str, local_gateway: Any, ario_home: Path
+) -> None:
+    """Two processes numbering one stream would collide on sequence numbers (and one of
+    them would lose its decisions): a fork opens a new stream."""
+    import os
+    import subprocess
+    import sys
+
+    from ario_mlflow.outbox.journal import Journal
+    from ario_mlflow.outbox.leaves import receipt_for
+    from tests.conftest import PROJECT_ROOT
+
+    _serve(train())
+    ran = subprocess.run(
+        [sys.executable, "-c", _FORKED],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+        env=dict(os.environ),
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    made = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert made["child"][0] != made["parent"][0]
+    assert made["child"][1] == 1  # its own numbering
+    assert made["last"][0] == made["parent"][0]
+    assert made["last"][1] == 2  # the parent's stream goes on where it was
+    assert sync()
+    journal = Journal.at_home(ario_home)
+    for _, _, decision_id in made.values():
+        receipt = receipt_for(journal, decision_id)
+        assert receipt is not None, decision_id
+        assert receipt_problem(receipt) is None

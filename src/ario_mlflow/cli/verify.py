@@ -215,7 +215,7 @@ def verify_trace(trace_id: str, **options: Any) -> None:
     """Verify the decision record mirrored on MLflow trace TRACE_ID."""
     from ario_mlflow.verify.targets import trace_target
 
-    _run("trace", lambda client, _: trace_target(client, trace_id), **options)
+    _run("trace", lambda client, anchor: trace_target(client, trace_id, anchor), **options)
 
 
 @verify.command("decision")

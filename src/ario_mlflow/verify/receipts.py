@@ -66,6 +66,31 @@ def _anchored_runs(client: Any) -> list[str]:
     return runs
 
 
+def decisions_in_trace(trace_id: str, *, journal: Any, client: Any) -> list[str]:
+    """The batched decisions made inside the caller's MLflow trace ``trace_id`` (their
+    payloads name it): from the journal, else from the window witnesses in MLflow."""
+    needle = f'"mlflow_trace_id":{json.dumps(trace_id)}'
+    if journal is not None:
+        rows = journal.connection().execute(
+            "SELECT decision_id FROM leaves WHERE instr(payload, ?) > 0 ORDER BY stream_id, seq",
+            (needle.encode(),),
+        )
+        found = [str(row[0]) for row in rows]
+        if found:
+            return found
+    if client is None:
+        return []
+    found = []
+    for run_id in _anchored_runs(client):
+        for stream_id, first, last in window_folders(client, run_id):
+            window = read_window(client, run_id, stream_id, first, last)
+            for payload in window.payloads:
+                if needle.encode() in payload:
+                    value = json.loads(payload)
+                    found.append(str(value.get("decision_id")))
+    return found
+
+
 def find_receipt(
     decision_id: str, *, journal: Any, client: Any, anchor: Any
 ) -> tuple[Receipt, str] | None:

@@ -125,8 +125,9 @@ def model_target(client: Any, ref: str) -> Target:
     )
 
 
-def trace_target(client: Any, trace_id: str) -> Target:
-    """The decision record mirrored on an MLflow trace."""
+def trace_target(client: Any, trace_id: str, anchor: Any = None) -> Target:
+    """The decision record mirrored on an MLflow trace; or a batched decision made inside
+    the caller's trace (its payload names the trace)."""
     try:
         trace = client.get_trace(trace_id)
     except Exception as exc:
@@ -135,6 +136,20 @@ def trace_target(client: Any, trace_id: str) -> Target:
         raise TargetNotFoundError(f"Trace {trace_id} not found.")
     tags = trace.info.tags or {}
     tx_id = tags.get(PREDICTION_TX) or tags.get(LEGACY_PREDICTION_TX)
+    if not tx_id and anchor is not None:
+        from ario_mlflow.verify.receipts import decisions_in_trace
+
+        journal = getattr(anchor, "journal", None)
+        named = decisions_in_trace(trace_id, journal=journal, client=client)
+        if named:
+            target = decision_target(client, named[0], journal, anchor)
+            more = f", 1 of {len(named)} decisions in it" if len(named) > 1 else ""
+            return Target(
+                "trace",
+                f"trace {trace_id} ({target.label}{more})",
+                target.tx_id,
+                receipt=target.receipt,
+            )
     if not tx_id:
         raise NotAnchoredError(
             f"Trace {trace_id}: no ario.prediction_tx tag found. Not anchored yet."
