@@ -13,6 +13,7 @@ from ario_mlflow.lifecycle.serving import VerifiedModel
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.proof.merkle import leaf_hash
 from ario_mlflow.proof.windows import Receipt, receipt_problem
+from ario_mlflow.verify import verify_record
 from tests.support.cli import invoke_cli
 from tests.support.lifecycle import FEATURES, Trained, register, set_alias, sync, train
 
@@ -83,6 +84,15 @@ def test_a_tampered_receipt_fails_with_its_reason(mlflow_store: str, local_gatew
     assert "not in the signed window" in str(receipt_problem(forged))
     again = Receipt.from_json(json.loads(json.dumps(receipt.to_json())))
     assert receipt_problem(again) is None
+    # verify_record takes a receipt (object or JSON) and needs nothing else
+    assert verify_record(receipt, None)["overall"] is True
+    assert verify_record(receipt.to_json(), None)["overall"] is True
+    failed = verify_record(forged, None)
+    assert failed["overall"] is False
+    assert "not in the signed window" in failed["inclusion"]["reason"]
+    pinned_elsewhere = verify_record(receipt, None, trusted_keys=["ab" * 32])
+    assert pinned_elsewhere["overall"] is False
+    assert "untrusted_issuer" in pinned_elsewhere["issuer"]["reason"]
 
 
 def test_a_batched_decision_inside_a_callers_trace_names_it_and_verifies_by_it(
