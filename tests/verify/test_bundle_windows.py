@@ -142,3 +142,16 @@ def test_a_tampered_bundle_of_windows_fails(case: str, bundle: Path) -> None:
 def test_a_bundle_in_a_zip_is_checked_the_same(bundle: Path, tmp_path: Path) -> None:
     archive = Path(shutil.make_archive(str(tmp_path / "evidence"), "zip", bundle))
     assert verify_bundle(archive)["ok"] is True
+
+
+def test_an_export_limit_above_mlflows_search_cap_works(bundle: Path, tmp_path: Path) -> None:
+    """MLflow refuses a trace search of more than 50,000 results; the export pages."""
+    output = tmp_path / "large"
+    export_bundle(
+        "credit@champion",
+        output,
+        client=mlflow.MlflowClient(),
+        anchor=ArweaveAnchor(),
+        decisions=100_000,
+    )
+    assert verify_bundle(output)["ok"] is True

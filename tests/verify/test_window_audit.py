@@ -171,19 +171,19 @@ def test_an_unclosed_tail_is_reported_until_sync_closes_it(
     assert _audit()["overall_ok"] is True
 
 
-def _journal_leaves(journal: Journal, template: dict[str, Any], seqs: list[int]) -> str:
-    """A stream whose spool lost lines: its header and the leaves ``seqs`` only, written
+def _gappy(template: dict[str, Any], seqs: list[int], *, header: bool) -> Spooled:
+    """Spool lines of a stream whose spool lost some (only ``seqs`` are there), written
     by a process that is gone (so the closer does not wait for the missing ones)."""
-    header = {**template, "stream_id": "gappy", "writer": f"{socket.gethostname()}~{_dead_pid()}"}
-    spooled = Spooled([header], [], [])
+    stream = {**template, "stream_id": "gappy", "writer": f"{socket.gethostname()}~{_dead_pid()}"}
+    spooled = Spooled([stream] if header else [], [], [])
     for seq in seqs:
         payload = {
             "event_type": "prediction",
             "decision_id": f"00000000-0000-4000-8000-{seq:012d}",
-            "model_name": header["model_name"],
-            "model_version": header["model_version"],
-            "run_id": header["run_id"],
-            "model_uri": header["model_uri"],
+            "model_name": stream["model_name"],
+            "model_version": stream["model_version"],
+            "run_id": stream["run_id"],
+            "model_uri": stream["model_uri"],
             "input_hash": "sha256:" + "1" * 64,
             "output_hash": "sha256:" + "2" * 64,
             "latency_ms": 1.0,
@@ -195,8 +195,14 @@ def _journal_leaves(journal: Journal, template: dict[str, Any], seqs: list[int])
         spooled.leaves.append(
             ("gappy", seq, payload["decision_id"], canonical_json(payload), "2026-12-05")
         )
-    assert journal.ingest(f"lost-{seqs}", 0, 1, [], spooled.write)
-    return "gappy"
+    return spooled
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 @pytest.mark.parametrize(
@@ -220,46 +226,16 @@ def test_lost_decisions_show_as_gaps(
     stream = get_stream(journal, world.model.stream_id)
     assert stream is not None
     if reason == window_audit.GAP_INSIDE:
-        _journal_leaves(journal, stream.header, [s for s in range(1, 5) if s not in lost])
+        seqs = [s for s in range(1, 5) if s not in lost]
+        assert journal.ingest("lost", 0, 1, [], _gappy(stream.header, seqs, header=True).write)
     else:  # window 1-3 closes first, then 5-6 with 4 never seen
-        _journal_leaves(journal, stream.header, [1, 2, 3])
+        assert journal.ingest("lost", 0, 1, [], _gappy(stream.header, [1, 2, 3], header=True).write)
         assert sync()
-        journal.ingest("lost-late", 0, 1, [], _late_leaves(stream.header))
+        journal.ingest("lost-late", 0, 1, [], _gappy(stream.header, [5, 6], header=False).write)
     assert sync()
     report = _audit()
     assert report["overall_ok"] is False
     assert reason in _reasons(report), report["decisions"]["batched"]
-
-
-def _dead_pid() -> int:
-    """The pid of a process that has exited."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def _late_leaves(template: dict[str, Any]) -> Any:
-    spooled = Spooled([], [], [])
-    for seq in (5, 6):
-        payload = {
-            "event_type": "prediction",
-            "decision_id": f"00000000-0000-4000-8000-{seq:012d}",
-            "model_name": template["model_name"],
-            "model_version": template["model_version"],
-            "run_id": template["run_id"],
-            "model_uri": template["model_uri"],
-            "input_hash": "sha256:" + "1" * 64,
-            "output_hash": "sha256:" + "2" * 64,
-            "latency_ms": 1.0,
-            "artifact_verified": True,
-            "sequence": seq,
-            "stream_id": "gappy",
-            "decided_at": "2026-12-05T12:00:00+00:00",
-        }
-        spooled.leaves.append(
-            ("gappy", seq, payload["decision_id"], canonical_json(payload), "2026-12-05")
-        )
-    return spooled.write
 
 
 def test_verify_decision_reads_a_window_witness_with_no_journal(

@@ -80,22 +80,29 @@ def _payload_for(envelope: dict[str, Any], client: Any, run_id: str | None) -> b
 
 
 def _decisions(client: Any, name: str, version: str, limit: int) -> list[tuple[str, str, str]]:
+    """Up to ``limit`` decisions with records of their own (``each`` mode), found by their
+    traces, a page at a time (MLflow caps one search at 50,000 results)."""
     from ario_mlflow.lifecycle.traces import all_experiment_ids, search_traces
 
-    if limit <= 0:
-        return []
-    traces = search_traces(
-        client,
-        all_experiment_ids(client),
-        f"tags.`ario.model_name` = '{name}' and tags.`ario.model_version` = '{version}'",
-        max_results=limit,
-    )
-    found = []
-    for trace in traces:
-        tx_id = (trace.info.tags or {}).get(PREDICTION_TX)
-        if tx_id:
-            found.append(("prediction", (trace.info.tags or {}).get(DECISION_ID, ""), tx_id))
-    return found
+    found: list[tuple[str, str, str]] = []
+    experiments = all_experiment_ids(client) if limit > 0 else []
+    token = None
+    while experiments and len(found) < limit:
+        page = search_traces(
+            client,
+            experiments,
+            f"tags.`ario.model_name` = '{name}' and tags.`ario.model_version` = '{version}'",
+            max_results=min(limit - len(found), 1000),
+            page_token=token,
+        )
+        for trace in page:
+            tags = trace.info.tags or {}
+            if tags.get(PREDICTION_TX):
+                found.append(("prediction", tags.get(DECISION_ID, ""), tags[PREDICTION_TX]))
+        token = getattr(page, "token", None)
+        if not token or not page:
+            break
+    return found[:limit]
 
 
 def export_bundle(
