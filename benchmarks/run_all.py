@@ -4,9 +4,10 @@
 
 Each benchmark's own output is streamed as it runs; the summary at the end repeats its
 key lines, its exit status and its wall time. ``--quick`` passes smaller sizes (hashing
-256 MiB x 3 rounds, 500 predict rounds and 2,000 sustained predictions, 3 anchor runs
-with an 8 MiB model, 5 CLI rounds and 3 of ``verify run``, 2,000 records to verify) for a
-smoke run; the defaults are what the README table reports. ``--what-if`` also runs
+256 MiB x 3 rounds, 500 predict rounds and 2,000 sustained predictions, 10,000 batched
+decisions in windows of 1,000, 3 anchor runs with an 8 MiB model, 5 CLI rounds and 3 of
+``verify run``, 2,000 records and 20,000 inclusion receipts to verify) for a smoke run;
+the defaults are what the README table reports. ``--what-if`` also runs
 ``bench_predict.py --background thread`` and ``bench_predict.py --no-trace-predictions``.
 Exit status 1 if any benchmark exits non-zero (a missed target counts).
 """
@@ -61,23 +62,31 @@ BENCHES = [
         "predict",
         "bench_predict.py",
         QUICK_PREDICT,
-        r"^(1-row DataFrame|feature dict|\s+ratio|\s+failed|sustained:|  uploads|  MLflow|  plain|"
-        r"  journal states|  threads|  RSS|load:|product errors|target)",
+        r"^(feature list|1-row DataFrame|feature dict|\s+(batch|each)/plain|\s+failed|"
+        r"sustained:|  uploads|  MLflow|  plain|  journal states|  threads|  RSS|load:|"
+        r"product errors|target|each:|failed predicts)",
+    ),
+    Bench(
+        "batch",
+        "bench_batch.py",
+        ["--decisions", "10000"],
+        r"^(serving:|  at the last|  after the last|  threads|  RSS|windows:|receipts:|"
+        r"  receipt_for|export|verify-bundle|target)",
     ),
     Bench(
         "predict-thread",
         "bench_predict.py",
         QUICK_PREDICT,
-        r"^(1-row DataFrame|feature dict|\s+ratio|sustained:|  uploads|  MLflow|  plain|"
-        r"  RSS|target)",
+        r"^(feature list|1-row DataFrame|feature dict|\s+(batch|each)/plain|sustained:|"
+        r"  uploads|  MLflow|  plain|  RSS|target)",
         ["--background", "thread"],
     ),
     Bench(
         "predict-no-traces",
         "bench_predict.py",
         QUICK_PREDICT,
-        r"^(1-row DataFrame|feature dict|\s+ratio|sustained:|  uploads|  MLflow|  plain|"
-        r"  RSS|target)",
+        r"^(feature list|1-row DataFrame|feature dict|\s+(batch|each)/plain|sustained:|"
+        r"  uploads|  MLflow|  plain|  RSS|target)",
         ["--no-trace-predictions"],
     ),
     Bench(
@@ -95,8 +104,9 @@ BENCHES = [
     Bench(
         "verify",
         "bench_verify.py",
-        ["--records", "2000"],
-        r"^(floor|verify_record|ratio|tamper|verify-bundle|verify_bundle|target)",
+        ["--records", "2000", "--inclusion", "20000"],
+        r"^(floor|verify_record|leaf_hash|receipt_problem|ratio|tamper|inclusion tamper|"
+        r"verify-bundle|verify_bundle|target)",
     ),
 ]
 
