@@ -465,6 +465,8 @@ def _flush_at_exit() -> None:
         if notice:
             logger.warning("%s", notice)
     for home in _SPOOLED_HOMES - covered:
+        if not home.is_dir():  # removed already (a temporary home): do not recreate it
+            continue
         try:
             notice = _spool_notice(home, min(seconds, SPOOL_EXIT_WAIT_SECONDS))
         except Exception:
