@@ -16,7 +16,7 @@ import pytest
 from ario_mlflow.lifecycle.registry import ArioMlflowClient, register_model
 from ario_mlflow.outbox.anchor import ArweaveAnchor
 from ario_mlflow.proof.commitment import verify_commitment
-from tests.support.lifecycle import local_model_dir, product_threads, serialized_model, train
+from tests.support.lifecycle import local_model_dir, product_threads, serialized_model, sync, train
 
 
 def _witness(run_id: str, path: str) -> bytes:
@@ -232,6 +232,8 @@ def test_register_model_helper_and_anchoring_existing_versions(
     plain = mlflow.register_model(trained.model_uri, "scorer")  # not anchored by MLflow
     client.anchor_model_version("scorer", plain.version)
     assert client.wait_for_anchor("registration", "scorer", plain.version, timeout=30)
+    # the tags are written back after the upload (a moment later, or by sync now)
+    assert sync()
     assert (
         client.get_model_version("scorer", plain.version).tags["ario.verify_status"] == "anchored"
     )
