@@ -133,6 +133,60 @@ def _plain(
     )
 
 
+def _generic_payload(
+    fixed: dict[str, Any],
+    verified: bool | None,
+    *,
+    decision_id: str,
+    input_hash: str,
+    output_hash: str,
+    latency_ms: float,
+    sequence: int,
+    more: dict[str, Any],
+) -> dict[str, Any]:
+    """A decision's payload by :func:`prediction_payload` (anything the template cannot
+    spell); ``more``: the fields after the stream's (decision time, trace ids, metadata)."""
+    return prediction_payload(
+        decision_id=decision_id,
+        model_name=fixed["model_name"],
+        model_version=fixed["model_version"],
+        run_id=fixed["run_id"],
+        model_uri=fixed["model_uri"],
+        input_hash=input_hash,
+        output_hash=output_hash,
+        latency_ms=latency_ms,
+        artifact_verified=verified,
+        snapshot={"sequence": sequence, "stream_id": fixed["stream_id"], **more},
+    )
+
+
+def _plain_payload(  # noqa: PLR0917 - called per decision: positional is cheaper
+    fixed: dict[str, Any],
+    verified: bool | None,
+    decision_id: str,
+    input_hash: str,
+    output_hash: str,
+    latency: float,
+    sequence: int,
+) -> dict[str, Any]:
+    """The payload the template spells: :func:`prediction_payload`'s fields, in its
+    order, built without its generic merge (the hot path)."""
+    return {
+        "event_type": PREDICTION,
+        "decision_id": decision_id,
+        "model_name": fixed["model_name"],
+        "model_version": fixed["model_version"],
+        "run_id": fixed["run_id"],
+        "model_uri": fixed["model_uri"],
+        "input_hash": input_hash,
+        "output_hash": output_hash,
+        "latency_ms": latency,
+        "artifact_verified": verified,
+        "sequence": sequence,
+        "stream_id": fixed["stream_id"],
+    }
+
+
 class DecisionSigner:
     """Signs the ``prediction`` records of one served model (see the module docstring)."""
 
@@ -226,20 +280,9 @@ class DecisionSigner:
                 }
             )
         latency = round(latency_ms, LATENCY_PRECISION)
-        payload = {  # prediction_payload's fields, in its order
-            "event_type": PREDICTION,
-            "decision_id": decision_id,
-            "model_name": fixed["model_name"],
-            "model_version": fixed["model_version"],
-            "run_id": fixed["run_id"],
-            "model_uri": fixed["model_uri"],
-            "input_hash": input_hash,
-            "output_hash": output_hash,
-            "latency_ms": latency,
-            "artifact_verified": self._verified,
-            "sequence": sequence,
-            "stream_id": fixed["stream_id"],
-        }
+        payload = _plain_payload(
+            fixed, self._verified, decision_id, input_hash, output_hash, latency, sequence
+        )
         subject = {
             "type": "mlflow_prediction",
             "decision_id": decision_id,
@@ -279,21 +322,15 @@ class DecisionSigner:
     def _sign_generic(self, arguments: dict[str, Any]) -> SignedDecision:
         fixed = self._fixed
         decision_id = arguments["decision_id"]
-        payload = prediction_payload(
+        payload = _generic_payload(
+            fixed,
+            self._verified,
             decision_id=decision_id,
-            model_name=fixed["model_name"],
-            model_version=fixed["model_version"],
-            run_id=fixed["run_id"],
-            model_uri=fixed["model_uri"],
             input_hash=arguments["input_hash"],
             output_hash=arguments["output_hash"],
             latency_ms=arguments["latency_ms"],
-            artifact_verified=self._verified,
-            snapshot={
-                "sequence": arguments["sequence"],
-                "stream_id": fixed["stream_id"],
-                **(arguments["extra"] or {}),
-            },
+            sequence=arguments["sequence"],
+            more=arguments["extra"] or {},
         )
         payload_bytes = canonical_json(payload)
         envelope, envelope_json = build_mlflow_envelope_json(
@@ -356,41 +393,23 @@ class DecisionLeaves:
             or extra
             or not _plain(decision_id, input_hash, output_hash, latency_ms, sequence, decided_at)
         ):
-            payload = prediction_payload(
+            payload = _generic_payload(
+                fixed,
+                self._verified,
                 decision_id=decision_id,
-                model_name=fixed["model_name"],
-                model_version=fixed["model_version"],
-                run_id=fixed["run_id"],
-                model_uri=fixed["model_uri"],
                 input_hash=input_hash,
                 output_hash=output_hash,
                 latency_ms=latency_ms,
-                artifact_verified=self._verified,
-                snapshot={
-                    "sequence": sequence,
-                    "stream_id": fixed["stream_id"],
-                    "decided_at": decided_at,
-                    **(extra or {}),
-                },
+                sequence=sequence,
+                more={"decided_at": decided_at, **(extra or {})},
             )
             data = canonical_json(payload)
             return Leaf(payload, data, leaf_hash(data))
         latency = round(latency_ms, LATENCY_PRECISION)
-        payload = {
-            "event_type": PREDICTION,
-            "decision_id": decision_id,
-            "model_name": fixed["model_name"],
-            "model_version": fixed["model_version"],
-            "run_id": fixed["run_id"],
-            "model_uri": fixed["model_uri"],
-            "input_hash": input_hash,
-            "output_hash": output_hash,
-            "latency_ms": latency,
-            "artifact_verified": self._verified,
-            "sequence": sequence,
-            "stream_id": fixed["stream_id"],
-            "decided_at": decided_at,
-        }
+        payload = _plain_payload(
+            fixed, self._verified, decision_id, input_hash, output_hash, latency, sequence
+        )
+        payload["decided_at"] = decided_at
         data = template.text(
             encode_string(decision_id),
             input_hash,
