@@ -27,7 +27,7 @@ from ario_mlflow.lifecycle.handlers import INSTALLER
 from ario_mlflow.lifecycle.window_pump import window_pump
 from ario_mlflow.lifecycle.writebacks import DECISION_PAYLOAD
 from ario_mlflow.outbox.companion import ensure_companion
-from ario_mlflow.outbox.journal import REJECTED, UPLOADED, Writeback
+from ario_mlflow.outbox.journal import REJECTED, UPLOADED, Record, Writeback
 from ario_mlflow.outbox.leaves import CLOSE, STREAM, decision_window
 from ario_mlflow.outbox.spool_writer import EntryTemplate, SpoolWriter, entry_line
 from ario_mlflow.outbox.workers import report_at_exit
@@ -127,20 +127,7 @@ class SpoolSink:
         journal = self._journal
 
         def wait(timeout: float) -> tuple[str | None, str | None]:
-            until = time.monotonic() + timeout
-            while True:
-                record = journal.latest_for(key)
-                if record is not None and record.state == UPLOADED:
-                    return record.tx_id, None
-                if record is not None and record.state == REJECTED:
-                    return None, f"{record.last_error} (record {record.tx_id} kept in the journal)"
-                if time.monotonic() >= until:
-                    where = f"record {record.tx_id}" if record else "the decision (spooled)"
-                    return None, (
-                        f"upload not confirmed within {timeout:g}s; {where} will be retried "
-                        "(ar-io-mlflow sync)"
-                    )
-                time.sleep(WAIT_POLL_SECONDS)
+            return _poll(lambda: journal.latest_for(key), timeout, "record")
 
         return wait
 
@@ -190,23 +177,36 @@ class LeafSink:
                 self._closed_through = seq
             self._keep_going()
             journal = self._journal
-            until = time.monotonic() + timeout
-            while True:
+
+            def window() -> Record | None:
                 found = decision_window(journal, decision_id)
-                record = journal.by_tx(found[0]) if found and found[0] else None
-                if record is not None and record.state == UPLOADED:
-                    return record.tx_id, None
-                if record is not None and record.state == REJECTED:
-                    return None, f"{record.last_error} (window {record.tx_id} kept in the journal)"
-                if time.monotonic() >= until:
-                    where = f"window {record.tx_id}" if record else "the decision (spooled)"
-                    return None, (
-                        f"upload not confirmed within {timeout:g}s; {where} will be retried "
-                        "(ar-io-mlflow sync)"
-                    )
-                time.sleep(WAIT_POLL_SECONDS)
+                return journal.by_tx(found[0]) if found and found[0] else None
+
+            return _poll(window, timeout, "window")
 
         return wait
+
+
+def _poll(
+    find: Callable[[], Record | None], timeout: float, what: str
+) -> tuple[str | None, str | None]:
+    """Look at the journal until the record ``find`` returns (a decision's own, or its
+    window, ``what``) is uploaded or refused for good, or ``timeout`` passes:
+    ``(tx_id or None, error or None)``."""
+    until = time.monotonic() + timeout
+    while True:
+        record = find()
+        if record is not None and record.state == UPLOADED:
+            return record.tx_id, None
+        if record is not None and record.state == REJECTED:
+            return None, f"{record.last_error} ({what} {record.tx_id} kept in the journal)"
+        if time.monotonic() >= until:
+            where = f"{what} {record.tx_id}" if record else "the decision (spooled)"
+            return None, (
+                f"upload not confirmed within {timeout:g}s; {where} will be retried "
+                "(ar-io-mlflow sync)"
+            )
+        time.sleep(WAIT_POLL_SECONDS)
 
 
 def _line(kind: str, value: Any, **more: Any) -> bytes:
