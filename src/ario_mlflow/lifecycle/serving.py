@@ -250,18 +250,6 @@ class VerifiedModel:
         self._model = mlflow.pyfunc.load_model(str(self._copy) if self._copy else model_uri)
         self._previous_hash = self._chain_head(resolved)
         self._experiment_id = self._experiment_of(self.run_id)
-        self.stream_id = uuid.uuid4().hex
-        self._sequence = itertools.count(1)
-        self._decisions = DecisionSigner(
-            key=self._engine.prepared_key,
-            model_name=self.model_name,
-            model_version=self.model_version,
-            run_id=self.run_id,
-            model_uri=self.model_uri,
-            artifact_verified=self._artifact_verified,
-            stream_id=self.stream_id,
-            previous_hash=self._previous_hash,
-        )
         self.decisions = decisions or settings.decisions
         self._background = background or settings.background
         self._open_sinks()
@@ -393,7 +381,20 @@ class VerifiedModel:
         )
         if self.decisions == "batch":
             self._open_stream()
-        elif self._anchoring:
+            return
+        self.stream_id = uuid.uuid4().hex
+        self._sequence = itertools.count(1)
+        self._decisions = DecisionSigner(
+            key=self._engine.prepared_key,
+            model_name=self.model_name,
+            model_version=self.model_version,
+            run_id=self.run_id,
+            model_uri=self.model_uri,
+            artifact_verified=self._artifact_verified,
+            stream_id=self.stream_id,
+            previous_hash=self._previous_hash,
+        )
+        if self._anchoring:
             self._sink = decision_sink(self._anchor, self._background, self._decision_writeback(""))
 
     def _open_stream(self) -> None:
@@ -472,21 +473,10 @@ class VerifiedModel:
             self._gate("predict", self.recheck_max_cache_age)
         if self.decisions == "batch":
             return self._predict_batched(input_data, metadata, capture_otel)
-        input_hash = input_fingerprint(input_data)  # unfingerprintable input: refuse first
-        shaped = model_input(input_data)
-        started = time.perf_counter()
-        prediction = self._model.predict(shaped)
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        decision_id = random_uuid()
-        trace_id = own_trace = None
-        extra = dict(metadata) if metadata else None
-        if not no_span_can_be_active():
-            trace_id = active_trace_id()  # the caller's trace: recorded, not created
-            otel = capture_otel_context(capture_otel, configured=self._capture_otel)
-            traced = {"mlflow_trace_id": trace_id} if trace_id else {}
-            extra = {**traced, **otel, **(extra or {})}
-        if extra:
-            payloads.check_metadata(extra)
+        prediction, input_hash, latency_ms, decision_id, trace_id, extra = self._run_model(
+            input_data, metadata, capture_otel
+        )
+        own_trace = None
         sink = self._sink
         if (
             trace_id is None
@@ -522,6 +512,29 @@ class VerifiedModel:
             result._wait = _waiter(wait)
         return result
 
+    def _run_model(
+        self, input_data: Any, metadata: Mapping[str, Any] | None, capture_otel: bool
+    ) -> tuple[Any, str, float, str, str | None, dict[str, Any] | None]:
+        """What every decision starts with: ``(prediction, input hash, latency in ms,
+        decision id, the caller's MLflow trace id or None, the payload's extra fields)``
+        — the caller's trace and OpenTelemetry ids and its metadata, checked."""
+        input_hash = input_fingerprint(input_data)  # unfingerprintable input: refuse first
+        shaped = model_input(input_data)
+        started = time.perf_counter()
+        prediction = self._model.predict(shaped)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        decision_id = random_uuid()
+        trace_id = None
+        extra = dict(metadata) if metadata else None
+        if not no_span_can_be_active():
+            trace_id = active_trace_id()  # the caller's trace: recorded, not created
+            otel = capture_otel_context(capture_otel, configured=self._capture_otel)
+            traced = {"mlflow_trace_id": trace_id} if trace_id else {}
+            extra = {**traced, **otel, **(extra or {})}
+        if extra:
+            payloads.check_metadata(extra)
+        return prediction, input_hash, latency_ms, decision_id, trace_id, extra
+
     def _predict_batched(
         self, input_data: Any, metadata: Mapping[str, Any] | None, capture_otel: bool
     ) -> VerifiedPrediction:
@@ -529,20 +542,9 @@ class VerifiedModel:
         hash, one spool append. No signature, lock, SQLite, network or MLflow call."""
         if os.getpid() != self._stream_pid:
             self._open_stream()
-        input_hash = input_fingerprint(input_data)  # unfingerprintable input: refuse first
-        shaped = model_input(input_data)
-        started = time.perf_counter()
-        prediction = self._model.predict(shaped)
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        decision_id = random_uuid()
-        extra = dict(metadata) if metadata else None
-        if not no_span_can_be_active():
-            trace_id = active_trace_id()
-            otel = capture_otel_context(capture_otel, configured=self._capture_otel)
-            traced = {"mlflow_trace_id": trace_id} if trace_id else {}
-            extra = {**traced, **otel, **(extra or {})}
-        if extra:
-            payloads.check_metadata(extra)
+        prediction, input_hash, latency_ms, decision_id, _, extra = self._run_model(
+            input_data, metadata, capture_otel
+        )
         seq = next(self._sequence)
         leaf = self._leaves.leaf(
             decision_id=decision_id,
