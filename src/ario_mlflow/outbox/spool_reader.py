@@ -107,7 +107,9 @@ def _complete_lines(data: bytes, start: int) -> Iterator[_Line]:
         yield _Line(start + position, entry, raw)
 
 
-def _new_record(entry: Mapping[str, Any], sign: Signer) -> NewRecord:
+def record_from_entry(entry: Mapping[str, Any], sign: Signer) -> NewRecord:
+    """The journal record of a spool entry (an envelope and where it goes, with its
+    write-backs), signed into a data item by ``sign``."""
     envelope: dict[str, Any] = entry["envelope"]
     data = canonical_json(envelope)
     tx_id, item, token = sign(envelope, data)
@@ -169,7 +171,7 @@ def ingest_file(journal: Journal, path: Path, sign: Signer, *, batch: int = INGE
         else:
             try:
                 if isinstance(line.entry.get("envelope"), dict):
-                    records.append(_new_record(line.entry, sign))
+                    records.append(record_from_entry(line.entry, sign))
                 elif not parse_line(line.entry, batched):
                     _keep_aside(path.parent, line.raw, "not a spool entry")
             except Exception as exc:  # a malformed entry must not block the ones after it

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ario_mlflow._process import local_process_gone
-from ario_mlflow.outbox.journal import Journal, NewRecord, Writeback, insert_record
+from ario_mlflow.outbox.journal import Journal, insert_record
 from ario_mlflow.outbox.leaves import (
     Stream,
     get_stream,
@@ -26,6 +26,7 @@ from ario_mlflow.outbox.leaves import (
     seal_window,
     unwindowed,
 )
+from ario_mlflow.outbox.spool_reader import Signer, record_from_entry
 from ario_mlflow.proof import chain
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.hashing import sha256_hex
@@ -48,8 +49,6 @@ GAP_PATIENCE = 2.0
 
 #: ``sign(event_type, subject, payload bytes, previous hash) -> envelope``.
 EnvelopeSigner = Callable[[str, dict[str, Any], bytes, str], dict[str, Any]]
-#: ``sign(envelope, canonical bytes) -> (tx_id, item bytes, token)`` (the funding wallet).
-ItemSigner = Callable[[Mapping[str, Any], bytes], tuple[str, bytes, str]]
 
 
 def window_key(stream_id: str, first_seq: int) -> str:
@@ -71,7 +70,7 @@ class WindowCloser:
         *,
         public_key: str,
         sign_envelope: EnvelopeSigner,
-        sign_item: ItemSigner,
+        sign_item: Signer,
         size: int,
         seconds: float,
     ) -> None:
@@ -166,25 +165,22 @@ class WindowCloser:
             manifest_bytes,
             previous,
         )
-        data = canonical_json(envelope)
-        tx_id, item, token = self._sign_item(envelope, data)
         seqs = [seq for seq, _, _ in leaves]
         window = {"stream_id": stream.stream_id, "first_seq": seqs[0], "last_seq": seqs[-1]}
-        record = NewRecord(
-            tx_id=tx_id,
-            envelope=data,
-            item=item,
-            upload_url=str(header["upload_url"]),
-            token=token,
-            gateway_base=str(header["gateway_base"]),
-            event_id=str(envelope["event_id"]),
-            event_type=PREDICTION_BATCH,
-            context_key=window_key(stream.stream_id, seqs[0]),
-            writebacks=[
-                Writeback(kind, {**spec, **window}, bool(after))
-                for kind, spec, after in header.get("writebacks", [])
-            ],
+        record = record_from_entry(
+            {
+                "envelope": envelope,
+                "upload_url": header["upload_url"],
+                "gateway_base": header["gateway_base"],
+                "context_key": window_key(stream.stream_id, seqs[0]),
+                "writebacks": [
+                    [kind, {**spec, **window}, after]
+                    for kind, spec, after in header.get("writebacks", [])
+                ],
+            },
+            self._sign_item,
         )
+        tx_id = record.tx_id
         digest = sha256_hex(manifest_bytes)
         try:
             with self.journal.transaction() as db:
@@ -208,7 +204,7 @@ class _TakenByAnother(Exception):
 
 
 def closer_for_engine(
-    journal: Journal, engine: Any, sign_item: ItemSigner, *, size: int, seconds: float
+    journal: Journal, engine: Any, sign_item: Signer, *, size: int, seconds: float
 ) -> WindowCloser:
     """A closer signing with ``engine`` (a ``ProofEngine``)."""
 
@@ -239,7 +235,7 @@ class InstallationCloser:
     companion, ``sync``): made on first need, so that a process with no batched decision
     to close never loads (or creates) a signing key."""
 
-    def __init__(self, journal: Journal, sign_item: ItemSigner) -> None:
+    def __init__(self, journal: Journal, sign_item: Signer) -> None:
         self.journal = journal
         self._sign_item = sign_item
         self._closer: WindowCloser | None = None
