@@ -19,8 +19,7 @@ from typing import Any
 
 from ario_mlflow.outbox.journal import Journal
 from ario_mlflow.proof.canonical import canonical_json
-from ario_mlflow.proof.merkle import audit_path, leaf_hash
-from ario_mlflow.proof.windows import Receipt
+from ario_mlflow.proof.windows import Receipt, receipt_in_window
 
 #: Spool line keys (one per line kind).
 STREAM, LEAF, CLOSE = "stream", "leaf", "close"
@@ -221,13 +220,10 @@ def receipt_for(journal: Journal, decision_id: str) -> Receipt | None:
     )
     if row is None:
         return None
-    tx_id, index = str(row[0]), int(row[1])
-    hashes = [leaf_hash(p) for p in window_payloads(journal, tx_id)]
-    return Receipt(
-        payload_bytes=bytes(row[2]),
-        leaf_index=index,
-        tree_size=len(hashes),
-        audit_path=tuple(audit_path(index, hashes)),
+    tx_id = str(row[0])
+    return receipt_in_window(
+        window_payloads(journal, tx_id),
+        int(row[1]),
         manifest_bytes=bytes(row[3]),
         envelope=json.loads(row[4]),
         tx_id=tx_id,

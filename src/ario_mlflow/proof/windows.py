@@ -26,7 +26,7 @@ from typing import Any
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.envelope import verify_envelope
 from ario_mlflow.proof.hashing import sha256_hex
-from ario_mlflow.proof.merkle import leaf_hash, merkle_root, verify_inclusion
+from ario_mlflow.proof.merkle import audit_path, leaf_hash, merkle_root, verify_inclusion
 from ario_mlflow.proof.payloads import PREDICTION, PREDICTION_BATCH
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "LEAF_HASH",
     "RECEIPT_FORMAT",
     "Receipt",
+    "receipt_in_window",
     "receipt_problem",
     "window_manifest",
     "window_problem",
@@ -178,6 +179,28 @@ class Receipt:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed receipt: {type(exc).__name__}: {exc}") from None
+
+
+def receipt_in_window(
+    payloads: Sequence[bytes],
+    index: int,
+    *,
+    manifest_bytes: bytes,
+    envelope: dict[str, Any],
+    tx_id: str,
+) -> Receipt:
+    """The receipt of decision ``index`` of a window whose decisions are ``payloads``
+    (in leaf order): its audit path computed from all of them."""
+    hashes = [leaf_hash(p) for p in payloads]
+    return Receipt(
+        payload_bytes=payloads[index],
+        leaf_index=index,
+        tree_size=len(hashes),
+        audit_path=tuple(audit_path(index, hashes)),
+        manifest_bytes=manifest_bytes,
+        envelope=envelope,
+        tx_id=tx_id,
+    )
 
 
 def _int(value: Any, name: str) -> int:

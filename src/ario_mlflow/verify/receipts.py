@@ -11,15 +11,14 @@ audit path to the manifest's root. MLflow's copy of the window is then compared 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ario_mlflow.errors import NotAnchoredError
 from ario_mlflow.lifecycle.witness import WindowWitness, read_window, window_folders
 from ario_mlflow.proof.envelope import parse_json_object
 from ario_mlflow.proof.hashing import sha256_hex
-from ario_mlflow.proof.merkle import audit_path, leaf_hash
-from ario_mlflow.proof.windows import Receipt, receipt_problem, window_subject
+from ario_mlflow.proof.windows import Receipt, receipt_in_window, receipt_problem, window_subject
 from ario_mlflow.verify.checks import (
     DEFAULT_MIN_ATTESTATION_LEVEL,
     check_chain,
@@ -37,12 +36,9 @@ def receipt_from_window(window: WindowWitness, decision_id: str, envelope: Any) 
     needle = f'"decision_id":"{decision_id}"'.encode()
     for index, payload in enumerate(window.payloads):
         if needle in payload and window.tx_id:
-            hashes = [leaf_hash(p) for p in window.payloads]
-            return Receipt(
-                payload_bytes=payload,
-                leaf_index=index,
-                tree_size=len(hashes),
-                audit_path=tuple(audit_path(index, hashes)),
+            return receipt_in_window(
+                window.payloads,
+                index,
                 manifest_bytes=window.manifest_bytes,
                 envelope=envelope if isinstance(envelope, dict) else {},
                 tx_id=window.tx_id,
@@ -66,6 +62,14 @@ def _anchored_runs(client: Any) -> list[str]:
     return runs
 
 
+def _mlflow_windows(client: Any) -> Iterator[tuple[str, WindowWitness]]:
+    """``(run id, window witness)`` of every window on an anchored run (an auditor with no
+    journal: the slow way, a read per window)."""
+    for run_id in _anchored_runs(client):
+        for stream_id, first, last in window_folders(client, run_id):
+            yield run_id, read_window(client, run_id, stream_id, first, last)
+
+
 def decisions_in_trace(trace_id: str, *, journal: Any, client: Any) -> list[str]:
     """The batched decisions made inside the caller's MLflow trace ``trace_id`` (their
     payloads name it): from the journal, else from the window witnesses in MLflow."""
@@ -80,15 +84,12 @@ def decisions_in_trace(trace_id: str, *, journal: Any, client: Any) -> list[str]
             return found
     if client is None:
         return []
-    found = []
-    for run_id in _anchored_runs(client):
-        for stream_id, first, last in window_folders(client, run_id):
-            window = read_window(client, run_id, stream_id, first, last)
-            for payload in window.payloads:
-                if needle.encode() in payload:
-                    value = json.loads(payload)
-                    found.append(str(value.get("decision_id")))
-    return found
+    return [
+        str(json.loads(payload).get("decision_id"))
+        for _, window in _mlflow_windows(client)
+        for payload in window.payloads
+        if needle.encode() in payload
+    ]
 
 
 def find_receipt(
@@ -110,15 +111,13 @@ def find_receipt(
             return receipt, "journal"
     if client is None:
         return None
-    for run_id in _anchored_runs(client):
-        for stream_id, first, last in window_folders(client, run_id):
-            window = read_window(client, run_id, stream_id, first, last)
-            if not any(decision_id.encode() in p for p in window.payloads):
-                continue
-            envelope = anchor.fetch_proof(window.tx_id) if window.tx_id else None
-            receipt = receipt_from_window(window, decision_id, envelope)
-            if receipt is not None:
-                return receipt, f"MLflow run {run_id} {window.folder}"
+    for run_id, window in _mlflow_windows(client):
+        if not any(decision_id.encode() in p for p in window.payloads):
+            continue
+        envelope = anchor.fetch_proof(window.tx_id) if window.tx_id else None
+        receipt = receipt_from_window(window, decision_id, envelope)
+        if receipt is not None:
+            return receipt, f"MLflow run {run_id} {window.folder}"
     return None
 
 
