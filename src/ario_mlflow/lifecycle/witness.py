@@ -81,6 +81,19 @@ def window_dir(stream_id: str, first_seq: int, last_seq: int) -> str:
     return f"{WINDOWS}/{stream_id}/{first_seq:012d}-{last_seq:012d}"
 
 
+def decisions_file(payloads: list[bytes]) -> bytes:
+    """``decisions.jsonl``: one payload per line (canonical JSON holds no newline)."""
+    return b"".join(p + b"\n" for p in payloads)
+
+
+def decision_lines(data: bytes) -> list[bytes]:
+    """The payloads of a ``decisions.jsonl`` (exactly: no line is stripped or re-read)."""
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the last line's newline
+    return lines
+
+
 def window_files(
     *,
     stream_id: str,
@@ -94,7 +107,7 @@ def window_files(
     """``{path under ario/: bytes}`` of one window's witness."""
     folder = window_dir(stream_id, first_seq, last_seq)
     return {
-        f"{folder}/{WINDOW_DECISIONS}": b"".join(p + b"\n" for p in payloads),
+        f"{folder}/{WINDOW_DECISIONS}": decisions_file(payloads),
         f"{folder}/{WINDOW_MANIFEST}": manifest_bytes,
         f"{folder}/{WINDOW_PROOF}": proof_json(envelope),
         f"{folder}/{WINDOW_RECORD}": json.dumps({"tx_id": tx_id}).encode("utf-8"),
@@ -147,9 +160,7 @@ def read_window(client: Any, run_id: str, stream_id: str, first: int, last: int)
         tx_id = str(record["tx_id"])
     except Exception:  # the TX id is a hint; without it the window cannot be fetched
         tx_id = None
-    lines = decisions.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()  # the last line's newline
+    lines = decision_lines(decisions)
     return WindowWitness(run_id, folder, stream_id, first, last, lines, manifest, tx_id)
 
 

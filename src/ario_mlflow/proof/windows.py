@@ -34,6 +34,7 @@ __all__ = [
     "LEAF_HASH",
     "RECEIPT_FORMAT",
     "Receipt",
+    "decisions_problem",
     "receipt_in_window",
     "receipt_problem",
     "window_manifest",
@@ -123,6 +124,38 @@ def window_problem(envelope: Any, manifest_bytes: bytes) -> str | None:
         return "window record's subject does not name the manifest's model version and stream"
     if manifest.get("leaf_hash") != LEAF_HASH:
         return f"window manifest's leaf hash is {manifest.get('leaf_hash')!r}, not {LEAF_HASH}"
+    return None
+
+
+#: A window's decisions are not what its record signed / not all in sequence.
+ROOT_MISMATCH = "window_root_mismatch"
+GAP_INSIDE = "gap_inside_window"
+
+
+def decisions_problem(
+    manifest: Mapping[str, Any], payloads: Sequence[bytes]
+) -> tuple[str, str] | None:
+    """``(reason code, sentence)`` when ``payloads`` (a window's decisions, in leaf
+    order, as a witness or a bundle holds them) are not the ones the signed ``manifest``
+    commits to — or are, but a sequence number is missing or out of place; else None."""
+    size = manifest.get("tree_size")
+    root = merkle_root([leaf_hash(p) for p in payloads]).hex()
+    if root != manifest.get("root_hash") or len(payloads) != size:
+        return ROOT_MISMATCH, (
+            f"its {len(payloads)} decisions do not hash to the signed root of {size} "
+            "(a decision deleted, added or edited)"
+        )
+    first, last = manifest.get("first_seq"), manifest.get("last_seq")
+    expected = (
+        list(range(first, last + 1)) if isinstance(first, int) and isinstance(last, int) else []
+    )
+    seqs = [(_json_object(p) or {}).get("sequence") for p in payloads]
+    if size != len(expected) or seqs != expected:
+        missing = sorted(set(expected) - {s for s in seqs if isinstance(s, int)})
+        return GAP_INSIDE, (
+            f"holds {len(seqs)} decisions for {len(expected)} sequence numbers"
+            + (f"; missing {missing[:20]}" if missing else "; out of place")
+        )
     return None
 
 

@@ -10,16 +10,19 @@ number between them; a bundle cut short by the export limit says so in its manif
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ario_mlflow.lifecycle.witness import read_window, window_folders
+from ario_mlflow.lifecycle.witness import (
+    decision_lines,
+    decisions_file,
+    read_window,
+    window_folders,
+)
 from ario_mlflow.proof.hashing import sha256_hex
-from ario_mlflow.proof.merkle import leaf_hash, merkle_root
 from ario_mlflow.proof.payloads import GENESIS
-from ario_mlflow.proof.windows import window_problem
+from ario_mlflow.proof.windows import decisions_problem, window_problem
 
 STAGE = "window"
 
@@ -45,7 +48,7 @@ def export_windows(
         tx_id = str(window.tx_id)
         folder = staging / "records" / tx_id
         folder.mkdir(parents=True, exist_ok=True)
-        decisions = b"".join(p + b"\n" for p in window.payloads)
+        decisions = decisions_file(window.payloads)
         files = {
             "envelope": ("envelope.json", data),
             "payload": ("payload.bin", window.manifest_bytes),
@@ -88,20 +91,9 @@ def check_window(
     data = read(relative)
     if sha256_hex(data) != result.get("decisions_sha256"):
         return ["decisions file differs from the manifest hash"]
-    lines = data.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()
-    problems = []
-    if merkle_root([leaf_hash(line) for line in lines]).hex() != manifest.get("root_hash"):
-        problems.append(
-            f"window_root_mismatch: its {len(lines)} decisions do not hash to the signed root "
-            f"of {manifest.get('tree_size')} (a decision deleted, added or edited)"
-        )
-    first, last = manifest.get("first_seq"), manifest.get("last_seq")
-    if isinstance(first, int) and isinstance(last, int):
-        sequence = [_field(line, "sequence") for line in lines]
-        if sequence != list(range(first, last + 1)):
-            problems.append(f"gap_inside_window: decisions {first}-{last} are not all in place")
+    lines = decision_lines(data)
+    found = decisions_problem(manifest, lines)
+    problems = [f"{found[0]}: {found[1]}"] if found else []
     if (manifest.get("model_name"), manifest.get("model_version")) != model:
         problems.append(
             f"subject_mismatch: window is about {manifest.get('model_name')}/"
@@ -114,14 +106,6 @@ def check_window(
         )
     result["decision_count"] = len(lines)
     return problems
-
-
-def _field(line: bytes, name: str) -> Any:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return None
-    return value.get(name) if isinstance(value, dict) else None
 
 
 def check_links(windows: Sequence[dict[str, Any]], truncated: bool) -> None:

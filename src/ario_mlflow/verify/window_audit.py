@@ -27,13 +27,10 @@ from typing import Any
 from ario_mlflow.arweave.gateway_reader import GatewayReader
 from ario_mlflow.lifecycle.witness import WindowWitness, read_window, window_folders
 from ario_mlflow.proof.hashing import sha256_hex
-from ario_mlflow.proof.merkle import leaf_hash, merkle_root
 from ario_mlflow.proof.payloads import GENESIS, PREDICTION_BATCH
-from ario_mlflow.proof.windows import window_problem
+from ario_mlflow.proof.windows import GAP_INSIDE, ROOT_MISMATCH, decisions_problem, window_problem
 
 WINDOW_INVALID = "window_record_invalid"
-ROOT_MISMATCH = "window_root_mismatch"
-GAP_INSIDE = "gap_inside_window"
 GAP_BETWEEN = "gap_between_windows"
 WINDOW_MISSING = "window_missing_from_mlflow"
 STREAM_MISSING = "stream_missing_from_mlflow"
@@ -108,23 +105,9 @@ def _check_window(
     if problem is not None:
         stream.flag(WINDOW_INVALID, f"{label}: {problem}")
         return
-    root = merkle_root([leaf_hash(p) for p in w.payloads]).hex()
-    if root != manifest.get("root_hash") or len(w.payloads) != manifest.get("tree_size"):
-        stream.flag(
-            ROOT_MISMATCH,
-            f"{label}: the {len(w.payloads)} decisions MLflow holds do not hash to the signed "
-            f"root of {manifest.get('tree_size')} (a decision deleted, added or edited)",
-        )
-        return
-    expected = list(range(w.first_seq, w.last_seq + 1))
-    seqs = [_manifest(p).get("sequence") for p in w.payloads]
-    if manifest.get("tree_size") != len(expected) or seqs != expected:
-        missing = sorted(set(expected) - {s for s in seqs if isinstance(s, int)})
-        stream.flag(
-            GAP_INSIDE,
-            f"{label}: holds {len(seqs)} decisions for {len(expected)} sequence numbers"
-            + (f"; missing {missing[:20]}" if missing else "; out of place"),
-        )
+    found = decisions_problem(manifest, w.payloads)
+    if found is not None:
+        stream.flag(found[0], f"{label}: {found[1]}")
         return
     stream.verified += len(w.payloads)
 
