@@ -150,6 +150,21 @@ def test_the_companion_finishes_after_its_parent_exits(
     assert _wait_until(lambda: not _alive(companion), 30)  # and then it leaves
 
 
+def _kill_then_sync(
+    server: subprocess.Popen[str], companion: int, gateway: Any
+) -> subprocess.CompletedProcess[str]:
+    """SIGKILL the serving process and its companion, lift the gateway's faults, run
+    ``ar-io-mlflow sync``: what a user does after the crash."""
+    for pid in (server.pid, companion):
+        os.kill(pid, signal.SIGKILL)
+    server.wait(timeout=30)
+    assert _wait_until(lambda: not _alive(companion), 10)
+    gateway.set_faults()
+    result = run_cli("sync", "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
 def test_sigkill_of_server_and_companion_loses_no_returned_decision(
     mlflow_store: str, local_gateway: Any, ario_home: Path
 ) -> None:
@@ -157,14 +172,7 @@ def test_sigkill_of_server_and_companion_loses_no_returned_decision(
     trained = train()
     local_gateway.set_faults(upload={"blackhole": True})
     server, decisions, companion, version = _serve(trained.model_uri, 10, "wait", trained.run_id)
-    for pid in (server.pid, companion):
-        os.kill(pid, signal.SIGKILL)
-    server.wait(timeout=30)
-    assert _wait_until(lambda: not _alive(companion), 10)
-
-    local_gateway.set_faults()
-    result = run_cli("sync", "--format", "json")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = _kill_then_sync(server, companion, local_gateway)
     journal, anchor = Journal.at_home(ario_home), ArweaveAnchor()
     for decision_id in decisions:
         record = journal.latest_for(f"prediction:{decision_id}")
@@ -217,14 +225,7 @@ def test_sigkill_of_a_batch_server_and_its_companion_loses_no_returned_decision(
     server, decisions, companion, _version = _serve(
         trained.model_uri, 25, "wait", trained.run_id, decisions="batch"
     )
-    for pid in (server.pid, companion):
-        os.kill(pid, signal.SIGKILL)
-    server.wait(timeout=30)
-    assert _wait_until(lambda: not _alive(companion), 10)
-
-    local_gateway.set_faults()
-    result = run_cli("sync", "--format", "json")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = _kill_then_sync(server, companion, local_gateway)
     assert json.loads(result.stdout)["remaining"]["decisions_unwindowed"] == 0
     journal, anchor = Journal.at_home(ario_home), ArweaveAnchor()
     counted = 0

@@ -15,8 +15,8 @@ from ario_mlflow.engine import ProofEngine
 from ario_mlflow.outbox.journal import Journal
 from ario_mlflow.outbox.leaves import Spooled, get_stream, receipt_for
 from ario_mlflow.outbox.windows import BY_REQUEST, BY_SIZE, WindowCloser, closer_for_engine
-from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.windows import receipt_problem
+from tests.support.lifecycle import spooled_leaf
 
 
 def _item(envelope: Mapping[str, Any], data: bytes) -> tuple[str, bytes, str]:
@@ -45,22 +45,7 @@ ENGINE = ProofEngine()
 
 
 def _leaf(seq: int) -> tuple[str, int, str, bytes, str]:
-    payload = {
-        "event_type": "prediction",
-        "decision_id": f"00000000-0000-4000-8000-{seq:012d}",
-        "model_name": "credit",
-        "model_version": "1",
-        "run_id": "r" * 32,
-        "model_uri": "models:/credit/1",
-        "input_hash": "sha256:" + "1" * 64,
-        "output_hash": "sha256:" + "2" * 64,
-        "latency_ms": 1.0,
-        "artifact_verified": True,
-        "sequence": seq,
-        "stream_id": "s1",
-        "decided_at": "2026-12-05T12:00:00+00:00",
-    }
-    return ("s1", seq, str(payload["decision_id"]), canonical_json(payload), "t")
+    return spooled_leaf(_header("h~1"), seq)
 
 
 def _spool(journal: Journal, name: str, seqs: list[int], header: dict[str, Any] | None) -> None:

@@ -18,7 +18,7 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -371,3 +371,34 @@ def journal_one_record(arweave: Any) -> str:
         previous_hash="GENESIS",
     )
     return str(arweave.journal_proof(envelope).tx_id)
+
+
+def spooled_leaf(stream: Mapping[str, Any], seq: int) -> tuple[str, int, str, bytes, str]:
+    """Decision ``seq`` of ``stream`` (a stream header) as ingestion journals it:
+    ``(stream id, seq, decision id, payload bytes, decided_at)``, made by the product's
+    own ``DecisionLeaves`` with fixed fingerprints."""
+    from ario_mlflow.proof.decisions import DecisionLeaves
+
+    leaf = DecisionLeaves(
+        model_name=stream["model_name"],
+        model_version=stream["model_version"],
+        run_id=stream["run_id"],
+        model_uri=stream["model_uri"],
+        artifact_verified=True,
+        stream_id=stream["stream_id"],
+    ).leaf(
+        decision_id=f"00000000-0000-4000-8000-{seq:012d}",
+        input_hash="sha256:" + "1" * 64,
+        output_hash="sha256:" + "2" * 64,
+        latency_ms=1.0,
+        sequence=seq,
+        decided_at="2026-12-05T12:00:00+00:00",
+    )
+    payload = leaf.payload
+    return (
+        stream["stream_id"],
+        seq,
+        payload["decision_id"],
+        leaf.payload_bytes,
+        payload["decided_at"],
+    )

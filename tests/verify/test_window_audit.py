@@ -30,7 +30,7 @@ from ario_mlflow.outbox.leaves import Spooled, get_stream
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.verify import window_audit
 from tests.support.cli import invoke_cli
-from tests.support.lifecycle import FEATURES, register, set_alias, sync, train
+from tests.support.lifecycle import FEATURES, register, set_alias, spooled_leaf, sync, train
 
 
 @dataclass
@@ -175,27 +175,8 @@ def _gappy(template: dict[str, Any], seqs: list[int], *, header: bool) -> Spoole
     """Spool lines of a stream whose spool lost some (only ``seqs`` are there), written
     by a process that is gone (so the closer does not wait for the missing ones)."""
     stream = {**template, "stream_id": "gappy", "writer": f"{socket.gethostname()}~{_dead_pid()}"}
-    spooled = Spooled([stream] if header else [], [], [])
-    for seq in seqs:
-        payload = {
-            "event_type": "prediction",
-            "decision_id": f"00000000-0000-4000-8000-{seq:012d}",
-            "model_name": stream["model_name"],
-            "model_version": stream["model_version"],
-            "run_id": stream["run_id"],
-            "model_uri": stream["model_uri"],
-            "input_hash": "sha256:" + "1" * 64,
-            "output_hash": "sha256:" + "2" * 64,
-            "latency_ms": 1.0,
-            "artifact_verified": True,
-            "sequence": seq,
-            "stream_id": "gappy",
-            "decided_at": "2026-12-05T12:00:00+00:00",
-        }
-        spooled.leaves.append(
-            ("gappy", seq, payload["decision_id"], canonical_json(payload), "2026-12-05")
-        )
-    return spooled
+    leaves = [spooled_leaf(stream, seq) for seq in seqs]
+    return Spooled([stream] if header else [], leaves, [])
 
 
 def _dead_pid() -> int:
