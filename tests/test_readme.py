@@ -16,6 +16,7 @@ import mlflow.sklearn
 import pytest
 
 from tests.conftest import PROJECT_ROOT
+from tests.support.cli import run_cli
 
 pytestmark = [
     pytest.mark.slow,
@@ -60,31 +61,36 @@ def test_quickstart_with_the_local_gateway(tmp_path: Path, local_gateway: Any) -
     assert printed[-1] == "pending", printed
     decision_id = printed[-2]
     # it verifies online (after wait_for_anchor closed its window) ...
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    verified = _cli(tmp_path, env, "verify", "decision", decision_id, "--format", "json")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    verified = run_cli(
+        "verify",
+        "decision",
+        decision_id,
+        "--format",
+        "json",
+        env=env,
+        cwd=tmp_path,
+        fresh_process=True,
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr[-2000:]
     assert json.loads(verified.stdout)["checks"]["inclusion"]["ok"] is True
     # ... and from an exported bundle, offline
-    exported = _cli(tmp_path, env, "export", "credit-scorer@champion", "--output", "evidence")
+    exported = run_cli(
+        "export",
+        "credit-scorer@champion",
+        "--output",
+        "evidence",
+        env=env,
+        cwd=tmp_path,
+        fresh_process=True,
+    )
     assert exported.returncode == 0, exported.stdout + exported.stderr[-2000:]
     manifest = json.loads((tmp_path / "evidence" / "manifest.json").read_text())
     (window,) = [r for r in manifest["records"] if r["stage"] == "window"]
     assert decision_id.encode() in (tmp_path / "evidence" / window["decisions"]).read_bytes()
     offline = {**env, "MLFLOW_TRACKING_URI": "sqlite:////nonexistent/x.db"}
-    bundle = _cli(tmp_path, offline, "verify-bundle", "evidence")
+    bundle = run_cli("verify-bundle", "evidence", env=offline, cwd=tmp_path, fresh_process=True)
     assert bundle.returncode == 0, bundle.stdout
-
-
-def _cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ario_mlflow.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env=env,
-    )
 
 
 def test_quickstart_offline_returns_and_keeps_everything(

@@ -386,16 +386,22 @@ class VerifiedModel:
         self._sequence = itertools.count(1)
         self._decisions = DecisionSigner(
             key=self._engine.prepared_key,
-            model_name=self.model_name,
-            model_version=self.model_version,
-            run_id=self.run_id,
-            model_uri=self.model_uri,
-            artifact_verified=self._artifact_verified,
-            stream_id=self.stream_id,
             previous_hash=self._previous_hash,
+            **self._stream_fields(),
         )
         if self._anchoring:
             self._sink = decision_sink(self._anchor, self._background, self._decision_writeback(""))
+
+    def _stream_fields(self) -> dict[str, Any]:
+        """What every decision of this model's current stream says about the model."""
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "run_id": self.run_id,
+            "model_uri": self.model_uri,
+            "artifact_verified": self._artifact_verified,
+            "stream_id": self.stream_id,
+        }
 
     def _open_stream(self) -> None:
         """A new ``batch`` stream: at load, and in a forked child (a stream is one
@@ -403,14 +409,7 @@ class VerifiedModel:
         self.stream_id = uuid.uuid4().hex
         self._sequence = itertools.count(1)
         self._stream_pid = os.getpid()
-        self._leaves = DecisionLeaves(
-            model_name=self.model_name,
-            model_version=self.model_version,
-            run_id=self.run_id,
-            model_uri=self.model_uri,
-            artifact_verified=self._artifact_verified,
-            stream_id=self.stream_id,
-        )
+        self._leaves = DecisionLeaves(**self._stream_fields())
         if not self._anchoring:
             return
         anchor = self._anchor
