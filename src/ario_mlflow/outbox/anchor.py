@@ -163,6 +163,11 @@ class ArweaveAnchor:
         somebody else journaled here, e.g. windows of batched decisions)."""
         self._workers().wake()
 
+    def flush(self, timeout: float) -> int:
+        """Give this process's records up to ``timeout`` s to be uploaded and written back;
+        how many are unfinished (they stay journaled)."""
+        return self._workers().flush(timeout)
+
     def _workers(self) -> UploadWorkers:
         target = UploadTarget(self.upload_url, tuple(self.gateways), self.timeout, self.transport)
         return workers_for(self.journal, target=target, max_attempts=self.settings.max_attempts)

@@ -136,6 +136,11 @@ CREATE TABLE IF NOT EXISTS windows (
     manifest BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS windows_stream ON windows (stream_id, first_seq);
+CREATE TABLE IF NOT EXISTS once_keys (
+    key TEXT PRIMARY KEY,
+    task_id INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 
@@ -492,6 +497,15 @@ class Journal:
         )
         return _record(row) if row else None
 
+    def records_for(self, context_key: str) -> list[Record]:
+        """Every record journaled under ``context_key``, oldest first."""
+        rows = (
+            self._connection()
+            .execute("SELECT * FROM records WHERE context_key = ? ORDER BY id", (context_key,))
+            .fetchall()
+        )
+        return [_record(row) for row in rows]
+
     def update_context(self, record_id: int, values: dict[str, Any]) -> None:
         """Merge ``values`` into a record's context (e.g. the trace id it was given)."""
         self.update_contexts({record_id: values})
@@ -726,15 +740,63 @@ class Journal:
                 [(DONE, now, writeback_id) for writeback_id in writeback_ids],
             )
 
-    def add_task(self, task: Writeback, *, context_key: str | None = None) -> int:
-        """Journal a task that belongs to no record yet (e.g. "anchor this registration")."""
+    def add_task(
+        self,
+        task: Writeback,
+        *,
+        context_key: str | None = None,
+        not_before: float = 0.0,
+    ) -> int:
+        """Journal a task that belongs to no record yet (e.g. "anchor this registration"),
+        to run no earlier than ``not_before`` (a Unix time)."""
         with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO writebacks (record_id, context_key, kind, spec, after_upload) "
-                "VALUES (NULL, ?, ?, ?, 0)",
-                (context_key, task.kind, json.dumps(task.spec, sort_keys=True)),
+            return self._insert_task(db, task, context_key, not_before)
+
+    def add_task_once(
+        self,
+        task: Writeback,
+        once: str,
+        *,
+        context_key: str | None = None,
+        not_before: float = 0.0,
+    ) -> int | None:
+        """:meth:`add_task` unless a task was already journaled under ``once`` (then
+        ``None``): the check and the insert are one transaction, so that one delivery
+        is taken once even by two processes."""
+        with self._transaction() as db:
+            seen = db.execute("SELECT 1 FROM once_keys WHERE key = ?", (once,)).fetchone()
+            if seen is not None:
+                return None
+            task_id = self._insert_task(db, task, context_key, not_before)
+            db.execute(
+                "INSERT INTO once_keys (key, task_id, created_at) VALUES (?, ?, ?)",
+                (once, task_id, time.time()),
             )
+            return task_id
+
+    @staticmethod
+    def _insert_task(
+        db: sqlite3.Connection, task: Writeback, context_key: str | None, not_before: float
+    ) -> int:
+        cursor = db.execute(
+            "INSERT INTO writebacks (record_id, context_key, kind, spec, after_upload, "
+            "next_attempt_at) VALUES (NULL, ?, ?, ?, 0, ?)",
+            (context_key, task.kind, json.dumps(task.spec, sort_keys=True), not_before),
+        )
         return int(cursor.lastrowid or 0)
+
+    def tasks_for(self, context_key: str) -> list[tuple[int, str, dict[str, Any]]]:
+        """``(id, state, spec)`` of every task journaled under ``context_key``, oldest first."""
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT id, state, spec FROM writebacks WHERE context_key = ? "
+                "AND record_id IS NULL ORDER BY id",
+                (context_key,),
+            )
+            .fetchall()
+        )
+        return [(row["id"], row["state"], json.loads(row["spec"])) for row in rows]
 
     def task_state(self, task_id: int) -> tuple[str, str | None]:
         """``(state, last_error)`` of a task or write-back."""
