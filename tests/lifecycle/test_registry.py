@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import subprocess
 import sys
@@ -74,13 +75,21 @@ def test_register_promote_alias_end_to_end(mlflow_store: str, local_gateway: Any
     assert aliased["event_type"] == "alias_changed"
     assert aliased["previous_hash"] == registration_tx
     alias_payload = _witness(trained.run_id, f"ario/aliases/{aliased['event_id']}/payload.json")
-    assert json.loads(alias_payload) == {
+    signed_alias = json.loads(alias_payload)
+    changed_at = signed_alias.pop("changed_at")
+    assert signed_alias == {
         "alias": "champion",
         "event_type": "alias_changed",
         "model_name": "credit",
         "model_version": "1",
         "previous_version": None,
+        # how the move was seen: by the client that made it, as the OS user running it
+        "observed_by": "client",
+        "changed_by": getpass.getuser(),
+        "changed_by_source": "os_user",
+        "previous_version_known": True,
     }
+    assert changed_at <= aliased["signed_at"]
     assert client.get_model_version("credit", "1").tags["ario.alias_tx.champion"] == alias["tx_id"]
 
     client.delete_registered_model_alias("credit", "champion")

@@ -47,6 +47,7 @@ from ario_mlflow.outbox.handlers import AbandonTask
 from ario_mlflow.outbox.journal import FAILED, UPLOADED, Journal, Record, Writeback
 from ario_mlflow.outbox.workers import run_task_now
 from ario_mlflow.proof import chain, payloads
+from ario_mlflow.proof.envelope import utc_now_iso
 from ario_mlflow.tags import (
     ALIAS_TX_PREFIX,
     ANCHORED,
@@ -197,6 +198,13 @@ def run_registry_task(spec: dict[str, Any], record: Record | None, journal: Jour
     handler(spec)
 
 
+def _registered_elsewhere(client: Any, journal: Journal | None, name: str, version: str) -> bool:
+    """Does the version already carry a registration record (our client's, or an earlier
+    observation's)? A webhook or reconciliation then adds nothing."""
+    tags = client.get_model_version(name, version).tags or {}
+    return version_registration_tx(tags, journal, name, version) is not None
+
+
 def _anchor_registration(spec: dict[str, Any]) -> None:
     from mlflow.exceptions import MlflowException
 
@@ -204,6 +212,11 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
     recorder = _recorder_for(spec)
     anchor = recorder.anchor
     name, version, source = spec["name"], spec["version"], spec.get("source")
+    if spec.get("observed") and _registered_elsewhere(
+        client, getattr(anchor, "journal", None), name, str(version)
+    ):
+        logger.info("%s/%s already has a registration record; not recorded again", name, version)
+        return
     source_run, path = source_location(client, source, spec.get("run_id"))
     explicit_run = spec.get("run_id")
     if explicit_run and source_run and explicit_run != source_run:
@@ -230,6 +243,7 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
         artifact_verified=verified,
         artifact_hash=tag_hash,
         snapshot=spec.get("snapshot"),
+        observed=spec.get("observed"),
     )
     after = [
         _version_tags(
@@ -322,6 +336,7 @@ def _anchor_alias(spec: dict[str, Any]) -> None:
         model_version=version,
         previous_version=previous,
         snapshot=spec.get("snapshot"),
+        observed=spec.get("observed"),
     )
     run_id = None
     previous_hash = payloads.GENESIS
@@ -344,6 +359,73 @@ def _anchor_alias(spec: dict[str, Any]) -> None:
         event_id=str(uuid.uuid4()),
     )
     recorder.release(recorder.record(event, Deadline(recorder.anchor.deadline)))
+
+
+# --- journaling an event ----------------------------------------------------------------
+
+
+def journal_registry_event(
+    journal: Journal,
+    event: str,
+    name: str,
+    version: str,
+    fields: dict[str, Any],
+    *,
+    snapshot: dict[str, Any] | None = None,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    components: str = "",
+    once: str | None = None,
+    not_before: float = 0.0,
+) -> int | None:
+    """Journal the task "anchor this registry event" (``version`` is the alias name for
+    alias events); ``None`` when a task was already journaled under ``once``.
+
+    The one way an event enters the pipeline, for our client, the webhook receiver and
+    reconciliation alike; the task runs in this process, another one, or ``sync``.
+    """
+    spec = {
+        "event": event,
+        "name": name,
+        "version": str(version),
+        "snapshot": snapshot or {},
+        "task_uid": str(uuid.uuid4()),
+        "components": components,
+        "tracking_uri": recorded_uri(tracking_uri),
+        "registry_uri": recorded_uri(registry_uri),
+        **fields,
+    }
+    handlers.require([TASK_KIND])
+    task = Writeback(TASK_KIND, spec, after_upload=False)
+    key = registry_key(event, name, version)
+    if once is None:
+        return journal.add_task(task, context_key=key, not_before=not_before)
+    return journal.add_task_once(task, once, context_key=key, not_before=not_before)
+
+
+def acting_user() -> tuple[str | None, str | None]:
+    """Who is making a change from this process, and how we know: the MLflow user it
+    authenticates as, else the operating-system account (``(None, None)``: neither)."""
+    import getpass
+    import os
+
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if user:
+        return user, "mlflow_tracking_username"
+    try:
+        return getpass.getuser(), "os_user"
+    except (OSError, KeyError):
+        return None, None
+
+
+def _client_observation() -> dict[str, Any]:
+    user, source = acting_user()
+    return payloads.observation(
+        observed_by=payloads.OBSERVED_BY_CLIENT,
+        changed_at=utc_now_iso(),
+        changed_by=user,
+        changed_by_source=source,
+    )
 
 
 # --- the client --------------------------------------------------------------------------
@@ -392,21 +474,20 @@ class ArioMlflowClient(MlflowClient):
         snapshot = {**capture_otel_context(capture_otel), **(metadata or {})}
         payloads.check_metadata(snapshot)
         journal = self._ario_journal()
-        spec = {
-            "event": event,
-            "name": name,
-            "version": str(version),
-            "snapshot": snapshot,
-            "task_uid": str(uuid.uuid4()),
-            "components": self._ario_key,
-            "tracking_uri": recorded_uri(self.tracking_uri),
-            "registry_uri": recorded_uri(getattr(self, "_registry_uri", None)),
-            **fields,
-        }
-        key = registry_key(event, name, version)
-        handlers.require([TASK_KIND])
-        task_id = journal.add_task(Writeback(TASK_KIND, spec, after_upload=False), context_key=key)
+        task_id = journal_registry_event(
+            journal,
+            event,
+            name,
+            version,
+            fields,
+            snapshot=snapshot,
+            tracking_uri=self.tracking_uri,
+            registry_uri=getattr(self, "_registry_uri", None),
+            components=self._ario_key,
+        )
+        assert task_id is not None  # no ``once`` key, so always journaled
         # the task holds the client (and so its engine and anchor) until it has run
+        key = registry_key(event, name, version)
         self._ario_futures[key] = _executor.submit(_run_task_of, self, journal, task_id)
 
     def create_model_version(  # type: ignore[override]
@@ -478,7 +559,12 @@ class ArioMlflowClient(MlflowClient):
             ALIAS,
             name,
             alias,
-            {"alias": alias, "alias_version": str(version), "previous_version": previous},
+            {
+                "alias": alias,
+                "alias_version": str(version),
+                "previous_version": previous,
+                "observed": _client_observation(),
+            },
             metadata=metadata,
             capture_otel=capture_otel,
         )
@@ -498,7 +584,12 @@ class ArioMlflowClient(MlflowClient):
             ALIAS,
             name,
             alias,
-            {"alias": alias, "alias_version": None, "previous_version": previous},
+            {
+                "alias": alias,
+                "alias_version": None,
+                "previous_version": previous,
+                "observed": _client_observation(),
+            },
             metadata=metadata,
             capture_otel=capture_otel,
         )

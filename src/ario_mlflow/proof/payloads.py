@@ -289,8 +289,10 @@ def registration_payload(
     artifact_verified: bool | None,
     artifact_hash: str | None,
     snapshot: Mapping[str, Any] | None = None,
+    observed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``model_registered`` payload."""
+    """``model_registered`` payload (``observed``: how a registration made outside our
+    client was seen, from :func:`observation`)."""
     payload: dict[str, Any] = {
         "event_type": REGISTRATION,
         "model_name": model_name,
@@ -299,6 +301,7 @@ def registration_payload(
         "source": source,
         "artifact_verified": artifact_verified,
         "artifact_hash": artifact_hash,
+        **(observed or {}),
     }
     return merge_metadata(payload, snapshot or {})
 
@@ -322,6 +325,48 @@ def promotion_payload(
     return merge_metadata(payload, snapshot or {})
 
 
+#: Who saw a registry change and recorded it (payload key ``observed_by``): the client
+#: that made it, MLflow's webhook delivery, or a reconciliation that found it afterwards.
+OBSERVED_BY_CLIENT = "client"
+OBSERVED_BY_WEBHOOK = "webhook"
+OBSERVED_BY_RECONCILE = "reconcile"
+OBSERVERS = (OBSERVED_BY_CLIENT, OBSERVED_BY_WEBHOOK, OBSERVED_BY_RECONCILE)
+
+
+def observation(
+    *,
+    observed_by: str,
+    changed_at: str | None = None,
+    changed_by: str | None = None,
+    changed_by_source: str | None = None,
+    found_at: str | None = None,
+    previous_known: bool = True,
+    delivery: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The payload keys saying how a registry change was observed, and what is unknown.
+
+    ``changed_at`` is when the change happened (``None``: not known, only that it happened
+    before ``found_at``); ``changed_by`` is who made it (``None``: not known — MLflow's
+    webhooks do not name the user); ``previous_version_known`` is false when the observer
+    could not see what the alias pointed at before.
+    """
+    if observed_by not in OBSERVERS:
+        raise ValueError(f"observed_by must be one of {OBSERVERS}, not {observed_by!r}")
+    fields: dict[str, Any] = {
+        "observed_by": observed_by,
+        "changed_at": changed_at,
+        "changed_by": changed_by,
+        "previous_version_known": previous_known,
+    }
+    if changed_by_source is not None:
+        fields["changed_by_source"] = changed_by_source
+    if found_at is not None:
+        fields["found_at"] = found_at
+    if delivery is not None:
+        fields["webhook_delivery"] = dict(delivery)
+    return fields
+
+
 def alias_payload(
     *,
     model_name: str,
@@ -329,14 +374,17 @@ def alias_payload(
     model_version: str | int | None,
     previous_version: str | int | None,
     snapshot: Mapping[str, Any] | None = None,
+    observed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``alias_changed`` payload: where an alias points now (``None``: deleted) and before."""
+    """``alias_changed`` payload: where an alias points now (``None``: deleted) and before,
+    and (``observed``, from :func:`observation`) how the change was seen."""
     payload: dict[str, Any] = {
         "event_type": ALIAS,
         "model_name": model_name,
         "alias": alias,
         "model_version": None if model_version is None else str(model_version),
         "previous_version": None if previous_version is None else str(previous_version),
+        **(observed or {}),
     }
     return merge_metadata(payload, snapshot or {})
 
