@@ -1003,6 +1003,91 @@ def _audit_verdict(
     return "fail", "FAILED", f"Issues found: {_e(listed)}."
 
 
+_OBSERVED_LABELS = {
+    "client": "by ArioMlflowClient",
+    "webhook": "by MLflow's webhook (user not in MLflow's payload)",
+    "reconcile": "found by reconciliation (exact time unknown)",
+}
+
+
+def _alias_target(version: Any) -> str:
+    return "no alias" if version is None else f"v{version}"
+
+
+def _alias_timeline(history: Mapping[str, Any], base: str) -> str:
+    """The periods of one alias's history as a table; gaps are rows of their own."""
+    rows = []
+    for period in (_map(p) for p in _list(history.get("periods"))):
+        span = f"{_text(period.get('from') or 'unknown')} → {_text(period.get('to') or 'now')}"
+        if period.get("kind") == "recorded":
+            tx = period.get("tx_id")
+            observed = _OBSERVED_LABELS.get(
+                str(period.get("observed_by")), "by the client (0.3.0 record)"
+            )
+            who = period.get("changed_by") or "unknown"
+            status = _chip("pass", "✓", "Verified")
+            what = (
+                f"{_e(_alias_target(period.get('version')))}"
+                f'<div class="muted">{_e(observed)}; moved by {_e(who)}</div>'
+                f'<div><code class="hash">{_link(_tx_url(base, tx), tx)}</code></div>'
+            )
+        else:
+            maybe = " or ".join(
+                _alias_target(v)
+                for v in (_list(period.get("candidates")) or [period.get("version")])
+            )
+            status = _chip("warn", "?", "Gap: no record")
+            what = f'{_e(maybe)}<div class="muted">{_e(period.get("note"))}</div>'
+        rows.append(f"<tr><td>{span}</td><td>{what}</td><td>{status}</td></tr>")
+    problems = "".join(
+        _note("fail", f"✗ {_e(problem)}") for problem in _list(history.get("problems"))
+    )
+    table = (
+        '<table class="checks"><thead><tr><th scope="col">When</th><th scope="col">Pointed at'
+        f'</th><th scope="col">Evidence</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        if rows
+        else '<p class="muted">No record of this alias.</p>'
+    )
+    return problems + table
+
+
+def render_alias_history(history: Mapping[str, Any]) -> str:
+    """HTML rendering of an ``ario.mlflow.alias-history/v1`` result."""
+    data = _map(history)
+    base = DEFAULT_GATEWAY_URL
+    ref = f"{data.get('model')}@{data.get('alias')}"
+    ok = data.get("ok") is True
+    gaps = int(data.get("gaps") or 0)
+    message = (
+        f"{gaps} gap(s) where no record covers a change." if gaps else "Every change is recorded."
+    )
+    body = [
+        _banner("pass" if ok else "fail", "VERIFIED" if ok else "FAILED", _e(message)),
+        _card(
+            "Alias",
+            _kv(
+                [
+                    ("Alias", _mono(ref)),
+                    ("Registry says now", _text(_alias_target(data.get("current_version")))),
+                    ("Schema", _mono(data.get("schema"))),
+                ]
+            ),
+        ),
+        _card("Timeline", _alias_timeline(data, base)),
+        _card("Issuers", _issuers_table(_list(data.get("issuers")))),
+    ]
+    if "at" in data:
+        answer = (
+            _alias_target(data.get("version"))
+            if data.get("at_status") in ("version", "absent")
+            else f"{data.get('at_status')}: "
+            + " or ".join(_alias_target(v) for v in _list(data.get("candidates")))
+        )
+        body.insert(1, _card("Question", _kv([(f"At {_e(data.get('at'))}", _e(answer))])))
+    title = f"{'VERIFIED' if ok else 'FAILED'} · history of {_e(ref)} · ar.io"
+    return _page(title, "Alias history", _e(ref), "".join(body), data.get("generated_at"))
+
+
 def render_audit_report(audit: Mapping[str, Any]) -> str:
     """HTML rendering of an ``ario.mlflow.audit/v1`` bundle (a model version's lineage).
 
@@ -1082,6 +1167,13 @@ def render_audit_report(audit: Mapping[str, Any]) -> str:
     decisions = data.get("decisions")
     if isinstance(decisions, Mapping):
         body.append(_card("Decisions", _decisions(decisions)))
+    for alias, history in _map(data.get("alias_history")).items():
+        body.append(
+            _card(
+                f'Alias history <span class="muted">@{_e(alias)}</span>',
+                _alias_timeline(_map(history), base),
+            )
+        )
     issuers = data.get("issuers")
     body.append(_card("Issuers", _issuers_table(None if issuers is None else _list(issuers))))
     name_version = f"{model}/{version}" if model is not None else "NAME/VERSION"

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ario_mlflow.cli.history import print_timeline
 from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, deliver
 from ario_mlflow.cli.panel import glyph
 
@@ -145,6 +146,9 @@ def _print(bundle: dict[str, Any]) -> None:
     for issuer in bundle["issuers"]:
         state = "pinned" if issuer["pinned"] else "NOT pinned"
         click.echo(f"  issuer {issuer['fingerprint']} ({state})")
+    for alias, history in (bundle.get("alias_history") or {}).items():
+        click.echo(f"\nAlias history (@{alias}):")
+        print_timeline(history)
     click.echo("\n" + _RULE)
     verdict = "All checks passed" if bundle["overall_ok"] else "Issues found"
     click.echo(f"Overall: {glyph(bundle['overall_ok'])} {verdict}")

@@ -23,19 +23,19 @@ from ario_mlflow.lifecycle.lineage import (
 from ario_mlflow.lifecycle.model_files import check_model_files
 from ario_mlflow.lifecycle.model_location import check_version_location, version_run_id
 from ario_mlflow.lifecycle.uris import recorded_uri
-from ario_mlflow.lifecycle.witness import WITNESS_ROOT, decision_dir, read_artifact, read_witness
+from ario_mlflow.lifecycle.witness import WITNESS_ROOT, decision_dir, read_artifact
 from ario_mlflow.proof.canonical import canonical_json
 from ario_mlflow.proof.checks import record_problem
 from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.proof.envelope import verify_envelope
 from ario_mlflow.proof.hashing import sha256_hex
 from ario_mlflow.tags import (
-    ALIAS_TX_PREFIX,
     ARTIFACT_HASH,
     PAYLOAD_JSON,
     PREDICTION_TX,
     REGISTRATION_TX,
 )
+from ario_mlflow.verify.alias_history import model_alias_timelines
 from ario_mlflow.verify.core import verify_proof_by_tx
 from ario_mlflow.verify.stages import find_lineage, lineage_stages
 from ario_mlflow.verify.targets import model_version, parse_model_ref
@@ -352,78 +352,32 @@ def _missing_from_mlflow(
     }
 
 
-def _alias_records(
-    client: Any, anchor: Any, name: str, alias: str, trusted: Sequence[str]
-) -> tuple[list[tuple[str, str | None, str]], list[str]]:
-    """Every verified ``alias_changed`` record of ``name@alias``: ``(signed_at, version it
-    points at or None, tx_id)``, and the problems of claimed records that do not verify."""
-    claimed: dict[str, bool] = {}  # tx -> claimed by a tag for this very alias
-    for other in client.search_model_versions(f"name='{name}'"):
-        tx = (other.tags or {}).get(ALIAS_TX_PREFIX + alias)
-        if tx:
-            claimed[tx] = True
-    try:
-        found = anchor.reader().search_everywhere(
-            tags={"App-Name": "ar-io-mlflow", "Event-Type": "alias_changed", "Model-Name": name}
-        )
-        for node in found.nodes:
-            claimed.setdefault(node.id, False)
-    except Exception:  # the tags above still count; the index only adds
-        pass
-    subject = {"type": "mlflow_model_version", "name": name}
-    records: list[tuple[str, str | None, str]] = []
-    problems: list[str] = []
-    for tx, by_tag in claimed.items():
-        try:
-            envelope = fetch_checked_envelope(
-                tx,
-                anchor,
-                lambda e: record_problem(
-                    e, event_type="alias_changed", subject=subject, trusted_keys=trusted
-                ),
-            )
-            target = client.get_model_version(name, str(envelope["subject"]["version"]))
-            data, _ = read_witness(client, str(version_run_id(client, target)), envelope)
-            if sha256_hex(data) != envelope.get("payload_hash"):
-                raise IntegrityError("its payload witness was edited")
-            payload = json.loads(data)
-        except Exception as exc:
-            if by_tag:
-                problems.append(f"alias record {tx}: {exc}")
-            continue
-        if payload.get("alias") == alias:
-            records.append((str(envelope.get("signed_at")), payload.get("model_version"), tx))
-    return sorted(records), problems
-
-
-def _alias_stage(
-    client: Any, anchor: Any, name: str, alias: str, *, version: str, trusted: Sequence[str]
-) -> dict[str, Any]:
-    """``NAME@ALIAS`` is only as good as the record that moved the alias there: the latest
-    verified ``alias_changed`` record of the alias must point at this version."""
-    records, problems = _alias_records(client, anchor, name, alias, trusted)
+def _alias_stage(alias: str, version: str, timeline: dict[str, Any]) -> dict[str, Any]:
+    """``NAME@ALIAS`` is only as good as the record that moved the alias there: the
+    alias's verified history must end with a record pointing it at this version."""
     stage: dict[str, Any] = {"stage": "alias_current", "label": f"@{alias}", "anchored": True}
 
     def verdict(ok: bool, reason: str, tx: str | None) -> dict[str, Any]:
         checks = {"alias_current": {"ok": ok, "reason": reason}}
         return {**stage, "ok": ok, "reason": reason, "tx_id": tx, "checks": checks}
 
-    if problems:
-        return verdict(False, "alias_record_invalid: " + " | ".join(problems), None)
-    if not records:
+    if timeline["problems"]:
+        return verdict(False, "alias_record_invalid: " + " | ".join(timeline["problems"]), None)
+    recorded = [p for p in timeline["periods"] if p["kind"] == "recorded"]
+    if not recorded:
         reason = (
             f"alias_unrecorded: @{alias} points at v{version}, and no alias_changed record says so"
         )
         return verdict(False, reason, None)
-    signed_at, points_at, tx = records[-1]
-    if points_at != version:
+    last = recorded[-1]
+    if last["version"] != version or timeline["periods"][-1] is not last:
+        points_at = f"v{last['version']}" if last["version"] else "nothing (deleted)"
         reason = (
             f"alias_unrecorded: @{alias} points at v{version}, but its latest alias_changed "
-            f"record ({tx}, {signed_at}) points it at "
-            + (f"v{points_at}" if points_at else "nothing (deleted)")
+            f"record ({last['tx_id']}, {last['from']}) points it at {points_at}"
         )
-        return verdict(False, reason, tx)
-    return {**verdict(True, "", tx), "signed_at": signed_at}
+        return verdict(False, reason, last["tx_id"])
+    return {**verdict(True, "", last["tx_id"]), "signed_at": last["from"]}
 
 
 def audit_model(
@@ -485,13 +439,11 @@ def audit_model(
         )
     ]
 
+    timelines = model_alias_timelines(client, anchor, name, version, tuple(trusted_keys))
     selector = parse_model_ref(ref)[1]
     if selector.startswith("@"):
-        stages.append(
-            _alias_stage(
-                client, anchor, name, selector[1:], version=version, trusted=tuple(trusted_keys)
-            )
-        )
+        alias = selector[1:]
+        stages.append(_alias_stage(alias, version, timelines[alias]))
     integrity = _integrity(client, mv, lineage, problem)
     keys = {s["public_key"] for s in stages if s.get("public_key")}
     decisions = _decisions(
@@ -533,6 +485,7 @@ def audit_model(
         and (accept_unchecked_completeness or not completeness_unchecked)
         and not decisions["unverified"]
         and batched["ok"] is not False
+        and not any(t["problems"] for t in timelines.values())
     )
     decisions["completeness"] = (
         "checked"
@@ -554,6 +507,7 @@ def audit_model(
         "artifact_integrity": integrity,
         "decisions": decisions,
         "issuers": issuers,
+        "alias_history": timelines,
         "gateway": anchor.url_for("").rstrip("/"),
         "overall_ok": bool(overall),
     }

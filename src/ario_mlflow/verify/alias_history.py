@@ -1,0 +1,299 @@
+"""The verified history of a model's aliases: every ``alias_changed`` record found, checked,
+and laid out as a timeline (:mod:`ario_mlflow.proof.alias_history`).
+
+Records are looked for everywhere they can be claimed — the versions' ``ario.alias_tx.*``
+tags, this installation's journal, and every gateway's index — so that deleting a tag hides
+nothing. A record that verifies but whose payload can no longer be read, or one a tag or
+the journal claims that does not verify, makes the history fail: that is what tampering
+looks like. The registry's current target is a hint shown beside the records, never one
+of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ario_mlflow.errors import IntegrityError, TargetNotFoundError
+from ario_mlflow.lifecycle.lineage import fetch_checked_envelope
+from ario_mlflow.lifecycle.model_location import version_run_id
+from ario_mlflow.lifecycle.recorder import REGISTRY_ALIAS, registry_key
+from ario_mlflow.lifecycle.witness import read_witness
+from ario_mlflow.proof import alias_history as history
+from ario_mlflow.proof.alias_history import AliasChange, Period, Timeline
+from ario_mlflow.proof.checks import issuer_pinned, record_problem
+from ario_mlflow.proof.ed25519 import key_fingerprint
+from ario_mlflow.proof.hashing import sha256_hex
+from ario_mlflow.proof.payloads import ALIAS
+from ario_mlflow.tags import ALIAS_TX_PREFIX
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = "ario.mlflow.alias-history/v1"
+#: Where a record was claimed: a version's tag, this installation's journal, a gateway.
+BY_TAG, BY_JOURNAL, BY_GATEWAY = "tag", "journal", "gateway"
+
+
+@dataclass
+class CheckedRecord:
+    """One claimed ``alias_changed`` record and what checking it found."""
+
+    tx_id: str
+    claimed_by: set[str] = field(default_factory=set)
+    aliases_claimed: set[str] = field(default_factory=set)
+    alias: str | None = None
+    change: AliasChange | None = None
+    public_key: str | None = None
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        change = self.change
+        return {
+            "tx_id": self.tx_id,
+            "claimed_by": sorted(self.claimed_by),
+            "alias": self.alias,
+            "verified": self.problem is None and change is not None,
+            "problem": self.problem,
+            "public_key": self.public_key,
+            "version": change.version if change else None,
+            "previous_version": change.previous if change else None,
+            "previous_version_known": change.previous_known if change else None,
+            "observed_by": change.observed_by if change else None,
+            "changed_by": change.changed_by if change else None,
+            "changed_at": history.format_time(change.changed_at) if change else None,
+            "found_at": history.format_time(change.found_at) if change else None,
+            "signed_at": history.format_time(change.signed_at) if change else None,
+        }
+
+
+def _claims(
+    client: Any, anchor: Any, name: str, aliases: Iterable[str]
+) -> tuple[dict[str, CheckedRecord], str | None]:
+    """Every TX claimed to be an alias record of ``name``, and the gateway search's
+    failure (``None``: searched)."""
+    claims: dict[str, CheckedRecord] = {}
+
+    def claim(tx: str, source: str, alias: str | None = None) -> None:
+        record = claims.setdefault(tx, CheckedRecord(tx))
+        record.claimed_by.add(source)
+        if alias:
+            record.aliases_claimed.add(alias)
+
+    for version in client.search_model_versions(f"name='{name}'"):
+        for key, value in (version.tags or {}).items():
+            if key.startswith(ALIAS_TX_PREFIX) and value:
+                claim(value, BY_TAG, key[len(ALIAS_TX_PREFIX) :])
+    journal = getattr(anchor, "journal", None)
+    if journal is not None:
+        for alias in aliases:
+            for record in journal.records_for(registry_key(REGISTRY_ALIAS, name, alias)):
+                claim(record.tx_id, BY_JOURNAL, alias)
+    search_failure: str | None = None
+    try:
+        found = anchor.reader().search_everywhere(
+            tags={"App-Name": "ar-io-mlflow", "Event-Type": ALIAS, "Model-Name": name}
+        )
+        for node in found.nodes:
+            claim(node.id, BY_GATEWAY)
+        if not found.answered:
+            search_failure = "; ".join(f"{k}: {v}" for k, v in found.failed.items()) or "none"
+    except Exception as exc:  # the tags and the journal still count; the index only adds
+        search_failure = str(exc)
+    return claims, search_failure
+
+
+def _check(
+    record: CheckedRecord, client: Any, anchor: Any, name: str, trusted: Sequence[str]
+) -> None:
+    """Fetch, verify and read one claimed record (fills ``change`` or ``problem``)."""
+    subject = {"type": "mlflow_model_version", "name": name}
+    try:
+        envelope = fetch_checked_envelope(
+            record.tx_id,
+            anchor,
+            lambda e: record_problem(e, event_type=ALIAS, subject=subject, trusted_keys=trusted),
+        )
+    except Exception as exc:
+        record.problem = f"the record does not verify: {exc}"
+        return
+    record.public_key = str(envelope.get("public_key"))
+    try:
+        version = str(envelope["subject"].get("version") or "")
+        if not version:
+            raise IntegrityError("it names no version, so no run holds its payload")
+        target = client.get_model_version(name, version)
+        data, _ = read_witness(client, str(version_run_id(client, target)), envelope)
+        if sha256_hex(data) != envelope.get("payload_hash"):
+            raise IntegrityError("its payload in MLflow was edited (hash differs)")
+        payload = json.loads(data)
+        if not isinstance(payload, dict) or payload.get("model_name") != name:
+            raise IntegrityError("its payload is not about this model")
+        record.alias = str(payload.get("alias"))
+        record.change = AliasChange.from_payload(
+            record.tx_id, payload, str(envelope.get("signed_at"))
+        )
+    except Exception as exc:
+        record.problem = f"signed and anchored, but its payload cannot be read: {exc}"
+
+
+def checked_alias_records(
+    client: Any, anchor: Any, name: str, aliases: Iterable[str], trusted: Sequence[str]
+) -> tuple[list[CheckedRecord], str | None]:
+    """Every alias record of model ``name`` found anywhere, each checked; and why the
+    gateway index could not be searched (``None``: it was)."""
+    claims, search_failure = _claims(client, anchor, name, aliases)
+    for record in claims.values():
+        _check(record, client, anchor, name, trusted)
+    return list(claims.values()), search_failure
+
+
+def _concerns(record: CheckedRecord, alias: str) -> bool:
+    """Does this record bear on ``alias``? (An unreadable one bears on every alias it was
+    claimed for, and on all of them when nothing says which.)"""
+    if record.alias is not None:
+        return record.alias == alias
+    return not record.aliases_claimed or alias in record.aliases_claimed
+
+
+def _ignorable(record: CheckedRecord) -> bool:
+    """A record only the index knows of that does not verify: anyone can upload junk
+    with our tags; it claims nothing we rely on."""
+    return record.claimed_by == {BY_GATEWAY} and record.change is None and record.public_key is None
+
+
+def _period_json(period: Period) -> dict[str, Any]:
+    change = period.change
+    return {
+        "kind": period.kind,
+        "from": history.format_time(period.start),
+        "to": history.format_time(period.end),
+        "version": period.version,
+        "candidates": list(period.candidates),
+        "tx_id": change.tx_id if change else None,
+        "observed_by": change.observed_by if change else None,
+        "changed_by": change.changed_by if change else None,
+        "time_exact": change.exact if change else None,
+        "confirmed_by": [c.tx_id for c in period.confirmations],
+        "note": period.note,
+    }
+
+
+def timeline_json(
+    name: str,
+    alias: str,
+    records: Sequence[CheckedRecord],
+    current: str | None,
+    *,
+    trusted: Sequence[str],
+    search_failure: str | None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """The history of ``name@alias`` as JSON: periods, records, problems, verdict; with
+    ``at``, which version the alias named then (top-level ``version``, ``at_status``)."""
+    mine = [r for r in records if _concerns(r, alias) and not _ignorable(r)]
+    verified = [r for r in mine if r.problem is None and r.change is not None]
+    problems = [f"{r.tx_id}: {r.problem}" for r in mine if r.problem is not None]
+    timeline: Timeline = history.build_timeline([r.change for r in verified if r.change], current)
+    keys = sorted({r.public_key for r in verified if r.public_key})
+    result: dict[str, Any] = {
+        "schema": SCHEMA,
+        "model": name,
+        "alias": alias,
+        "generated_at": history.format_time(datetime.now(timezone.utc)),
+        "current_version": current,
+        "ok": not problems,
+        "problems": problems,
+        "gaps": len(timeline.gaps),
+        "periods": [_period_json(p) for p in timeline.periods],
+        "records": [r.to_json() for r in sorted(mine, key=_record_order)],
+        "issuers": [
+            {
+                "public_key": key,
+                "fingerprint": key_fingerprint(key),
+                "pinned": issuer_pinned(key, trusted),
+            }
+            for key in keys
+        ],
+        "index_searched": search_failure is None,
+        "index_problem": search_failure,
+    }
+    if at is not None:
+        answer = history.version_at(timeline, at)
+        period = answer.period
+        result.update(
+            {
+                "at": history.format_time(at),
+                "version": answer.version,
+                "at_status": answer.status,
+                "candidates": list(answer.candidates),
+                "at_record": period.change.tx_id if period and period.change else None,
+            }
+        )
+    return result
+
+
+def _record_order(record: CheckedRecord) -> tuple[int, datetime, str]:
+    if record.change is None:
+        return (1, datetime.min.replace(tzinfo=timezone.utc), record.tx_id)
+    return (0, record.change.at, record.tx_id)
+
+
+def _registered_aliases(client: Any, name: str) -> dict[str, str]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise TargetNotFoundError(f"no registered model named {name!r}") from None
+        raise
+    return {str(k): str(v) for k, v in (getattr(model, "aliases", None) or {}).items()}
+
+
+def alias_history(
+    client: Any,
+    anchor: Any,
+    name: str,
+    alias: str,
+    *,
+    trusted_keys: Sequence[str] = (),
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """The verified timeline of ``name@alias`` (and, with ``at``, which version it named
+    then: top-level ``version``, with ``at_status`` saying how sure that is)."""
+    current = _registered_aliases(client, name).get(alias)
+    records, search_failure = checked_alias_records(client, anchor, name, [alias], trusted_keys)
+    return timeline_json(
+        name, alias, records, current, trusted=trusted_keys, search_failure=search_failure, at=at
+    )
+
+
+def model_alias_timelines(
+    client: Any, anchor: Any, name: str, version: str, trusted_keys: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The history of every alias that names ``version`` now or named it in a record (for
+    the audit of that version)."""
+    current = _registered_aliases(client, name)
+    records, search_failure = checked_alias_records(
+        client, anchor, name, list(current), trusted_keys
+    )
+    aliases = {a for a, v in current.items() if v == version}
+    for record in records:
+        change = record.change
+        if change is not None and record.alias and version in (change.version, change.previous):
+            aliases.add(record.alias)
+    return {
+        alias: timeline_json(
+            name,
+            alias,
+            records,
+            current.get(alias),
+            trusted=trusted_keys,
+            search_failure=search_failure,
+        )
+        for alias in sorted(aliases)
+    }
