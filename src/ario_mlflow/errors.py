@@ -33,6 +33,8 @@ same parent/child relations, so existing ``except`` clauses keep working.
     ├── TargetNotFoundError (LookupError)   the run, version, trace … asked for is not there
     ├── NotAnchoredError                    it is there, with no anchored record (yet)
     ├── BundleError                         an evidence bundle cannot be written or read
+    ├── WebhookRejected                     an MLflow webhook delivery was refused
+    ├── ReconcileBusy                       another reconciliation is running here
     └── VerificationError                   a proof did not verify
         ├── LiveRefetchError                live MLflow fields could not be re-read
         └── AssetVerificationError          an asset must not be used
@@ -201,6 +203,21 @@ class BundleError(ArioError):
 
 
 # --- verification ----------------------------------------------------------------------
+
+
+class WebhookRejected(ArioError):
+    """An MLflow webhook delivery was refused: unsigned, forged, stale, replayed or
+    malformed (``reason`` is that word; the message says what was wrong)."""
+
+    def __init__(self, reason: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+class ReconcileBusy(ArioError):
+    """Another ``reconcile`` holds this installation's lock (two would record a change
+    twice); run again later."""
 
 
 class VerificationError(ArioError):

@@ -42,6 +42,21 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "Upload journaled records and finish write-backs now.",
     ),
     "outbox": ("ario_mlflow.cli.journal", "outbox", "List records and write-backs not done yet."),
+    "history": (
+        "ario_mlflow.cli.history",
+        "history",
+        "The verified timeline of NAME@ALIAS (--at TIME).",
+    ),
+    "reconcile": (
+        "ario_mlflow.cli.reconcile",
+        "reconcile",
+        "Anchor registry changes that no record covers yet.",
+    ),
+    "webhooks": (
+        "ario_mlflow.cli.webhooks",
+        "webhooks",
+        "Receive MLflow registry webhooks and anchor them.",
+    ),
 }
 
 

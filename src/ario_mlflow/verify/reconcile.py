@@ -1,0 +1,259 @@
+"""Reconciliation: compare the registry with the anchored history, anchor what is missing.
+
+A webhook MLflow never delivered, a change made while the receiver was down, a version
+registered with plain MLflow: each leaves the registry ahead of the records. This finds
+those changes (the registry's aliases and versions against each alias's *verified*
+history and each version's registration record) and anchors one record per change,
+marked ``observed_by: reconcile`` with the time it was found — the time it happened is
+not known, and the history shows it so. Running it again finds nothing new: it is safe
+from cron. Lives beside the verifiers because it acts on what they conclude.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ario_mlflow.errors import ReconcileBusy
+from ario_mlflow.lifecycle.lineage import fetch_checked_envelope, version_registration_tx
+from ario_mlflow.lifecycle.recorder import REGISTRY_ALIAS, REGISTRY_REGISTRATION, registry_key
+from ario_mlflow.lifecycle.registry import ArioMlflowClient, journal_registry_event
+from ario_mlflow.outbox.journal import DONE, FAILED, Journal
+from ario_mlflow.outbox.workers import run_task_now
+from ario_mlflow.proof import alias_history, payloads
+from ario_mlflow.proof.checks import record_problem
+from ario_mlflow.proof.envelope import utc_now_iso
+from ario_mlflow.verify.alias_history import checked_alias_records, timeline_json
+
+
+@dataclass
+class Found:
+    """One change found and anchored (or that failed to be)."""
+
+    kind: str  # "alias" or "registration"
+    model: str
+    key: str  # the alias, or the version
+    recorded: str | None  # what the registry says now (None: no such alias)
+    anchored_before: str | None  # what the records said
+    tx_id: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "model": self.model,
+            "key": self.key,
+            "registry_now": self.recorded,
+            "records_said": self.anchored_before,
+            "tx_id": self.tx_id,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Reconciliation:
+    """What one pass found."""
+
+    found_at: str
+    models: list[str] = field(default_factory=list)
+    found: list[Found] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    unfinished: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(f.error is None for f in self.found)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "found_at": self.found_at,
+            "models": self.models,
+            "found": [f.to_json() for f in self.found],
+            "problems": self.problems,
+            "not_uploaded_yet": self.unfinished,
+            "ok": self.ok,
+        }
+
+
+@contextlib.contextmanager
+def reconcile_lock(home: Path) -> Iterator[None]:
+    """One reconciliation per installation at a time (two would anchor a change twice)."""
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / "reconcile.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ReconcileBusy(f"another reconciliation is running ({home})") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _in_flight(journal: Journal, name: str, alias: str) -> tuple[bool, str | None]:
+    """Is a change of ``name@alias`` journaled here and not recorded yet (and to what)?"""
+    tasks = journal.tasks_for(registry_key(REGISTRY_ALIAS, name, alias))
+    if not tasks:
+        return False, None
+    _, state, spec = tasks[-1]
+    if state in (DONE, FAILED):
+        return False, None
+    target = spec.get("alias_version")
+    return True, None if target is None else str(target)
+
+
+def _last_recorded(history: dict[str, Any]) -> str | None:
+    recorded = [p for p in history["periods"] if p["kind"] == alias_history.RECORDED]
+    return recorded[-1]["version"] if recorded else None
+
+
+def _registration_on_chain(anchor: Any, name: str, version: str, trusted: Sequence[str]) -> bool:
+    """Is there a verifying registration record of the version in any gateway's index
+    (its tags may have been deleted)?"""
+    try:
+        found = anchor.reader().search_everywhere(
+            tags={
+                "App-Name": "ar-io-mlflow",
+                "Event-Type": payloads.REGISTRATION,
+                "Model-Name": name,
+                "Model-Version": version,
+            }
+        )
+    except Exception:
+        return False
+    subject = payloads.model_version_subject(name, version)
+    for node in found.nodes:
+        try:
+            fetch_checked_envelope(
+                node.id,
+                anchor,
+                lambda e: record_problem(
+                    e, event_type=payloads.REGISTRATION, subject=subject, trusted_keys=trusted
+                ),
+            )
+        except Exception:
+            continue
+        return True
+    return False
+
+
+class Reconciler:
+    """Finds and anchors the registry changes no record covers."""
+
+    def __init__(
+        self,
+        *,
+        tracking_uri: str | None = None,
+        registry_uri: str | None = None,
+        trusted_keys: Sequence[str] = (),
+    ) -> None:
+        from ario_mlflow.lifecycle.handlers import install
+
+        install()
+        self.client = ArioMlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+        _, self.anchor = self.client._ario_components()
+        self.journal = self.client._ario_journal()
+        self.trusted = tuple(trusted_keys)
+
+    def _queue(self, event: str, name: str, key: str, fields: dict[str, Any]) -> int:
+        task = journal_registry_event(
+            self.journal,
+            event,
+            name,
+            key,
+            fields,
+            tracking_uri=self.client.tracking_uri,
+            registry_uri=getattr(self.client, "_registry_uri", None),
+            components=self.client._ario_key,
+        )
+        assert task is not None
+        return task
+
+    def _aliases(self, name: str, found_at: str, report: Reconciliation) -> list[tuple[Found, int]]:
+        model = self.client.get_registered_model(name)
+        current = {str(k): str(v) for k, v in (getattr(model, "aliases", None) or {}).items()}
+        records, search_failure = checked_alias_records(
+            self.client, self.anchor, name, list(current), self.trusted
+        )
+        aliases = set(current) | {r.alias for r in records if r.alias}
+        queued = []
+        for alias in sorted(aliases):
+            history = timeline_json(
+                name,
+                alias,
+                records,
+                current.get(alias),
+                trusted=self.trusted,
+                search_failure=search_failure,
+            )
+            report.problems += [f"{name}@{alias}: {p}" for p in history["problems"]]
+            pending, target = _in_flight(self.journal, name, alias)
+            known = target if pending else _last_recorded(history)
+            now = current.get(alias)
+            if now == known:
+                continue
+            observed = payloads.observation(
+                observed_by=payloads.OBSERVED_BY_RECONCILE,
+                found_at=found_at,
+                previous_known=False,
+            )
+            fields = {
+                "alias": alias,
+                "alias_version": now,
+                "previous_version": known,
+                "observed": observed,
+            }
+            task = self._queue(REGISTRY_ALIAS, name, alias, fields)
+            queued.append((Found("alias", name, alias, now, known), task))
+        return queued
+
+    def _versions(self, name: str, found_at: str) -> list[tuple[Found, int]]:
+        queued = []
+        for mv in self.client.search_model_versions(f"name='{name}'"):
+            version = str(mv.version)
+            tags = mv.tags or {}
+            if version_registration_tx(tags, self.journal, name, version):
+                continue
+            if _registration_on_chain(self.anchor, name, version, self.trusted):
+                continue
+            fields = {
+                "source": mv.source,
+                "run_id": mv.run_id or None,
+                "observed": payloads.observation(
+                    observed_by=payloads.OBSERVED_BY_RECONCILE, found_at=found_at
+                ),
+            }
+            task = self._queue(REGISTRY_REGISTRATION, name, version, fields)
+            queued.append((Found("registration", name, version, version, None), task))
+        return queued
+
+    def run(self, names: Sequence[str] = (), *, upload_timeout: float = 30.0) -> Reconciliation:
+        """Reconcile the models ``names`` (all registered models when empty)."""
+        found_at = utc_now_iso()
+        report = Reconciliation(found_at)
+        if not names:
+            names = [str(m.name) for m in self.client.search_registered_models()]
+        for name in names:
+            report.models.append(name)
+            queued = self._versions(name, found_at) + self._aliases(name, found_at, report)
+            for found, task in queued:
+                run_task_now(self.journal, task)
+                state, error = self.journal.task_state(task)
+                key = registry_key(
+                    REGISTRY_ALIAS if found.kind == "alias" else REGISTRY_REGISTRATION,
+                    name,
+                    found.key,
+                )
+                record = self.journal.latest_for(key)
+                if state == DONE and record is not None:
+                    found.tx_id = record.tx_id
+                else:
+                    found.error = error or f"task {task} is {state}"
+                report.found.append(found)
+        report.unfinished = self.anchor.flush(upload_timeout) if report.found else 0
+        return report
