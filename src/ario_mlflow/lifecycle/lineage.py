@@ -115,6 +115,49 @@ def version_registration_tx(
     return version_tags.get(tags.REGISTRATION_TX) or version_tags.get(tags.QUEUED_TX)
 
 
+def verified_registration_tx(
+    version_tags: Mapping[str, str],
+    anchor: Any,
+    name: str,
+    version: str,
+    trusted_keys: Sequence[str] = (),
+) -> str | None:
+    """The TX of a registration record of ``name/version`` that *verifies*, among those the
+    journal and the tags name, or else any gateway's index holds (``None``: none does).
+
+    A tag is only a hint: a bogus ``ario.registration_tx`` must not pass for a record, or
+    an insider could keep a version from ever being recorded.
+    """
+    subject = payloads.model_version_subject(name, version)
+
+    def check(envelope: dict[str, Any]) -> str | None:
+        return record_problem(
+            envelope, event_type=payloads.REGISTRATION, subject=subject, trusted_keys=trusted_keys
+        )
+
+    named = version_registration_tx(version_tags, getattr(anchor, "journal", None), name, version)
+    candidates = [named] if named else []
+    try:
+        found = anchor.reader().search_everywhere(
+            tags={
+                "App-Name": "ar-io-mlflow",
+                "Event-Type": payloads.REGISTRATION,
+                "Model-Name": name,
+                "Model-Version": version,
+            }
+        )
+        candidates += [node.id for node in found.nodes if node.id != named]
+    except Exception as exc:  # the named candidate may still verify
+        logger.debug("registration search for %s/%s failed: %s", name, version, exc)
+    for tx_id in candidates:
+        try:
+            fetch_checked_envelope(tx_id, anchor, check)
+        except Exception:
+            continue
+        return tx_id
+    return None
+
+
 # --- fetching one checked record ---------------------------------------------------------
 
 EnvelopeCheck = Callable[[dict[str, Any]], "str | None"]

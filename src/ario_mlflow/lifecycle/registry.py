@@ -25,7 +25,12 @@ from mlflow.tracking import MlflowClient
 
 from ario_mlflow.config import load_settings
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError, ProofUnavailableError
-from ario_mlflow.lifecycle.lineage import find_run_proof, run_training_tx, version_registration_tx
+from ario_mlflow.lifecycle.lineage import (
+    find_run_proof,
+    run_training_tx,
+    verified_registration_tx,
+    version_registration_tx,
+)
 from ario_mlflow.lifecycle.model_files import check_model_files
 from ario_mlflow.lifecycle.model_location import source_location, version_run_id
 from ario_mlflow.lifecycle.otel import capture_otel_context
@@ -198,11 +203,12 @@ def run_registry_task(spec: dict[str, Any], record: Record | None, journal: Jour
     handler(spec)
 
 
-def _registered_elsewhere(client: Any, journal: Journal | None, name: str, version: str) -> bool:
-    """Does the version already carry a registration record (our client's, or an earlier
-    observation's)? A webhook or reconciliation then adds nothing."""
+def _registered_elsewhere(client: Any, anchor: Any, name: str, version: str) -> bool:
+    """Does the version already have a registration record that verifies (our client's,
+    or an earlier observation's)? A webhook or reconciliation then adds nothing."""
     tags = client.get_model_version(name, version).tags or {}
-    return version_registration_tx(tags, journal, name, version) is not None
+    trusted = load_settings().trusted_keys
+    return verified_registration_tx(tags, anchor, name, version, trusted) is not None
 
 
 def _anchor_registration(spec: dict[str, Any]) -> None:
@@ -212,9 +218,7 @@ def _anchor_registration(spec: dict[str, Any]) -> None:
     recorder = _recorder_for(spec)
     anchor = recorder.anchor
     name, version, source = spec["name"], spec["version"], spec.get("source")
-    if spec.get("observed") and _registered_elsewhere(
-        client, getattr(anchor, "journal", None), name, str(version)
-    ):
+    if spec.get("observed") and _registered_elsewhere(client, anchor, name, str(version)):
         logger.info("%s/%s already has a registration record; not recorded again", name, version)
         return
     source_run, path = source_location(client, source, spec.get("run_id"))

@@ -109,6 +109,7 @@ class WebhookReceiver:
 def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "ar-io-mlflow-webhooks"
+        timeout = 10  # seconds a client may take to send its request (no slow-drip holds)
 
         def _answer(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

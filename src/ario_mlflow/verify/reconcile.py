@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from ario_mlflow.errors import ReconcileBusy
-from ario_mlflow.lifecycle.lineage import fetch_checked_envelope, version_registration_tx
+from ario_mlflow.lifecycle.lineage import verified_registration_tx
 from ario_mlflow.lifecycle.recorder import REGISTRY_ALIAS, REGISTRY_REGISTRATION, registry_key
 from ario_mlflow.lifecycle.registry import ArioMlflowClient, journal_registry_event
 from ario_mlflow.outbox.journal import DONE, FAILED, Journal
 from ario_mlflow.outbox.workers import run_task_now
 from ario_mlflow.proof import alias_history, payloads
-from ario_mlflow.proof.checks import record_problem
 from ario_mlflow.proof.envelope import utc_now_iso
 from ario_mlflow.verify.alias_history import checked_alias_records, timeline_json
 
@@ -112,36 +111,6 @@ def _last_recorded(history: dict[str, Any]) -> str | None:
     return recorded[-1]["version"] if recorded else None
 
 
-def _registration_on_chain(anchor: Any, name: str, version: str, trusted: Sequence[str]) -> bool:
-    """Is there a verifying registration record of the version in any gateway's index
-    (its tags may have been deleted)?"""
-    try:
-        found = anchor.reader().search_everywhere(
-            tags={
-                "App-Name": "ar-io-mlflow",
-                "Event-Type": payloads.REGISTRATION,
-                "Model-Name": name,
-                "Model-Version": version,
-            }
-        )
-    except Exception:
-        return False
-    subject = payloads.model_version_subject(name, version)
-    for node in found.nodes:
-        try:
-            fetch_checked_envelope(
-                node.id,
-                anchor,
-                lambda e: record_problem(
-                    e, event_type=payloads.REGISTRATION, subject=subject, trusted_keys=trusted
-                ),
-            )
-        except Exception:
-            continue
-        return True
-    return False
-
-
 class Reconciler:
     """Finds and anchors the registry changes no record covers."""
 
@@ -216,10 +185,7 @@ class Reconciler:
         queued = []
         for mv in self.client.search_model_versions(f"name='{name}'"):
             version = str(mv.version)
-            tags = mv.tags or {}
-            if version_registration_tx(tags, self.journal, name, version):
-                continue
-            if _registration_on_chain(self.anchor, name, version, self.trusted):
+            if verified_registration_tx(mv.tags or {}, self.anchor, name, version, self.trusted):
                 continue
             fields = {
                 "source": mv.source,
