@@ -1061,8 +1061,11 @@ def render_alias_history(history: Mapping[str, Any]) -> str:
     message = (
         f"{gaps} gap(s) where no record covers a change." if gaps else "Every change is recorded."
     )
+    state, verdict = ("pass", "VERIFIED") if ok else ("fail", "FAILED")
+    if ok and gaps:
+        state, verdict = "warn", "VERIFIED, WITH GAPS"
     body = [
-        _banner("pass" if ok else "fail", "VERIFIED" if ok else "FAILED", _e(message)),
+        _banner(state, verdict, _e(message)),
         _card(
             "Alias",
             _kv(
@@ -1084,7 +1087,7 @@ def render_alias_history(history: Mapping[str, Any]) -> str:
             + " or ".join(_alias_target(v) for v in _list(data.get("candidates")))
         )
         body.insert(1, _card("Question", _kv([(f"At {_e(data.get('at'))}", _e(answer))])))
-    title = f"{'VERIFIED' if ok else 'FAILED'} · history of {_e(ref)} · ar.io"
+    title = f"{verdict} · history of {_e(ref)} · ar.io"
     return _page(title, "Alias history", _e(ref), "".join(body), data.get("generated_at"))
 
 

@@ -125,6 +125,15 @@ def test_an_alias_moved_with_no_record_is_a_gap_until_reconcile_records_it(
     code, out, err = invoke_cli(["reconcile", "credit"])
     assert code == 0, out + err
     assert "credit@champion: registry says v1, records said v2 -> anchored" in out
+    page = Path("history.html")
+    code, out, err = invoke_cli(
+        ["history", "credit@champion", "--format", "html", "--output", str(page)]
+    )
+    assert code == 0, out + err
+    html = page.read_text()
+    assert "VERIFIED, WITH GAPS" in html  # the move no one saw is shown, not hidden
+    assert "Gap: no record" in html
+    assert "found by reconciliation" in html
     code, history = _history()
     assert code == 0
     assert history["periods"][-1]["version"] == "1"
@@ -132,9 +141,7 @@ def test_an_alias_moved_with_no_record_is_a_gap_until_reconcile_records_it(
     code, out, _ = invoke_cli(["reconcile", "credit"])
     assert code == 0
     assert "nothing to record" in out
-    assert json.loads(invoke_cli(["audit", "credit@champion", "--format", "json"])[1])[
-        "overall_ok"
-    ]
+    assert json.loads(invoke_cli(["audit", "credit@champion", "--format", "json"])[1])["overall_ok"]
 
 
 def test_history_of_an_unknown_model_or_a_bad_time_is_one_line(

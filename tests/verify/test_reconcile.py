@@ -62,7 +62,7 @@ def test_a_second_reconcile_at_the_same_time_stops_with_a_reason(
     mlflow_store: str, local_gateway: Any
 ) -> None:
     with reconcile_lock(load_settings().home):
-        code, out, err = invoke_cli(["reconcile"])
+        code, _, err = invoke_cli(["reconcile"])
     assert code == 2
     assert "another reconciliation is running" in err
     assert "Traceback" not in err
