@@ -68,10 +68,16 @@ def serve(
     log = logging.getLogger("ario_mlflow.webhooks")
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    from ario_mlflow.verify.alias_history import last_recorded_target
+    from ario_mlflow.verify.context import VerifyContext
+
     try:
-        server = WebhookServer(
-            WebhookReceiver(secret, tracking_uri=tracking_uri, tolerance=tolerance), host, port
+        receiver = WebhookReceiver(secret, tracking_uri=tracking_uri, tolerance=tolerance)
+        context = VerifyContext.configured(anchor=receiver.anchor)
+        receiver.last_target = last_recorded_target(
+            receiver.client, receiver.anchor, context.trusted_keys
         )
+        server = WebhookServer(receiver, host, port)
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}"

@@ -21,6 +21,7 @@ from ario_mlflow.lifecycle.registry import ArioMlflowClient, journal_registry_ev
 from ario_mlflow.lifecycle.webhooks import (
     DEFAULT_TOLERANCE,
     MAX_BODY_BYTES,
+    TargetLookup,
     check_delivery,
     delivery_once_key,
     registry_event,
@@ -40,6 +41,7 @@ class WebhookReceiver:
         tracking_uri: str | None = None,
         registry_uri: str | None = None,
         tolerance: float = DEFAULT_TOLERANCE,
+        last_target: TargetLookup | None = None,
     ) -> None:
         from ario_mlflow.lifecycle.handlers import install
 
@@ -48,6 +50,7 @@ class WebhookReceiver:
         install()
         self.secret = secret
         self.tolerance = tolerance
+        self.last_target = last_target
         self.client = ArioMlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
         _, self.anchor = self.client._ario_components()
         self.journal = self.client._ario_journal()
@@ -58,7 +61,7 @@ class WebhookReceiver:
         """``(HTTP status, JSON answer)`` for one delivery."""
         try:
             delivery = check_delivery(headers, body, self.secret, tolerance=self.tolerance)
-            event = registry_event(delivery, self.journal)
+            event = registry_event(delivery, self.journal, self.last_target)
         except WebhookRejected as exc:
             logger.warning("REJECTED %s delivery from %s: %s", exc.reason, peer, exc)
             return exc.status, {"status": "rejected", "reason": exc.reason, "detail": str(exc)}

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,8 +183,17 @@ class RegistryEvent:
         return f"{self.name}/{self.key} registered"
 
 
-def registry_event(delivery: Delivery, journal: Journal) -> RegistryEvent | None:
-    """The registry event a delivery reports (``None``: an event we do not anchor)."""
+#: ``(model name, alias) -> the version its records last point it at`` (or ``None``).
+TargetLookup = Callable[[str, str], "str | None"]
+
+
+def registry_event(
+    delivery: Delivery, journal: Journal, last_target: TargetLookup | None = None
+) -> RegistryEvent | None:
+    """The registry event a delivery reports (``None``: an event we do not anchor).
+
+    ``last_target`` says where an alias's records last pointed it, for a deletion this
+    installation did not see the alias for (MLflow's deletion names no version)."""
     data = delivery.data
     if delivery.event == ALIAS_CREATED:
         name, alias = _text(data, "name", delivery), _text(data, "alias", delivery)
@@ -202,7 +211,8 @@ def registry_event(delivery: Delivery, journal: Journal) -> RegistryEvent | None
         fields = {
             "alias": alias,
             "alias_version": None,
-            "previous_version": _last_known_target(journal, name, alias),
+            "previous_version": _last_known_target(journal, name, alias)
+            or (last_target(name, alias) if last_target is not None else None),
             "observed": _observed(delivery),
         }
         return RegistryEvent(REGISTRY_ALIAS, name, alias, fields)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ario_mlflow.errors import IntegrityError, TargetNotFoundError
+from ario_mlflow.errors import IntegrityError, ProofUnavailableError, TargetNotFoundError
 from ario_mlflow.lifecycle.lineage import fetch_checked_envelope
 from ario_mlflow.lifecycle.model_location import version_run_id
 from ario_mlflow.lifecycle.recorder import REGISTRY_ALIAS, registry_key
@@ -117,6 +117,9 @@ def _check(
             anchor,
             lambda e: record_problem(e, event_type=ALIAS, subject=subject, trusted_keys=trusted),
         )
+    except ProofUnavailableError as exc:
+        record.problem = f"the record could not be read from any source now: {exc}"
+        return
     except Exception as exc:
         record.problem = f"the record does not verify: {exc}"
         return
@@ -297,3 +300,27 @@ def model_alias_timelines(
         )
         for alias in sorted(aliases)
     }
+
+
+def last_recorded(timeline: dict[str, Any]) -> str | None:
+    """The version an alias history's last record points the alias at (``None``: none,
+    or deleted)."""
+    recorded = [p for p in timeline["periods"] if p["kind"] == history.RECORDED]
+    return recorded[-1]["version"] if recorded else None
+
+
+def last_recorded_target(
+    client: Any, anchor: Any, trusted_keys: Sequence[str] = ()
+) -> Callable[[str, str], str | None]:
+    """``(name, alias) -> version`` the alias's verified records last point it at (for a
+    deletion MLflow reports without the version it removed)."""
+
+    def lookup(name: str, alias: str) -> str | None:
+        records, search_failure = checked_alias_records(client, anchor, name, [alias], trusted_keys)
+        return last_recorded(
+            timeline_json(
+                name, alias, records, None, trusted=trusted_keys, search_failure=search_failure
+            )
+        )
+
+    return lookup

@@ -25,9 +25,9 @@ from ario_mlflow.lifecycle.recorder import REGISTRY_ALIAS, REGISTRY_REGISTRATION
 from ario_mlflow.lifecycle.registry import ArioMlflowClient, journal_registry_event
 from ario_mlflow.outbox.journal import DONE, FAILED, Journal
 from ario_mlflow.outbox.workers import run_task_now
-from ario_mlflow.proof import alias_history, payloads
+from ario_mlflow.proof import payloads
 from ario_mlflow.proof.envelope import utc_now_iso
-from ario_mlflow.verify.alias_history import checked_alias_records, timeline_json
+from ario_mlflow.verify.alias_history import checked_alias_records, last_recorded, timeline_json
 
 
 @dataclass
@@ -106,11 +106,6 @@ def _in_flight(journal: Journal, name: str, alias: str) -> tuple[bool, str | Non
     return True, None if target is None else str(target)
 
 
-def _last_recorded(history: dict[str, Any]) -> str | None:
-    recorded = [p for p in history["periods"] if p["kind"] == alias_history.RECORDED]
-    return recorded[-1]["version"] if recorded else None
-
-
 class Reconciler:
     """Finds and anchors the registry changes no record covers."""
 
@@ -162,7 +157,7 @@ class Reconciler:
             )
             report.problems += [f"{name}@{alias}: {p}" for p in history["problems"]]
             pending, target = _in_flight(self.journal, name, alias)
-            known = target if pending else _last_recorded(history)
+            known = target if pending else last_recorded(history)
             now = current.get(alias)
             if now == known:
                 continue
