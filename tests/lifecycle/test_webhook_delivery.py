@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ario_mlflow.lifecycle.webhooks import (
     registry_event,
 )
 from ario_mlflow.outbox.journal import Journal
+from ario_mlflow.proof.alias_history import parse_time
 
 SECRET = "s3cret-shared-with-mlflow"
 
@@ -37,9 +39,8 @@ def signed(
 ) -> tuple[dict[str, str], bytes]:
     """Headers and body as MLflow sends them (its own signature function)."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
-    body = json.dumps(
-        {"entity": entity, "action": action, "timestamp": "2026-12-05T10:00:00+00:00", "data": data}
-    )
+    sent = datetime.fromtimestamp(int(stamp), timezone.utc).isoformat()
+    body = json.dumps({"entity": entity, "action": action, "timestamp": sent, "data": data})
     headers = {
         "Content-Type": "application/json",
         "X-MLflow-Delivery-Id": delivery_id,
@@ -57,7 +58,7 @@ def test_a_delivery_mlflow_signed_is_taken() -> None:
     delivery = check_delivery(headers, body, SECRET)
     assert delivery.event == ALIAS_CREATED
     assert delivery.data == ALIAS
-    assert delivery.sent_at == "2026-12-05T10:00:00+00:00"
+    assert parse_time(delivery.sent_at).timestamp() == int(headers["X-MLflow-Timestamp"])
     # header names are case-insensitive on the wire
     lowered = {k.lower(): v for k, v in headers.items()}
     assert check_delivery(lowered, body, SECRET).delivery_id == "d-1"
@@ -115,6 +116,21 @@ def test_a_garbled_signature_is_refused(signature: str) -> None:
     assert caught.value.reason in ("forged", "unsigned")
 
 
+def test_a_change_dated_far_from_its_delivery_is_malformed() -> None:
+    headers, body = signed(ALIAS)
+    text = body.decode()
+    moved = json.loads(text)
+    moved["timestamp"] = "2020-01-01T00:00:00+00:00"
+    forged_body = json.dumps(moved)
+    stamp, delivery_id = headers["X-MLflow-Timestamp"], headers["X-MLflow-Delivery-Id"]
+    headers["X-MLflow-Signature"] = _generate_hmac_signature(
+        SECRET, delivery_id, stamp, forged_body
+    )
+    with pytest.raises(WebhookRejected, match="not near its delivery time") as caught:
+        check_delivery(headers, forged_body.encode(), SECRET)
+    assert caught.value.reason == "malformed"
+
+
 def test_a_signed_body_that_is_not_a_delivery_is_malformed() -> None:
     stamp = str(int(time.time()))
     body = '{"hello": 1}'
@@ -142,7 +158,7 @@ def test_an_alias_move_reports_what_mlflow_does_not_say(journal: Journal) -> Non
     assert observed["observed_by"] == "webhook"
     assert observed["changed_by"] is None  # MLflow's payload names no user
     assert observed["previous_version_known"] is False
-    assert observed["changed_at"] == "2026-12-05T10:00:00+00:00"
+    assert parse_time(observed["changed_at"]) <= datetime.now(timezone.utc)
     assert observed["webhook_delivery"]["delivery_id"] == "d-1"
 
 

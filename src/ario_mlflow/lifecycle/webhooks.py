@@ -26,6 +26,7 @@ from ario_mlflow.errors import WebhookRejected
 from ario_mlflow.lifecycle.recorder import REGISTRY_ALIAS, REGISTRY_REGISTRATION, registry_key
 from ario_mlflow.outbox.journal import Journal
 from ario_mlflow.proof import payloads
+from ario_mlflow.proof.alias_history import parse_time
 
 SIGNATURE_HEADER = "X-MLflow-Signature"
 TIMESTAMP_HEADER = "X-MLflow-Timestamp"
@@ -54,7 +55,7 @@ class Delivery:
     timestamp: int
     event: str  # "<entity>.<action>"
     data: dict[str, Any]
-    sent_at: str | None  # the payload's own ISO time (when MLflow made the change)
+    sent_at: str  # the payload's own ISO time (when MLflow made the change)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -126,12 +127,37 @@ def check_delivery(
         data = message["data"]
         if not isinstance(data, dict):
             raise TypeError("data is not an object")
+    except RecursionError:
+        raise WebhookRejected(
+            "malformed", f"delivery {delivery_id}: JSON nested too deep"
+        ) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise WebhookRejected("malformed", f"delivery {delivery_id}: {exc}") from None
-    sent_at = message.get("timestamp")
     return Delivery(
-        delivery_id, timestamp, event, data, sent_at if isinstance(sent_at, str) else None
+        delivery_id, timestamp, event, data, _sent_at(message, timestamp, tolerance, delivery_id)
     )
+
+
+def _sent_at(message: Mapping[str, Any], timestamp: int, tolerance: float, delivery_id: str) -> str:
+    """The payload's own time of the change (what the record's ``changed_at`` says). It
+    must be a time within the tolerance of the signed, checked header timestamp: a sender
+    cannot date a fresh delivery's change a month back or ten years ahead."""
+    value = message.get("timestamp")
+    try:
+        moment = parse_time(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise WebhookRejected(
+            "malformed", f"delivery {delivery_id}: timestamp {value!r} is not an ISO 8601 time"
+        )
+    if abs(moment.timestamp() - timestamp) > tolerance:
+        raise WebhookRejected(
+            "malformed",
+            f"delivery {delivery_id}: its change is dated {value}, not near its "
+            f"delivery time {timestamp} (tolerance {tolerance:g}s)",
+        )
+    return str(value)
 
 
 def _observed(delivery: Delivery, previous_known: bool = False) -> dict[str, Any]:
