@@ -16,7 +16,10 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import mlflow
+import pytest
 
+from ario_mlflow.errors import IntegrityError
+from ario_mlflow.lifecycle.serving import VerifiedModel
 from tests.support.cli import invoke_cli
 from tests.support.lifecycle import register, set_alias, sync, train
 
@@ -122,6 +125,9 @@ def test_an_alias_moved_with_no_record_is_a_gap_until_reconcile_records_it(
     assert history["periods"][-1]["candidates"] == ["2", "1"]
     code, _audit, _ = invoke_cli(["audit", "credit@champion", "--format", "json"])
     assert code == 1
+    # the serving gate refuses what MLflow resolves the alias to, naming the record
+    with pytest.raises(IntegrityError, match=r"resolves credit@champion to v1, but its latest"):
+        VerifiedModel("models:/credit@champion")
     code, out, err = invoke_cli(["reconcile", "credit"])
     assert code == 0, out + err
     assert "credit@champion: registry says v1, records said v2 -> anchored" in out
@@ -141,6 +147,7 @@ def test_an_alias_moved_with_no_record_is_a_gap_until_reconcile_records_it(
     code, out, _ = invoke_cli(["reconcile", "credit"])
     assert code == 0
     assert "nothing to record" in out
+    assert VerifiedModel("models:/credit@champion").model_version == "1"  # recorded now
     assert json.loads(invoke_cli(["audit", "credit@champion", "--format", "json"])[1])["overall_ok"]
 
 

@@ -99,8 +99,8 @@ def history(  # noqa: PLR0917 - click passes options positionally
     """
     from ario_mlflow.cli.store import not_found, open_client
     from ario_mlflow.errors import TargetNotFoundError
+    from ario_mlflow.lifecycle.alias_records import alias_history
     from ario_mlflow.proof.alias_history import parse_time
-    from ario_mlflow.verify.alias_history import alias_history
     from ario_mlflow.verify.context import VerifyContext
 
     name, sep, alias = ref.rpartition("@")

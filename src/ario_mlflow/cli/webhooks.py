@@ -68,7 +68,7 @@ def serve(
     log = logging.getLogger("ario_mlflow.webhooks")
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    from ario_mlflow.verify.alias_history import last_recorded_target
+    from ario_mlflow.lifecycle.alias_records import last_recorded_target
     from ario_mlflow.verify.context import VerifyContext
 
     try:

@@ -708,8 +708,16 @@ def _join(paths: Iterable[Path]) -> str:
     return ", ".join(str(p) for p in paths)
 
 
+#: MLflow fetches a file a server hands out as a presigned URL (``mlflow server`` with S3
+#: behind it) in byte ranges, each held whole in memory, 100 MiB by default: a smaller
+#: range keeps the download of a large model in bounded memory (a few ranges in flight).
+#: Set only when the user has not chosen one (``MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE``).
+DOWNLOAD_RANGE_BYTES = 2 << 20
+
+
 def _download(request: dict[str, str], scratch: Path, tracking_uri: str | None) -> str:
     """``mlflow.artifacts.download_artifacts(**request)`` into ``scratch``; typed errors."""
+    os.environ.setdefault("MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE", str(DOWNLOAD_RANGE_BYTES))
     try:
         import mlflow.artifacts
 

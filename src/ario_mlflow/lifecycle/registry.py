@@ -432,6 +432,19 @@ def _client_observation() -> dict[str, Any]:
     )
 
 
+def _logged_model_id(source: str) -> str | None:
+    """``m-<id>`` of a ``models:/m-<id>`` source (a LoggedModel), else ``None``."""
+    rest = source[len("models:/") :] if source.startswith("models:/") else ""
+    return rest if rest.startswith("m-") and "/" not in rest and "@" not in rest else None
+
+
+def _accepts_model_id() -> bool:
+    """Does this MLflow's ``create_model_version`` take ``model_id`` (MLflow 3)?"""
+    import inspect
+
+    return "model_id" in inspect.signature(MlflowClient.create_model_version).parameters
+
+
 # --- the client --------------------------------------------------------------------------
 
 
@@ -504,7 +517,13 @@ class ArioMlflowClient(MlflowClient):
         capture_otel: bool = True,
         **kwargs: Any,
     ) -> Any:
-        """Create the version (MLflow's result, at once) and anchor its registration."""
+        """Create the version (MLflow's result, at once) and anchor its registration.
+
+        A ``models:/m-<id>`` source (MLflow 3's ``log_model`` result) also names its
+        LoggedModel in ``model_id`` unless given, as an MLflow 3 server requires."""
+        logged = _logged_model_id(source)
+        if logged and "model_id" not in kwargs and _accepts_model_id():
+            kwargs["model_id"] = logged
         version = super().create_model_version(name, source, run_id=run_id, **kwargs)
         self._ario_queue(
             REGISTRATION,

@@ -36,6 +36,7 @@ from ario_mlflow.errors import (
     VerifyStatusError,
     exception_for_status,
 )
+from ario_mlflow.lifecycle.alias_records import check_alias_target
 from ario_mlflow.lifecycle.artifacts import private_directory, remove_tree
 from ario_mlflow.lifecycle.decision_sink import LeafSink, decision_sink
 from ario_mlflow.lifecycle.lineage import (
@@ -338,6 +339,7 @@ class VerifiedModel:
             proof = find_version_proof(client, self._anchor, resolved.entity, trusted)
             if proof is not None:
                 check_version_location(client, resolved.entity, proof.run_id, proof.artifact_path)
+                self._alias_gate(resolved)
             return proof
         if resolved.run_id == UNKNOWN:
             return None
@@ -352,6 +354,30 @@ class VerifiedModel:
                 f"{proof.run_id}, not its anchored model {proof.artifact_path!r}"
             )
         return proof
+
+    def _alias_gate(self, resolved: _Resolved) -> None:
+        """``models:/NAME@ALIAS`` is served only if the alias's records put it on this
+        version: an alias moved in MLflow's database with no record is refused."""
+        rest = self.model_uri[len("models:/") :] if self.model_uri.startswith("models:/") else ""
+        if "@" not in rest:
+            return
+        alias = rest.split("@", 1)[1]
+        tx = check_alias_target(
+            self._client,
+            self._anchor,
+            resolved.name,
+            alias,
+            resolved.version,
+            trusted_keys=self._trusted,
+        )
+        if tx is None:
+            logger.warning(
+                "%s: no alias_changed record says @%s points at v%s; serving it on MLflow's "
+                "word (run the webhook receiver or `ar-io-mlflow reconcile` to record moves)",
+                self.model_uri,
+                alias,
+                resolved.version,
+            )
 
     def _no_proof(self, why: str, require_proof: bool) -> None:
         if require_proof:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ario_mlflow.arweave.gateway_reader import GatewayReader
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError
+from ario_mlflow.lifecycle.alias_records import model_alias_timelines
 from ario_mlflow.lifecycle.lineage import (
     ModelProof,
     fetch_checked_envelope,
@@ -35,7 +36,6 @@ from ario_mlflow.tags import (
     PREDICTION_TX,
     REGISTRATION_TX,
 )
-from ario_mlflow.verify.alias_history import model_alias_timelines
 from ario_mlflow.verify.core import verify_proof_by_tx
 from ario_mlflow.verify.stages import find_lineage, lineage_stages
 from ario_mlflow.verify.targets import model_version, parse_model_ref

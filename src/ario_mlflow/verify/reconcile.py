@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ario_mlflow.errors import ReconcileBusy
+from ario_mlflow.lifecycle.alias_records import checked_alias_records, last_recorded, timeline_json
 from ario_mlflow.lifecycle.lineage import verified_registration_tx
 from ario_mlflow.lifecycle.recorder import REGISTRY_ALIAS, REGISTRY_REGISTRATION, registry_key
 from ario_mlflow.lifecycle.registry import ArioMlflowClient, journal_registry_event
@@ -27,7 +28,6 @@ from ario_mlflow.outbox.journal import DONE, FAILED, Journal
 from ario_mlflow.outbox.workers import run_task_now
 from ario_mlflow.proof import payloads
 from ario_mlflow.proof.envelope import utc_now_iso
-from ario_mlflow.verify.alias_history import checked_alias_records, last_recorded, timeline_json
 
 
 @dataclass

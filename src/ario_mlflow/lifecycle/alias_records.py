@@ -1,4 +1,5 @@
-"""The verified history of a model's aliases: every ``alias_changed`` record found, checked,
+"""The verified history of a model's aliases (for ``history``, the audit, reconcile and the
+serving gate of ``models:/NAME@ALIAS``): every ``alias_changed`` record found, checked,
 and laid out as a timeline (:mod:`ario_mlflow.proof.alias_history`).
 
 Records are looked for everywhere they can be claimed — the versions' ``ario.alias_tx.*``
@@ -324,3 +325,39 @@ def last_recorded_target(
         )
 
     return lookup
+
+
+def check_alias_target(
+    client: Any,
+    anchor: Any,
+    name: str,
+    alias: str,
+    version: str,
+    *,
+    trusted_keys: Sequence[str] = (),
+) -> str | None:
+    """``IntegrityError`` unless the verified records of ``name@alias`` last point it at
+    ``version`` (what MLflow resolved it to); the TX of that record, or ``None`` when the
+    alias has no record at all (the caller decides whether that is acceptable)."""
+    records, search_failure = checked_alias_records(client, anchor, name, [alias], trusted_keys)
+    timeline = timeline_json(
+        name, alias, records, version, trusted=trusted_keys, search_failure=search_failure
+    )
+    if timeline["problems"]:
+        raise IntegrityError(
+            f"an alias_changed record of {name}@{alias} does not check out: "
+            + " | ".join(timeline["problems"])
+        )
+    recorded = [p for p in timeline["periods"] if p["kind"] == history.RECORDED]
+    if not recorded:
+        return None
+    last = recorded[-1]
+    if last["version"] != version:
+        points_at = f"v{last['version']}" if last["version"] else "nothing (deleted)"
+        raise IntegrityError(
+            f"MLflow resolves {name}@{alias} to v{version}, but its latest alias_changed "
+            f"record ({last['tx_id']}, {last['from']}) points it at {points_at}: the alias was "
+            "moved with no record (if the move is legitimate, `ar-io-mlflow reconcile` "
+            "records it)"
+        )
+    return str(last["tx_id"])
