@@ -32,6 +32,8 @@ def print_timeline(history: dict[str, Any], indent: str = "  ") -> None:
     """The periods of an alias history, one line each (gaps marked as gaps)."""
     for period in history["periods"]:
         span = f"{period['from'] or '(unknown)'} → {period['to'] or 'now'}"
+        if period["from"] and period["from"] == period["to"]:
+            span = f"at {period['from']} (until a time no record gives)"
         if period["kind"] == "recorded":
             confirmed = len(period["confirmed_by"])
             extra = f", also seen by {confirmed} more record(s)" if confirmed else ""

@@ -33,7 +33,7 @@ from ario_mlflow.lifecycle.model_location import version_run_id
 from ario_mlflow.lifecycle.recorder import REGISTRY_REGISTRATION, registry_key, training_key
 from ario_mlflow.lifecycle.witness import read_witness
 from ario_mlflow.proof import payloads
-from ario_mlflow.proof.checks import record_problem
+from ario_mlflow.proof.checks import issuer_pinned, record_problem
 from ario_mlflow.proof.checksums import anchored_artifact_path, anchored_checksums
 from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.proof.envelope import parse_json_object
@@ -374,11 +374,15 @@ def find_version_proof(
         )
     if registration is not None:
         reg_signer = str(registration[1].get("public_key", "")).lower()
-        if reg_signer != training.signer:
+        # Two issuers in one lineage (a webhook receiver on its own host registered what
+        # a trainer anchored) only when both are pinned: unpinned, a second key is anyone's.
+        both_pinned = issuer_pinned(reg_signer, trusted) and issuer_pinned(training.signer, trusted)
+        if reg_signer != training.signer and not both_pinned:
             raise IntegrityError(
                 f"the registration of {mv.name}/{mv.version} is signed by "
                 f"{key_fingerprint(reg_signer)}, its training record by "
-                f"{key_fingerprint(training.signer)}: one lineage has one issuer"
+                f"{key_fingerprint(training.signer)}: one lineage has one issuer unless both "
+                f"are pinned (ARIO_MLFLOW_TRUSTED_KEYS={training.signer},{reg_signer})"
             )
     return ModelProof(
         training=training,

@@ -56,6 +56,7 @@ class WebhookReceiver:
         self.journal = self.client._ario_journal()
         self.anchor.wake_workers()  # they also run tasks scheduled for later
         self._tasks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ario-webhook")
+        self._scheduled: list[int] = []
 
     def handle(self, headers: dict[str, str], body: bytes, peer: str) -> tuple[int, dict[str, Any]]:
         """``(HTTP status, JSON answer)`` for one delivery."""
@@ -94,13 +95,17 @@ class WebhookReceiver:
         logger.info(
             "accepted %s: %s (delivery %s)", delivery.event, event.describe(), delivery.delivery_id
         )
-        if not event.not_before:
+        if event.not_before:
+            self._scheduled.append(task_id)  # the upload workers run it when due
+        else:
             self._tasks.submit(run_task_now, self.journal, task_id)
         return 200, {"status": "accepted", "task": task_id}
 
     def close(self, timeout: float) -> None:
         """Finish the tasks started here, then give the upload workers ``timeout`` s."""
         self._tasks.shutdown(wait=True)
+        for task_id in self._scheduled:  # due later: run them now rather than on next start
+            run_task_now(self.journal, task_id)
         unfinished = self.anchor.flush(timeout)
         if unfinished:
             logger.warning(

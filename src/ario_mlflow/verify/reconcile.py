@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +194,17 @@ class Reconciler:
             queued.append((Found("registration", name, version, version, None), task))
         return queued
 
+    def _run(self, task: int, timeout: float) -> tuple[str, str | None]:
+        """Run a queued task here, or wait for the upload worker that took it first;
+        its final state (``pending`` if neither finished within ``timeout``)."""
+        run_task_now(self.journal, task)
+        deadline = time.monotonic() + timeout
+        state, error = self.journal.task_state(task)
+        while state not in (DONE, FAILED) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            state, error = self.journal.task_state(task)
+        return state, error
+
     def run(self, names: Sequence[str] = (), *, upload_timeout: float = 30.0) -> Reconciliation:
         """Reconcile the models ``names`` (all registered models when empty)."""
         found_at = utc_now_iso()
@@ -203,8 +215,7 @@ class Reconciler:
             report.models.append(name)
             queued = self._versions(name, found_at) + self._aliases(name, found_at, report)
             for found, task in queued:
-                run_task_now(self.journal, task)
-                state, error = self.journal.task_state(task)
+                state, error = self._run(task, upload_timeout)
                 key = registry_key(
                     REGISTRY_ALIAS if found.kind == "alias" else REGISTRY_REGISTRATION,
                     name,
