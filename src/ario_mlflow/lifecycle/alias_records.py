@@ -71,6 +71,12 @@ class CheckedRecord:
         }
 
 
+def name_filter(name: str) -> str:
+    """MLflow's filter for a model's versions (a name may hold either quote)."""
+    quote = '"' if "'" in name else "'"
+    return f"name={quote}{name}{quote}"
+
+
 def _claims(
     client: Any, anchor: Any, name: str, aliases: Iterable[str]
 ) -> tuple[dict[str, CheckedRecord], str | None]:
@@ -84,7 +90,7 @@ def _claims(
         if alias:
             record.aliases_claimed.add(alias)
 
-    for version in client.search_model_versions(f"name='{name}'"):
+    for version in client.search_model_versions(name_filter(name)):
         for key, value in (version.tags or {}).items():
             if key.startswith(ALIAS_TX_PREFIX) and value:
                 claim(value, BY_TAG, key[len(ALIAS_TX_PREFIX) :])
@@ -105,6 +111,34 @@ def _claims(
     except Exception as exc:  # the tags and the journal still count; the index only adds
         search_failure = str(exc)
     return claims, search_failure
+
+
+def _witness_run(
+    client: Any, anchor: Any, name: str, version: str, envelope: dict[str, Any]
+) -> str:
+    """The run whose artifacts hold an alias record's payload: the version's run, or —
+    the version deleted from MLflow since — the run its signed chain names (alias record
+    -> registration record -> training record, whose subject is the run)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(version_run_id(client, client.get_model_version(name, version)))
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+    registration = fetch_checked_envelope(
+        str(envelope.get("previous_hash")),
+        anchor,
+        lambda e: (
+            None if e.get("event_type") == "model_registered" else "not a registration record"
+        ),
+    )
+    training = fetch_checked_envelope(
+        str(registration.get("previous_hash")),
+        anchor,
+        lambda e: None if e.get("event_type") == "training_complete" else "not a training record",
+    )
+    return str(training["subject"]["run_id"])
 
 
 def _check(
@@ -129,8 +163,9 @@ def _check(
         version = str(envelope["subject"].get("version") or "")
         if not version:
             raise IntegrityError("it names no version, so no run holds its payload")
-        target = client.get_model_version(name, version)
-        data, _ = read_witness(client, str(version_run_id(client, target)), envelope)
+        data, _ = read_witness(
+            client, _witness_run(client, anchor, name, version, envelope), envelope
+        )
         if sha256_hex(data) != envelope.get("payload_hash"):
             raise IntegrityError("its payload in MLflow was edited (hash differs)")
         payload = json.loads(data)

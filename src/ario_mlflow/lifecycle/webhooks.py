@@ -234,11 +234,15 @@ def registry_event(
         name, alias = _text(data, "name", delivery), _text(data, "alias", delivery)
         # MLflow does not say what the alias pointed at; the record is kept beside the
         # version we last saw it on (previous_version_known stays false)
+        previous = _last_known_target(journal, name, alias) or (
+            last_target(name, alias) if last_target is not None else None
+        )
+        if previous is None:
+            return None  # no record says the alias existed: its history stays empty
         fields = {
             "alias": alias,
             "alias_version": None,
-            "previous_version": _last_known_target(journal, name, alias)
-            or (last_target(name, alias) if last_target is not None else None),
+            "previous_version": previous,
             "observed": _observed(delivery),
         }
         return RegistryEvent(REGISTRY_ALIAS, name, alias, fields)

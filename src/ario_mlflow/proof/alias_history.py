@@ -144,7 +144,10 @@ def _groups(changes: Sequence[AliasChange]) -> list[list[AliasChange]]:
     ordered = sorted(changes, key=lambda c: (c.at, c.signed_at, c.tx_id))
     groups: list[list[AliasChange]] = []
     for change in ordered:
-        if groups and groups[-1][0].version == change.version:
+        # a later record of the same version confirms the move, unless it says the alias
+        # came from elsewhere (a move away and back that no record covers)
+        came_from_elsewhere = change.previous_known and change.previous != change.version
+        if groups and groups[-1][0].version == change.version and not came_from_elsewhere:
             groups[-1].append(change)
         else:
             groups.append([change])
@@ -204,7 +207,7 @@ def build_timeline(changes: Sequence[AliasChange], current: str | None) -> Timel
                 confirmations=tuple(group[1:]),
             )
         )
-        before = change
+        before = group[-1]  # what follows starts from the last record saying so
     _close(periods)
     if before is None:
         if current is not None:

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from ario_mlflow.errors import ReconcileBusy
-from ario_mlflow.lifecycle.alias_records import checked_alias_records, last_recorded, timeline_json
+from ario_mlflow.lifecycle.alias_records import (
+    checked_alias_records,
+    last_recorded,
+    name_filter,
+    timeline_json,
+)
 from ario_mlflow.lifecycle.lineage import verified_registration_tx
 from ario_mlflow.lifecycle.recorder import REGISTRY_ALIAS, REGISTRY_REGISTRATION, registry_key
 from ario_mlflow.lifecycle.registry import ArioMlflowClient, journal_registry_event
@@ -179,7 +184,7 @@ class Reconciler:
 
     def _versions(self, name: str, found_at: str) -> list[tuple[Found, int]]:
         queued = []
-        for mv in self.client.search_model_versions(f"name='{name}'"):
+        for mv in self.client.search_model_versions(name_filter(name)):
             version = str(mv.version)
             if verified_registration_tx(mv.tags or {}, self.anchor, name, version, self.trusted):
                 continue
@@ -193,6 +198,17 @@ class Reconciler:
             task = self._queue(REGISTRY_REGISTRATION, name, version, fields)
             queued.append((Found("registration", name, version, version, None), task))
         return queued
+
+    def _all_models(self) -> list[str]:
+        """Every registered model, page after page."""
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            page = self.client.search_registered_models(max_results=100, page_token=token)
+            names += [str(m.name) for m in page]
+            token = page.token
+            if not token:
+                return names
 
     def _run(self, task: int, timeout: float) -> tuple[str, str | None]:
         """Run a queued task here, or wait for the upload worker that took it first;
@@ -210,7 +226,7 @@ class Reconciler:
         found_at = utc_now_iso()
         report = Reconciliation(found_at)
         if not names:
-            names = [str(m.name) for m in self.client.search_registered_models()]
+            names = self._all_models()
         for name in names:
             report.models.append(name)
             queued = self._versions(name, found_at) + self._aliases(name, found_at, report)
