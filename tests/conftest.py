@@ -40,6 +40,7 @@ SLOW_FIXTURES = frozenset(
         "auth_server",
         "mlflow_server",
         "lifecycle",
+        "prod_stack",
     }
 )
 
@@ -183,6 +184,29 @@ def mlflow_store(
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None, raising=False)
     yield uri
     release_store(uri)
+
+
+# --- the production stack: PostgreSQL + S3 behind mlflow server ---------------------
+
+
+@pytest.fixture(scope="session")
+def prod_stack() -> Iterator[Any]:
+    """PostgreSQL, moto's S3 server and ``mlflow server`` on loopback, one stack per
+    session (per xdist worker), stopped by PID at the end (``tests.support.prod_stack``).
+    Never skipped: if PostgreSQL or moto is not installed, the test fails saying what to
+    install."""
+    from tests.support.prod_stack import ProdStack, StackUnavailable
+
+    try:
+        stack = ProdStack.start()
+    except StackUnavailable as exc:
+        problem = str(exc)
+    else:
+        problem = None
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    yield stack
+    stack.stop()
 
 
 # --- the repository stays clean -----------------------------------------------------

@@ -1,13 +1,15 @@
 """A real ``mlflow server`` subprocess on 127.0.0.1, for tests that need a remote store.
 
 ``MlflowServer.start(backend_uri, artifacts_dir)`` launches ``python -m mlflow server``
-with ``--serve-artifacts`` (artifacts proxied over HTTP, stored under ``artifacts_dir``)
-on a free loopback port, waits until ``/health`` answers, and returns a handle with
-``url``, ``stop()`` (SIGTERM, then SIGKILL) and ``kill()`` (SIGKILL). The server runs in
-its own process group, so stopping it also ends the uvicorn workers it spawns; only that
-group is ever signalled. Telemetry and background job execution are switched off, and
-everything the server prints goes to a log file (``log_path``) whose tail is included in
-the error if it does not come up.
+with ``--serve-artifacts`` (artifacts proxied over HTTP, stored under ``artifacts_dir``, a
+local directory or an object-store URI such as ``s3://bucket/artifacts``) on a free
+loopback port, waits until ``/health`` answers, and returns a handle with ``url``,
+``stop()`` (SIGTERM, then SIGKILL) and ``kill()`` (SIGKILL). The server runs in its own
+process group, so stopping it also ends the uvicorn workers it spawns; only that group is
+ever signalled. Telemetry and background job execution are switched off, ``env`` adds to
+(or, with ``None`` values, removes from) the server's environment, and everything the
+server prints goes to a log file (``log_path``) whose tail is included in the error if it
+does not come up.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -39,6 +42,11 @@ def free_port(host: str = HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def is_uri(location: str | os.PathLike[str]) -> bool:
+    """Whether an artifacts destination is a URI (``s3://…``) rather than a local path."""
+    return "://" in str(location)
 
 
 def _server_options() -> set[str]:
@@ -73,23 +81,42 @@ class MlflowServer:
         startup_timeout: float = 60.0,
         extra_args: tuple[str, ...] = (),
         wait: bool = True,
+        env: Mapping[str, str | None] | None = None,
+        workdir: str | os.PathLike[str] | None = None,
     ) -> MlflowServer:
         """Launch the server and wait until ``GET /health`` answers 200.
 
-        Raises ``RuntimeError`` with the log tail if it exits or is not healthy within
-        ``startup_timeout`` seconds (it is killed first). A port taken between choosing
+        ``artifacts_dir`` is a local directory (created) or a URI (``s3://…``, used as
+        given). The server runs in ``workdir`` (default: the artifacts directory's parent;
+        required for a URI) and logs to ``log_path`` (default ``workdir/mlflow-server.log``).
+        ``env`` is laid over this process's environment (a ``None`` value unsets the
+        variable). Raises ``RuntimeError`` with the log tail if it exits or is not healthy
+        within ``startup_timeout`` seconds (it is killed first). A port taken between choosing
         and binding is retried with another free port. With ``wait=False`` it returns at
         once (the server boots while the caller does other work); call
         :meth:`wait_until_healthy` before using it.
         """
-        artifacts = Path(artifacts_dir)
-        artifacts.mkdir(parents=True, exist_ok=True)
-        log = Path(log_path) if log_path else artifacts.parent / "mlflow-server.log"
+        artifacts = str(artifacts_dir)
+        if not is_uri(artifacts):
+            Path(artifacts).mkdir(parents=True, exist_ok=True)
+        elif workdir is None:
+            raise ValueError(f"an artifacts URI ({artifacts}) needs a workdir")
+        directory = Path(workdir) if workdir is not None else Path(artifacts_dir).parent
+        log = Path(log_path) if log_path else directory / "mlflow-server.log"
+        settings = dict(env or {})
         attempts = 1 if port is not None or not wait else 3
         last_error: RuntimeError | None = None
         for _ in range(attempts):
             chosen = port if port is not None else free_port()
-            server = cls._launch(backend_uri, artifacts, chosen, log, extra_args)
+            server = cls._launch(
+                backend_uri,
+                artifacts,
+                chosen,
+                log,
+                extra_args,
+                settings=settings,
+                workdir=directory,
+            )
             if not wait:
                 return server
             try:
@@ -105,10 +132,13 @@ class MlflowServer:
     def _launch(
         cls,
         backend_uri: str,
-        artifacts: Path,
+        artifacts: str,
         port: int,
         log_path: Path,
         extra_args: tuple[str, ...],
+        *,
+        settings: Mapping[str, str | None],
+        workdir: Path,
     ) -> MlflowServer:
         command = [
             sys.executable,
@@ -119,7 +149,7 @@ class MlflowServer:
             backend_uri,
             "--serve-artifacts",
             "--artifacts-destination",
-            str(artifacts),
+            artifacts,
             "--host",
             HOST,
             "--port",
@@ -130,6 +160,11 @@ class MlflowServer:
         command += list(extra_args)
         env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
         env.update(SERVER_ENV)
+        for name, value in settings.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         log_path.parent.mkdir(parents=True, exist_ok=True)
         start_offset = log_path.stat().st_size if log_path.exists() else 0
         with open(log_path, "ab") as log:
@@ -141,20 +176,25 @@ class MlflowServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                cwd=str(artifacts.parent),
+                cwd=str(workdir),
                 start_new_session=(os.name == "posix"),
             )
         return cls(process, f"http://{HOST}:{port}", log_path, start_offset)
 
     def wait_until_healthy(self, timeout: float = 60.0) -> MlflowServer:
-        """Block until ``GET /health`` answers 200; on failure kill it and raise with the log."""
+        """Block until ``GET /health`` answers 200; on failure kill it and raise with the log
+        (interrupted — Ctrl-C, a signal turned into an exception — it is killed too)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            if self.healthy():
-                return self
-            time.sleep(0.2)
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    break
+                if self.healthy():
+                    return self
+                time.sleep(0.2)
+        except BaseException:
+            self.kill()
+            raise
         self.kill()
         raise RuntimeError(
             f"mlflow server on port {self.port} did not become healthy "
