@@ -25,13 +25,13 @@ from typing import Any
 
 import mlflow
 import pytest
-from mlflow.webhooks.delivery import _generate_hmac_signature
 
 from ario_mlflow.errors import IntegrityError
 from ario_mlflow.lifecycle.serving import VerifiedModel
 from tests.support.cli import run_cli
 from tests.support.lifecycle import Trained, release_store, train
 from tests.support.prod_stack import AWS_UNSET, ProdStack
+from tests.support.webhooks import signed_delivery
 
 pytestmark = pytest.mark.slow
 
@@ -270,22 +270,8 @@ def _post(url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str
 def _delivery(
     name: str, delivery_id: str, *, stamp: int | None = None, secret: str = SECRET
 ) -> tuple[dict[str, str], bytes]:
-    text = json.dumps(
-        {
-            "entity": "model_version_alias",
-            "action": "created",
-            "timestamp": datetime.now(timezone.utc).isoformat(),
-            "data": {"name": name, "alias": "champion", "version": "1"},
-        }
-    )
-    when = str(int(time.time()) if stamp is None else stamp)
-    headers = {
-        "Content-Type": "application/json",
-        "X-MLflow-Delivery-Id": delivery_id,
-        "X-MLflow-Timestamp": when,
-        "X-MLflow-Signature": _generate_hmac_signature(secret, delivery_id, when, text),
-    }
-    return headers, text.encode()
+    data = {"name": name, "alias": "champion", "version": "1"}
+    return signed_delivery(data, secret, delivery_id=delivery_id, stamp=stamp)
 
 
 def test_forged_replayed_and_stale_deliveries_are_refused_and_logged(

@@ -24,6 +24,7 @@ from ario_mlflow.lifecycle.webhooks import (
 )
 from ario_mlflow.outbox.journal import Journal
 from ario_mlflow.proof.alias_history import parse_time
+from tests.support.webhooks import signed_delivery
 
 SECRET = "s3cret-shared-with-mlflow"
 
@@ -38,16 +39,9 @@ def signed(
     secret: str = SECRET,
 ) -> tuple[dict[str, str], bytes]:
     """Headers and body as MLflow sends them (its own signature function)."""
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    sent = datetime.fromtimestamp(int(stamp), timezone.utc).isoformat()
-    body = json.dumps({"entity": entity, "action": action, "timestamp": sent, "data": data})
-    headers = {
-        "Content-Type": "application/json",
-        "X-MLflow-Delivery-Id": delivery_id,
-        "X-MLflow-Timestamp": stamp,
-        "X-MLflow-Signature": _generate_hmac_signature(secret, delivery_id, stamp, body),
-    }
-    return headers, body.encode()
+    return signed_delivery(
+        data, secret, entity=entity, action=action, delivery_id=delivery_id, stamp=timestamp
+    )
 
 
 ALIAS = {"name": "credit", "alias": "champion", "version": "2"}

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import mlflow
-from mlflow.webhooks.delivery import _generate_hmac_signature
 
 from ario_mlflow.config import load_settings
 from ario_mlflow.outbox.journal import Journal
 from tests.support.cli import invoke_cli
 from tests.support.lifecycle import register, set_alias, sync, train
+from tests.support.webhooks import signed_delivery
 
 SECRET = "edge-tests-webhook-secret-0123456789"
 
@@ -52,22 +51,7 @@ def _delivery(
     data: dict[str, Any], *, action: str = "created", sent_at: str | None = None
 ) -> tuple[dict[str, str], bytes]:
     """A delivery as MLflow makes it, signed with MLflow's own function."""
-    body = json.dumps(
-        {
-            "entity": "model_version_alias",
-            "action": action,
-            "timestamp": sent_at or datetime.now(timezone.utc).isoformat(),
-            "data": data,
-        }
-    )
-    delivery_id, stamp = str(uuid.uuid4()), str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "X-MLflow-Delivery-Id": delivery_id,
-        "X-MLflow-Timestamp": stamp,
-        "X-MLflow-Signature": _generate_hmac_signature(SECRET, delivery_id, stamp, body),
-    }
-    return headers, body.encode()
+    return signed_delivery(data, SECRET, action=action, sent_at=sent_at)
 
 
 def _receive(*deliveries: tuple[dict[str, str], bytes]) -> list[int]:
