@@ -1010,8 +1010,20 @@ _OBSERVED_LABELS = {
 }
 
 
-def _alias_target(version: Any) -> str:
+def observed_label(observed_by: Any) -> str:
+    """Who saw an alias move, in words (records before ``observed_by`` are a client's)."""
+    return _OBSERVED_LABELS.get(str(observed_by), "by the client (0.3.0 record)")
+
+
+def alias_target(version: Any) -> str:
+    """What an alias names, in words: ``v3``, or no alias."""
     return "no alias" if version is None else f"v{version}"
+
+
+def period_targets(period: Mapping[str, Any]) -> str:
+    """What an alias may have named in a period no record covers: ``v1 or v2``."""
+    versions = _list(period.get("candidates")) or [period.get("version")]
+    return " or ".join(alias_target(v) for v in versions)
 
 
 def _alias_timeline(history: Mapping[str, Any], base: str) -> str:
@@ -1021,21 +1033,16 @@ def _alias_timeline(history: Mapping[str, Any], base: str) -> str:
         span = f"{_text(period.get('from') or 'unknown')} → {_text(period.get('to') or 'now')}"
         if period.get("kind") == "recorded":
             tx = period.get("tx_id")
-            observed = _OBSERVED_LABELS.get(
-                str(period.get("observed_by")), "by the client (0.3.0 record)"
-            )
+            observed = observed_label(period.get("observed_by"))
             who = period.get("changed_by") or "unknown"
             status = _chip("pass", "✓", "Verified")
             what = (
-                f"{_e(_alias_target(period.get('version')))}"
+                f"{_e(alias_target(period.get('version')))}"
                 f'<div class="muted">{_e(observed)}; moved by {_e(who)}</div>'
                 f'<div><code class="hash">{_link(_tx_url(base, tx), tx)}</code></div>'
             )
         else:
-            maybe = " or ".join(
-                _alias_target(v)
-                for v in (_list(period.get("candidates")) or [period.get("version")])
-            )
+            maybe = period_targets(period)
             status = _chip("warn", "?", "Gap: no record")
             what = f'{_e(maybe)}<div class="muted">{_e(period.get("note"))}</div>'
         rows.append(f"<tr><td>{span}</td><td>{what}</td><td>{status}</td></tr>")
@@ -1071,7 +1078,7 @@ def render_alias_history(history: Mapping[str, Any]) -> str:
             _kv(
                 [
                     ("Alias", _mono(ref)),
-                    ("Registry says now", _text(_alias_target(data.get("current_version")))),
+                    ("Registry says now", _text(alias_target(data.get("current_version")))),
                     ("Schema", _mono(data.get("schema"))),
                 ]
             ),
@@ -1081,10 +1088,10 @@ def render_alias_history(history: Mapping[str, Any]) -> str:
     ]
     if "at" in data:
         answer = (
-            _alias_target(data.get("version"))
+            alias_target(data.get("version"))
             if data.get("at_status") in ("version", "absent")
             else f"{data.get('at_status')}: "
-            + " or ".join(_alias_target(v) for v in _list(data.get("candidates")))
+            + " or ".join(alias_target(v) for v in _list(data.get("candidates")))
         )
         body.insert(1, _card("Question", _kv([(f"At {_e(data.get('at'))}", _e(answer))])))
     title = f"{verdict} · history of {_e(ref)} · ar.io"

@@ -10,22 +10,12 @@ import click
 
 from ario_mlflow.cli.output import EXIT_CHECK_FAILED, EXIT_OK, deliver
 from ario_mlflow.cli.panel import glyph
-
-_OBSERVERS = {
-    "client": "by ArioMlflowClient",
-    "webhook": "by MLflow's webhook",
-    "reconcile": "found by reconcile",
-}
+from ario_mlflow.report import alias_target, observed_label, period_targets
 
 
 def _who(period: dict[str, Any]) -> str:
-    observed = _OBSERVERS.get(str(period.get("observed_by")), "by the client (0.3.0 record)")
     user = period.get("changed_by")
-    return f"{observed}, user {user if user else 'unknown'}"
-
-
-def _target(version: Any) -> str:
-    return f"v{version}" if version is not None else "no alias"
+    return f"{observed_label(period.get('observed_by'))}, user {user if user else 'unknown'}"
 
 
 def print_timeline(history: dict[str, Any], indent: str = "  ") -> None:
@@ -38,12 +28,12 @@ def print_timeline(history: dict[str, Any], indent: str = "  ") -> None:
             confirmed = len(period["confirmed_by"])
             extra = f", also seen by {confirmed} more record(s)" if confirmed else ""
             click.echo(
-                f"{indent}{glyph(True)} {span}  {_target(period['version'])}  "
+                f"{indent}{glyph(True)} {span}  {alias_target(period['version'])}  "
                 f"({_who(period)}{extra})  TX {period['tx_id']}"
             )
         else:
             label = "GAP" if period["kind"] == "uncertain" else "BEFORE RECORDS"
-            maybe = " or ".join(_target(v) for v in period["candidates"] or [period["version"]])
+            maybe = period_targets(period)
             click.echo(f"{indent}{glyph(None)} {span}  {maybe}  {label}: {period['note']}")
     for problem in history["problems"]:
         click.echo(f"{indent}{glyph(False)} {problem}")
@@ -55,7 +45,7 @@ def _print(history: dict[str, Any]) -> None:
     records = sum(1 for r in history["records"] if r["verified"])
     click.echo(
         f"\n{records} verified record(s), {history['gaps']} gap(s); the registry says "
-        f"{_target(history['current_version'])} now"
+        f"{alias_target(history['current_version'])} now"
     )
     if not history["index_searched"]:
         click.echo(
@@ -72,7 +62,7 @@ def _print(history: dict[str, Any]) -> None:
         elif status == "absent":
             answer = "no version (the alias did not exist)"
         elif status == "uncertain":
-            answer = "uncertain: " + " or ".join(_target(v) for v in history["candidates"])
+            answer = "uncertain: " + " or ".join(alias_target(v) for v in history["candidates"])
         else:
             answer = "not recorded: no record covers that time"
         click.echo(f"\nAt {history['at']}: @{history['alias']} = {answer}")
