@@ -29,7 +29,7 @@ from ario_mlflow.proof.alias_history import AliasChange, Period, Timeline
 from ario_mlflow.proof.checks import issuer_pinned, record_problem
 from ario_mlflow.proof.ed25519 import key_fingerprint
 from ario_mlflow.proof.hashing import sha256_hex
-from ario_mlflow.proof.payloads import ALIAS
+from ario_mlflow.proof.payloads import ALIAS, REGISTRATION, TRAINING, model_version_subject
 from ario_mlflow.tags import ALIAS_TX_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,13 @@ def _claims(
 
 
 def _witness_run(
-    client: Any, anchor: Any, name: str, version: str, envelope: dict[str, Any]
+    client: Any,
+    anchor: Any,
+    name: str,
+    version: str,
+    envelope: dict[str, Any],
+    *,
+    trusted: Sequence[str],
 ) -> str:
     """The run whose artifacts hold an alias record's payload: the version's run, or —
     the version deleted from MLflow since — the run its signed chain names (alias record
@@ -129,14 +135,19 @@ def _witness_run(
     registration = fetch_checked_envelope(
         str(envelope.get("previous_hash")),
         anchor,
-        lambda e: (
-            None if e.get("event_type") == "model_registered" else "not a registration record"
+        lambda e: record_problem(
+            e,
+            event_type=REGISTRATION,
+            subject=model_version_subject(name, version),
+            trusted_keys=trusted,
         ),
     )
     training = fetch_checked_envelope(
         str(registration.get("previous_hash")),
         anchor,
-        lambda e: None if e.get("event_type") == "training_complete" else "not a training record",
+        lambda e: record_problem(
+            e, event_type=TRAINING, subject={"type": "mlflow_run"}, trusted_keys=trusted
+        ),
     )
     return str(training["subject"]["run_id"])
 
@@ -163,9 +174,8 @@ def _check(
         version = str(envelope["subject"].get("version") or "")
         if not version:
             raise IntegrityError("it names no version, so no run holds its payload")
-        data, _ = read_witness(
-            client, _witness_run(client, anchor, name, version, envelope), envelope
-        )
+        run_id = _witness_run(client, anchor, name, version, envelope, trusted=trusted)
+        data, _ = read_witness(client, run_id, envelope)
         if sha256_hex(data) != envelope.get("payload_hash"):
             raise IntegrityError("its payload in MLflow was edited (hash differs)")
         payload = json.loads(data)
@@ -281,7 +291,8 @@ def _record_order(record: CheckedRecord) -> tuple[int, datetime, str]:
     return (0, record.change.at, record.tx_id)
 
 
-def _registered_aliases(client: Any, name: str) -> dict[str, str]:
+def registered_aliases(client: Any, name: str) -> dict[str, str]:
+    """``{alias: version}`` the registry holds for model ``name`` now (a hint)."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -304,7 +315,19 @@ def alias_history(
 ) -> dict[str, Any]:
     """The verified timeline of ``name@alias`` (and, with ``at``, which version it named
     then: top-level ``version``, with ``at_status`` saying how sure that is)."""
-    current = _registered_aliases(client, name).get(alias)
+    current = registered_aliases(client, name).get(alias)
+    return _alias_timeline(client, anchor, name, alias, current, trusted_keys, at=at)
+
+
+def _alias_timeline(  # noqa: PLR0917 - one alias's records, checked, as a history
+    client: Any,
+    anchor: Any,
+    name: str,
+    alias: str,
+    current: str | None,
+    trusted_keys: Sequence[str],
+    at: datetime | None = None,
+) -> dict[str, Any]:
     records, search_failure = checked_alias_records(client, anchor, name, [alias], trusted_keys)
     return timeline_json(
         name, alias, records, current, trusted=trusted_keys, search_failure=search_failure, at=at
@@ -316,7 +339,7 @@ def model_alias_timelines(
 ) -> dict[str, dict[str, Any]]:
     """The history of every alias that names ``version`` now or named it in a record (for
     the audit of that version)."""
-    current = _registered_aliases(client, name)
+    current = registered_aliases(client, name)
     records, search_failure = checked_alias_records(
         client, anchor, name, list(current), trusted_keys
     )
@@ -338,11 +361,22 @@ def model_alias_timelines(
     }
 
 
+def pointed_at(version: str | None) -> str:
+    """How a record's target reads in a reason: ``v3``, or that it deleted the alias."""
+    return f"v{version}" if version else "nothing (deleted)"
+
+
+def latest_record(timeline: dict[str, Any]) -> dict[str, Any] | None:
+    """The last period of an alias history that a record made (``None``: no record)."""
+    recorded = [p for p in timeline["periods"] if p["kind"] == history.RECORDED]
+    return recorded[-1] if recorded else None
+
+
 def last_recorded(timeline: dict[str, Any]) -> str | None:
     """The version an alias history's last record points the alias at (``None``: none,
     or deleted)."""
-    recorded = [p for p in timeline["periods"] if p["kind"] == history.RECORDED]
-    return recorded[-1]["version"] if recorded else None
+    latest = latest_record(timeline)
+    return None if latest is None else latest["version"]
 
 
 def last_recorded_target(
@@ -352,12 +386,7 @@ def last_recorded_target(
     deletion MLflow reports without the version it removed)."""
 
     def lookup(name: str, alias: str) -> str | None:
-        records, search_failure = checked_alias_records(client, anchor, name, [alias], trusted_keys)
-        return last_recorded(
-            timeline_json(
-                name, alias, records, None, trusted=trusted_keys, search_failure=search_failure
-            )
-        )
+        return last_recorded(_alias_timeline(client, anchor, name, alias, None, trusted_keys))
 
     return lookup
 
@@ -374,21 +403,17 @@ def check_alias_target(
     """``IntegrityError`` unless the verified records of ``name@alias`` last point it at
     ``version`` (what MLflow resolved it to); the TX of that record, or ``None`` when the
     alias has no record at all (the caller decides whether that is acceptable)."""
-    records, search_failure = checked_alias_records(client, anchor, name, [alias], trusted_keys)
-    timeline = timeline_json(
-        name, alias, records, version, trusted=trusted_keys, search_failure=search_failure
-    )
+    timeline = _alias_timeline(client, anchor, name, alias, version, trusted_keys)
     if timeline["problems"]:
         raise IntegrityError(
             f"an alias_changed record of {name}@{alias} does not check out: "
             + " | ".join(timeline["problems"])
         )
-    recorded = [p for p in timeline["periods"] if p["kind"] == history.RECORDED]
-    if not recorded:
+    last = latest_record(timeline)
+    if last is None:
         return None
-    last = recorded[-1]
     if last["version"] != version:
-        points_at = f"v{last['version']}" if last["version"] else "nothing (deleted)"
+        points_at = pointed_at(last["version"])
         raise IntegrityError(
             f"MLflow resolves {name}@{alias} to v{version}, but its latest alias_changed "
             f"record ({last['tx_id']}, {last['from']}) points it at {points_at}: the alias was "

@@ -135,8 +135,16 @@ def verified_registration_tx(
             envelope, event_type=payloads.REGISTRATION, subject=subject, trusted_keys=trusted_keys
         )
 
+    def verifies(tx_id: str) -> bool:
+        try:
+            fetch_checked_envelope(tx_id, anchor, check)
+        except Exception:
+            return False
+        return True
+
     named = version_registration_tx(version_tags, getattr(anchor, "journal", None), name, version)
-    candidates = [named] if named else []
+    if named and verifies(named):
+        return named  # the usual case: no index search
     try:
         found = anchor.reader().search_everywhere(
             tags={
@@ -146,16 +154,10 @@ def verified_registration_tx(
                 "Model-Version": version,
             }
         )
-        candidates += [node.id for node in found.nodes if node.id != named]
-    except Exception as exc:  # the named candidate may still verify
+    except Exception as exc:
         logger.debug("registration search for %s/%s failed: %s", name, version, exc)
-    for tx_id in candidates:
-        try:
-            fetch_checked_envelope(tx_id, anchor, check)
-        except Exception:
-            continue
-        return tx_id
-    return None
+        return None
+    return next((n.id for n in found.nodes if n.id != named and verifies(n.id)), None)
 
 
 # --- fetching one checked record ---------------------------------------------------------

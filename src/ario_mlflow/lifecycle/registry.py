@@ -478,6 +478,34 @@ class ArioMlflowClient(MlflowClient):
             raise TypeError("anchor object has no journal; ArioMlflowClient needs ArweaveAnchor")
         return journal
 
+    def _ario_journal_event(
+        self,
+        event: str,
+        name: str,
+        version: str,
+        fields: dict[str, Any],
+        *,
+        snapshot: dict[str, Any] | None = None,
+        once: str | None = None,
+        not_before: float = 0.0,
+    ) -> int | None:
+        """:func:`journal_registry_event` for this client's stores, engine and anchor
+        (also for the webhook receiver and reconciliation, which observe with a client)."""
+        self._ario_components()
+        return journal_registry_event(
+            self._ario_journal(),
+            event,
+            name,
+            version,
+            fields,
+            snapshot=snapshot,
+            tracking_uri=self.tracking_uri,
+            registry_uri=getattr(self, "_registry_uri", None),
+            components=self._ario_key,
+            once=once,
+            not_before=not_before,
+        )
+
     def _ario_queue(
         self,
         event: str,
@@ -491,17 +519,7 @@ class ArioMlflowClient(MlflowClient):
         snapshot = {**capture_otel_context(capture_otel), **(metadata or {})}
         payloads.check_metadata(snapshot)
         journal = self._ario_journal()
-        task_id = journal_registry_event(
-            journal,
-            event,
-            name,
-            version,
-            fields,
-            snapshot=snapshot,
-            tracking_uri=self.tracking_uri,
-            registry_uri=getattr(self, "_registry_uri", None),
-            components=self._ario_key,
-        )
+        task_id = self._ario_journal_event(event, name, version, fields, snapshot=snapshot)
         assert task_id is not None  # no ``once`` key, so always journaled
         # the task holds the client (and so its engine and anchor) until it has run
         key = registry_key(event, name, version)

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ario_mlflow.errors import ArioError, WebhookRejected
-from ario_mlflow.lifecycle.registry import ArioMlflowClient, journal_registry_event
+from ario_mlflow.lifecycle.registry import ArioMlflowClient
 from ario_mlflow.lifecycle.webhooks import (
     DEFAULT_TOLERANCE,
     MAX_BODY_BYTES,
@@ -70,15 +70,11 @@ class WebhookReceiver:
             logger.info("ignored %s (delivery %s)", delivery.event, delivery.delivery_id)
             return 200, {"status": "ignored", "event": delivery.event}
         try:
-            task_id = journal_registry_event(
-                self.journal,
+            task_id = self.client._ario_journal_event(
                 event.event,
                 event.name,
                 event.key,
                 event.fields,
-                tracking_uri=self.client.tracking_uri,
-                registry_uri=getattr(self.client, "_registry_uri", None),
-                components=self.client._ario_key,
                 once=delivery_once_key(delivery.delivery_id),
                 not_before=event.not_before,
             )

@@ -13,7 +13,7 @@ or MLflow's webhook) or, for a change found later by reconciliation, only an upp
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -241,20 +241,7 @@ def _close(periods: list[Period]) -> None:
         following = periods[index + 1]
         period = periods[index]
         if period.end is None or (following.start is not None and following.start < period.end):
-            periods[index] = _replace_end(period, following.start)
-
-
-def _replace_end(period: Period, end: datetime | None) -> Period:
-    return Period(
-        period.kind,
-        period.start,
-        end,
-        version=period.version,
-        candidates=period.candidates,
-        change=period.change,
-        confirmations=period.confirmations,
-        note=period.note,
-    )
+            periods[index] = replace(period, end=following.start)
 
 
 @dataclass(frozen=True)

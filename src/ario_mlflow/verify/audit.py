@@ -15,7 +15,7 @@ from typing import Any
 
 from ario_mlflow.arweave.gateway_reader import GatewayReader
 from ario_mlflow.errors import ArtifactAccessError, IntegrityError
-from ario_mlflow.lifecycle.alias_records import model_alias_timelines
+from ario_mlflow.lifecycle.alias_records import latest_record, model_alias_timelines, pointed_at
 from ario_mlflow.lifecycle.lineage import (
     ModelProof,
     fetch_checked_envelope,
@@ -363,18 +363,16 @@ def _alias_stage(alias: str, version: str, timeline: dict[str, Any]) -> dict[str
 
     if timeline["problems"]:
         return verdict(False, "alias_record_invalid: " + " | ".join(timeline["problems"]), None)
-    recorded = [p for p in timeline["periods"] if p["kind"] == "recorded"]
-    if not recorded:
+    last = latest_record(timeline)
+    if last is None:
         reason = (
             f"alias_unrecorded: @{alias} points at v{version}, and no alias_changed record says so"
         )
         return verdict(False, reason, None)
-    last = recorded[-1]
     if last["version"] != version or timeline["periods"][-1] is not last:
-        points_at = f"v{last['version']}" if last["version"] else "nothing (deleted)"
         reason = (
             f"alias_unrecorded: @{alias} points at v{version}, but its latest alias_changed "
-            f"record ({last['tx_id']}, {last['from']}) points it at {points_at}"
+            f"record ({last['tx_id']}, {last['from']}) points it at {pointed_at(last['version'])}"
         )
         return verdict(False, reason, last["tx_id"])
     return {**verdict(True, "", last["tx_id"]), "signed_at": last["from"]}

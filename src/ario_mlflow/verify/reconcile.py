@@ -25,11 +25,12 @@ from ario_mlflow.lifecycle.alias_records import (
     checked_alias_records,
     last_recorded,
     name_filter,
+    registered_aliases,
     timeline_json,
 )
 from ario_mlflow.lifecycle.lineage import verified_registration_tx
 from ario_mlflow.lifecycle.recorder import REGISTRY_ALIAS, REGISTRY_REGISTRATION, registry_key
-from ario_mlflow.lifecycle.registry import ArioMlflowClient, journal_registry_event
+from ario_mlflow.lifecycle.registry import ArioMlflowClient
 from ario_mlflow.outbox.journal import DONE, FAILED, Journal
 from ario_mlflow.outbox.workers import run_task_now
 from ario_mlflow.proof import payloads
@@ -131,22 +132,12 @@ class Reconciler:
         self.trusted = tuple(trusted_keys)
 
     def _queue(self, event: str, name: str, key: str, fields: dict[str, Any]) -> int:
-        task = journal_registry_event(
-            self.journal,
-            event,
-            name,
-            key,
-            fields,
-            tracking_uri=self.client.tracking_uri,
-            registry_uri=getattr(self.client, "_registry_uri", None),
-            components=self.client._ario_key,
-        )
-        assert task is not None
+        task = self.client._ario_journal_event(event, name, key, fields)
+        assert task is not None  # no ``once`` key, so always journaled
         return task
 
     def _aliases(self, name: str, found_at: str, report: Reconciliation) -> list[tuple[Found, int]]:
-        model = self.client.get_registered_model(name)
-        current = {str(k): str(v) for k, v in (getattr(model, "aliases", None) or {}).items()}
+        current = registered_aliases(self.client, name)
         records, search_failure = checked_alias_records(
             self.client, self.anchor, name, list(current), self.trusted
         )
